@@ -1,0 +1,95 @@
+package v1alpha1
+
+// Condition types. Every condition has positive polarity: True is the good state, except Stalled, whose
+// True means something is wrong that waiting will not fix.
+const (
+	// ReadyCondition is the summary condition that kstatus, Argo CD and Flux read. On a SignedImage it is
+	// True when the image is verified; on an ImageSignaturePolicy it is True once the policy compiled and
+	// its trust root and keys loaded.
+	ReadyCondition = "Ready"
+
+	// VerifiedCondition on a SignedImage is True when the image digest satisfies every matching policy,
+	// False when at least one policy proved it unverified (a Failed reason below), and Unknown when it
+	// could not be decided (an Unknown reason below).
+	VerifiedCondition = "Verified"
+
+	// StalledCondition on an ImageSignaturePolicy is True when the policy cannot work as written: it
+	// needs a change to its spec or to an object it refers to, not a retry.
+	StalledCondition = "Stalled"
+)
+
+// Reasons for Verified=True and Ready=True.
+const (
+	// VerifiedReason: every matching policy found a valid signature from an allowed signer.
+	VerifiedReason = "Verified"
+
+	// PolicyReadyReason: the policy compiled and its trust root and keys loaded.
+	PolicyReadyReason = "PolicyReady"
+)
+
+// Reasons for Verified=False: the image was examined and does not satisfy a policy.
+const (
+	// SignatureMissingReason: no signature exists for the digest.
+	SignatureMissingReason = "SignatureMissing"
+
+	// UntrustedSignerReason: signatures exist, but none from an identity or key the policy allows.
+	UntrustedSignerReason = "UntrustedSigner"
+
+	// InvalidSignatureReason: a signature is cryptographically wrong or bound to another digest.
+	InvalidSignatureReason = "InvalidSignature"
+
+	// TransparencyLogMissingReason: the policy requires a transparency log entry and the signature has
+	// none.
+	TransparencyLogMissingReason = "TransparencyLogMissing"
+
+	// AttestationMissingReason: a required attestation is absent or not signed by an allowed signer.
+	AttestationMissingReason = "AttestationMissing"
+
+	// AttestationFailedReason: a required attestation is present but one of its conditions is false.
+	AttestationFailedReason = "AttestationFailed"
+)
+
+// Reasons for Verified=Unknown: the verdict could not be reached; the last good result is kept.
+const (
+	// NoMatchingPolicyReason: no ImageSignaturePolicy covers the image.
+	NoMatchingPolicyReason = "NoMatchingPolicy"
+
+	// RegistryUnavailableReason: the registry could not be reached or returned an error.
+	RegistryUnavailableReason = "RegistryUnavailable"
+
+	// TrustedRootUnavailableReason: the Sigstore trust root could not be loaded.
+	TrustedRootUnavailableReason = "TrustedRootUnavailable"
+
+	// VerificationErrorReason: verification failed for a reason that is neither the image's nor the
+	// registry's fault (for example a policy that is not ready).
+	VerificationErrorReason = "VerificationError"
+
+	// PendingReason: the image has not been verified yet.
+	PendingReason = "Pending"
+)
+
+// Reasons for Stalled=True and Ready=False on an ImageSignaturePolicy.
+const (
+	// InvalidPolicyReason: a field the CRD schema cannot check is wrong (a regular expression that does
+	// not compile, a CEL condition that does not compile).
+	InvalidPolicyReason = "InvalidPolicy"
+
+	// KeyUnavailableReason: a public key does not parse, or its Secret is missing.
+	KeyUnavailableReason = "KeyUnavailable"
+
+	// TrustedRootUnavailableReason (above) is also used when a policy's trusted root ConfigMap is missing
+	// or does not parse.
+)
+
+const (
+	// ReverifyAnnotation on a SignedImage forces a verification whenever its value changes:
+	// kubectl annotate si NAME sigwatch.dev/reverify="$(date +%s)" --overwrite
+	ReverifyAnnotation = "sigwatch.dev/reverify"
+
+	// ManagedByLabel marks the SignedImages that sigwatch created for running pods (value
+	// ManagedByValue). Only those are garbage-collected; SignedImages made by hand are never deleted.
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+
+	// ManagedByValue is the value of ManagedByLabel on SignedImages that sigwatch manages.
+	ManagedByValue = "sigwatch"
+)

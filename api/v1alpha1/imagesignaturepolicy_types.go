@@ -1,0 +1,348 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ImageSignaturePolicySpec says which image repositories must be signed, by which identities or keys,
+// and with which attestations.
+type ImageSignaturePolicySpec struct {
+	// images are glob patterns over the normalized image repository (docker.io/library/ is added where
+	// Docker adds it; no tag, no digest). `*` matches within one path segment and `**` across segments:
+	// `ghcr.io/yourorg/**`, `docker.io/library/nginx`.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=set
+	Images []ImagePattern `json:"images"`
+
+	// namespaceSelector limits the policy to the namespaces whose labels match. Absent, the policy applies
+	// in every namespace.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+
+	// authorities are the signers the policy trusts. A signature that satisfies any one authority
+	// satisfies the policy.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=map
+	// +listMapKey=name
+	Authorities []Authority `json:"authorities"`
+
+	// attestations must all be present, signed by one of the authorities, with all their conditions
+	// true.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=map
+	// +listMapKey=name
+	Attestations []Attestation `json:"attestations,omitempty"`
+
+	// trustedRoot is the Sigstore trust root (Fulcio, Rekor, TSA and CT keys) for a private Sigstore or an
+	// air-gapped cluster. Absent, the public-good Sigstore trust root is used.
+	// +optional
+	TrustedRoot *TrustedRootSource `json:"trustedRoot,omitempty"`
+
+	// signatureRepository is the repository where signatures are stored when they are not stored beside
+	// the image (what cosign's COSIGN_REPOSITORY does), for example `registry.example.com/signatures`.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=255
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9.-]+(:[0-9]+)?(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)+$`
+	SignatureRepository string `json:"signatureRepository,omitempty"`
+
+	// reverifyInterval is how often the images the policy covers are verified again. At least 1m.
+	// +optional
+	// +kubebuilder:default="1h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="reverifyInterval must be at least 1m"
+	ReverifyInterval *metav1.Duration `json:"reverifyInterval,omitempty"`
+}
+
+// ImagePattern is a glob over a normalized image repository, without tag or digest.
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=255
+// +kubebuilder:validation:XValidation:rule="self.matches('^([^\\\\s@:/]+(:[0-9*?]+)?/)?[^\\\\s@:]+$')",message="an image pattern is a glob over a repository, without tag or digest (ghcr.io/yourorg/**)"
+type ImagePattern string
+
+// Authority is one trusted signer: keyless identities or a public key.
+// +kubebuilder:validation:XValidation:rule="(has(self.keyless)?1:0)+(has(self.key)?1:0)==1",message="exactly one of keyless or key must be set"
+// +kubebuilder:validation:XValidation:rule="!has(self.transparencyLog) || self.transparencyLog.mode != 'Disabled' || has(self.key)",message="transparencyLog.mode Disabled is only allowed with key"
+type Authority struct {
+	// name identifies the authority in results; unique within the policy.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+
+	// keyless trusts Fulcio certificates issued to one of the listed identities.
+	// +optional
+	Keyless *KeylessAuthority `json:"keyless,omitempty"`
+
+	// key trusts signatures made with one public key.
+	// +optional
+	Key *KeyAuthority `json:"key,omitempty"`
+
+	// transparencyLog says whether a transparency log entry is required.
+	// +optional
+	TransparencyLog *TransparencyLogPolicy `json:"transparencyLog,omitempty"`
+}
+
+// KeylessAuthority trusts certificates from the trust root's certificate authority issued to one of the
+// identities.
+type KeylessAuthority struct {
+	// identities are the OIDC identities allowed to sign; any one suffices.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	Identities []Identity `json:"identities"`
+}
+
+// Identity is an OIDC issuer and subject, as Fulcio writes them into a certificate. Regular expressions
+// must match the whole value: sigwatch anchors them.
+// +kubebuilder:validation:XValidation:rule="(has(self.issuer)?1:0)+(has(self.issuerRegExp)?1:0)==1",message="exactly one of issuer or issuerRegExp must be set"
+// +kubebuilder:validation:XValidation:rule="(has(self.subject)?1:0)+(has(self.subjectRegExp)?1:0)==1",message="exactly one of subject or subjectRegExp must be set"
+type Identity struct {
+	// issuer is the exact OIDC issuer URL, for example `https://token.actions.githubusercontent.com`.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	Issuer string `json:"issuer,omitempty"`
+
+	// issuerRegExp is a regular expression (RE2) that the whole issuer must match.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	IssuerRegExp string `json:"issuerRegExp,omitempty"`
+
+	// subject is the exact certificate subject (SAN), for example
+	// `https://github.com/yourorg/yourrepo/.github/workflows/release.yaml@refs/heads/main`.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	Subject string `json:"subject,omitempty"`
+
+	// subjectRegExp is a regular expression (RE2) that the whole subject must match.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	SubjectRegExp string `json:"subjectRegExp,omitempty"`
+
+	// githubWorkflow claims, compared exactly with the Fulcio certificate extensions. Only the fields set
+	// are compared.
+	// +optional
+	GitHubWorkflow *GitHubWorkflowClaims `json:"githubWorkflow,omitempty"`
+}
+
+// GitHubWorkflowClaims are the GitHub Actions claims that Fulcio copies into certificate extensions.
+// +kubebuilder:validation:XValidation:rule="has(self.repository) || has(self.ref) || has(self.sha) || has(self.trigger) || has(self.name)",message="githubWorkflow needs at least one claim"
+type GitHubWorkflowClaims struct {
+	// repository is the `owner/name` of the repository that ran the workflow (OID 1.3.6.1.4.1.57264.1.5).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Repository string `json:"repository,omitempty"`
+
+	// ref is the git ref the workflow ran on, for example `refs/heads/main` (OID 1.3.6.1.4.1.57264.1.6).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Ref string `json:"ref,omitempty"`
+
+	// sha is the commit the workflow ran on (OID 1.3.6.1.4.1.57264.1.3).
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[a-f0-9]{40}([a-f0-9]{24})?$`
+	SHA string `json:"sha,omitempty"`
+
+	// trigger is the event that started the workflow, for example `push` (OID 1.3.6.1.4.1.57264.1.2).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	Trigger string `json:"trigger,omitempty"`
+
+	// name is the workflow's name (OID 1.3.6.1.4.1.57264.1.4).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Name string `json:"name,omitempty"`
+}
+
+// KeyAuthority trusts one public key, given inline or in a Secret.
+// +kubebuilder:validation:XValidation:rule="(has(self.publicKey)?1:0)+(has(self.secretRef)?1:0)==1",message="exactly one of publicKey or secretRef must be set"
+type KeyAuthority struct {
+	// publicKey is a PEM public key: ECDSA P-256 or P-384, RSA of at least 2048 bits, or Ed25519.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=16384
+	// +kubebuilder:validation:XValidation:rule="self.contains('-----BEGIN PUBLIC KEY-----') || self.contains('-----BEGIN RSA PUBLIC KEY-----')",message="publicKey must be a PEM public key (-----BEGIN PUBLIC KEY-----)"
+	PublicKey string `json:"publicKey,omitempty"`
+
+	// secretRef names a Secret key that holds the PEM public key.
+	// +optional
+	SecretRef *SecretKeyReference `json:"secretRef,omitempty"`
+}
+
+// SecretKeyReference names one key of a Secret.
+type SecretKeyReference struct {
+	// name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// namespace of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace"`
+
+	// key in the Secret's data.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key"`
+}
+
+// TransparencyLogMode says whether a transparency log entry is required.
+// +kubebuilder:validation:Enum=Required;Optional;Disabled
+type TransparencyLogMode string
+
+const (
+	// TransparencyLogRequired: the signature must have a verified transparency log entry.
+	TransparencyLogRequired TransparencyLogMode = "Required"
+	// TransparencyLogOptional: a log entry is verified when present, not required.
+	TransparencyLogOptional TransparencyLogMode = "Optional"
+	// TransparencyLogDisabled: log entries are ignored. Only with key, whose trust does not rest on time.
+	TransparencyLogDisabled TransparencyLogMode = "Disabled"
+)
+
+// TransparencyLogPolicy configures the transparency log check of an authority.
+type TransparencyLogPolicy struct {
+	// mode is Required (the default), Optional or Disabled (only with key).
+	// +optional
+	// +kubebuilder:default=Required
+	Mode TransparencyLogMode `json:"mode,omitempty"`
+}
+
+// Attestation is an in-toto attestation that must be present and signed by one of the authorities.
+type Attestation struct {
+	// name identifies the attestation in results; unique within the policy.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+
+	// predicateType is the in-toto predicate type URI, for example `https://slsa.dev/provenance/v1`.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule="isURL(self)",message="predicateType must be a URI"
+	PredicateType string `json:"predicateType"`
+
+	// conditions are CEL expressions over `predicate` that must all be true, for example
+	// `predicate.runDetails.builder.id == "https://github.com/actions/runner"`.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=4096
+	// +listType=atomic
+	Conditions []string `json:"conditions,omitempty"`
+}
+
+// TrustedRootSource says where a Sigstore trusted_root.json comes from.
+type TrustedRootSource struct {
+	// configMapRef names the ConfigMap key that holds the trusted_root.json.
+	// +required
+	ConfigMapRef ConfigMapKeyReference `json:"configMapRef"`
+}
+
+// ConfigMapKeyReference names one key of a ConfigMap.
+type ConfigMapKeyReference struct {
+	// name of the ConfigMap.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// namespace of the ConfigMap.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace"`
+
+	// key in the ConfigMap's data; `trusted_root.json` by default.
+	// +optional
+	// +kubebuilder:default="trusted_root.json"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key,omitempty"`
+}
+
+// ImageSignaturePolicyStatus is the observed state of an ImageSignaturePolicy.
+type ImageSignaturePolicyStatus struct {
+	// observedGeneration is the generation of the spec that the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready (the policy compiled and its trust root and keys loaded) and Stalled (the policy
+	// cannot work as written).
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// matchedImages counts the SignedImages the policy covers.
+	// +optional
+	MatchedImages int32 `json:"matchedImages"`
+
+	// verifiedImages counts the covered SignedImages that the policy verified.
+	// +optional
+	VerifiedImages int32 `json:"verifiedImages"`
+
+	// failedImages counts the covered SignedImages that failed the policy.
+	// +optional
+	FailedImages int32 `json:"failedImages"`
+
+	// unknownImages counts the covered SignedImages whose verdict under the policy is unknown.
+	// +optional
+	UnknownImages int32 `json:"unknownImages"`
+}
+
+// ImageSignaturePolicy says which image repositories must be signed by which identities or keys, with
+// which attestations. sigwatch checks the images that pods run against it, continuously.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=isp,categories=sigwatch
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Matched",type=integer,JSONPath=`.status.matchedImages`
+// +kubebuilder:printcolumn:name="Verified",type=integer,JSONPath=`.status.verifiedImages`
+// +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.failedImages`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type ImageSignaturePolicy struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired policy.
+	// +required
+	Spec ImageSignaturePolicySpec `json:"spec"`
+
+	// status is the observed state of the policy.
+	// +optional
+	Status ImageSignaturePolicyStatus `json:"status,omitempty"`
+}
+
+// ImageSignaturePolicyList is a list of ImageSignaturePolicy.
+// +kubebuilder:object:root=true
+type ImageSignaturePolicyList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ImageSignaturePolicy `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&ImageSignaturePolicy{}, &ImageSignaturePolicyList{})
+}

@@ -1,0 +1,239 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// SignedImageSpec names one image digest. Both fields are immutable: a SignedImage is about one digest
+// for its whole life.
+type SignedImageSpec struct {
+	// image is the normalized image repository, without tag or digest, for example
+	// `docker.io/library/nginx` or `ghcr.io/yourorg/app`.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=255
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-zA-Z0-9.-]+(:[0-9]+)?(/[a-z0-9]+((\\\\.|_|__|-+)[a-z0-9]+)*)+$')",message="image is a normalized repository (registry/path), without tag or digest"
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="image is immutable"
+	Image string `json:"image"`
+
+	// digest is the manifest digest that is verified, `sha256:` and 64 hex characters. Tags are never
+	// verified.
+	// +required
+	// +kubebuilder:validation:Pattern=`^sha256:[a-f0-9]{64}$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="digest is immutable"
+	Digest string `json:"digest"`
+}
+
+// PolicyResultType is the verdict of one policy on an image.
+// +kubebuilder:validation:Enum=Verified;Failed;Unknown
+type PolicyResultType string
+
+const (
+	// PolicyVerified: the policy is satisfied.
+	PolicyVerified PolicyResultType = "Verified"
+	// PolicyFailed: the image does not satisfy the policy.
+	PolicyFailed PolicyResultType = "Failed"
+	// PolicyUnknown: the verdict could not be reached.
+	PolicyUnknown PolicyResultType = "Unknown"
+)
+
+// PolicyResult is the verdict of one ImageSignaturePolicy on the image.
+type PolicyResult struct {
+	// name of the ImageSignaturePolicy.
+	// +required
+	Name string `json:"name"`
+
+	// result is Verified, Failed or Unknown.
+	// +required
+	Result PolicyResultType `json:"result"`
+
+	// reason is one of the Verified condition's reasons.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+
+	// message says why, in one line.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+
+	// authority is the name of the authority whose signer satisfied the policy.
+	// +optional
+	Authority string `json:"authority,omitempty"`
+}
+
+// SignatureFormat is how a signature is stored in the registry.
+// +kubebuilder:validation:Enum=bundle;legacy
+type SignatureFormat string
+
+const (
+	// SignatureFormatBundle: a Sigstore bundle stored as an OCI 1.1 referrer (cosign v3's default).
+	SignatureFormatBundle SignatureFormat = "bundle"
+	// SignatureFormatLegacy: cosign's `sha256-<hex>.sig` tag with simple-signing layers.
+	SignatureFormatLegacy SignatureFormat = "legacy"
+)
+
+// SignatureInfo describes one signature that was examined.
+type SignatureInfo struct {
+	// format is bundle or legacy.
+	// +required
+	Format SignatureFormat `json:"format"`
+
+	// subject is the certificate's identity (SAN) for keyless signatures.
+	// +optional
+	Subject string `json:"subject,omitempty"`
+
+	// issuer is the OIDC issuer of the certificate for keyless signatures.
+	// +optional
+	Issuer string `json:"issuer,omitempty"`
+
+	// keyID identifies the public key for key-based signatures (sha256 of its DER form).
+	// +optional
+	KeyID string `json:"keyID,omitempty"`
+
+	// githubWorkflowRepository is the GitHub repository claim of the certificate.
+	// +optional
+	GitHubWorkflowRepository string `json:"githubWorkflowRepository,omitempty"`
+
+	// githubWorkflowRef is the GitHub ref claim of the certificate.
+	// +optional
+	GitHubWorkflowRef string `json:"githubWorkflowRef,omitempty"`
+
+	// transparencyLogIndex is the index of the signature's transparency log entry.
+	// +optional
+	TransparencyLogIndex *int64 `json:"transparencyLogIndex,omitempty"`
+
+	// integratedTime is when the transparency log integrated the entry.
+	// +optional
+	IntegratedTime *metav1.Time `json:"integratedTime,omitempty"`
+
+	// timestampTime is the time certified by a timestamp authority.
+	// +optional
+	TimestampTime *metav1.Time `json:"timestampTime,omitempty"`
+
+	// signatureDigest is the digest of the manifest that holds the signature.
+	// +optional
+	SignatureDigest string `json:"signatureDigest,omitempty"`
+}
+
+// WorkloadReference is a top-level owner of pods that run the image.
+type WorkloadReference struct {
+	// kind of the workload: Deployment, StatefulSet, DaemonSet, CronJob, Job, ReplicaSet or Pod.
+	// +required
+	Kind string `json:"kind"`
+
+	// name of the workload.
+	// +required
+	Name string `json:"name"`
+
+	// containers that run the image.
+	// +optional
+	// +listType=atomic
+	Containers []string `json:"containers,omitempty"`
+}
+
+// SignedImageSummary holds display strings for `kubectl get`. The API server prints one value per
+// column, so lists are joined here. Nothing reads them back.
+type SignedImageSummary struct {
+	// shortDigest is the first 12 hex characters of the digest.
+	// +optional
+	ShortDigest string `json:"shortDigest,omitempty"`
+
+	// signer is the identity (certificate subject, or key:<keyID>) of the signature that satisfied the
+	// policies.
+	// +optional
+	Signer string `json:"signer,omitempty"`
+
+	// policies are the names of the matching policies, comma-separated.
+	// +optional
+	Policies string `json:"policies,omitempty"`
+
+	// workloads are the kind/name of the workloads that run the image, comma-separated.
+	// +optional
+	Workloads string `json:"workloads,omitempty"`
+}
+
+// SignedImageStatus is the verdict on the image digest.
+type SignedImageStatus struct {
+	// observedGeneration is the generation of the spec that the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Verified (True, False or Unknown with a reason) and Ready (True when the image is
+	// verified).
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// summary repeats the status in the short strings that kubectl's columns show.
+	// +optional
+	Summary SignedImageSummary `json:"summary,omitempty"`
+
+	// policies are the verdicts of the ImageSignaturePolicies that cover the image.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Policies []PolicyResult `json:"policies,omitempty"`
+
+	// signatures are the signatures examined at the last verification that reached a verdict.
+	// +optional
+	// +listType=atomic
+	Signatures []SignatureInfo `json:"signatures,omitempty"`
+
+	// workloads are the top-level owners of the pods that run the image.
+	// +optional
+	// +listType=atomic
+	Workloads []WorkloadReference `json:"workloads,omitempty"`
+
+	// lastVerifiedTime is when the image was last found verified.
+	// +optional
+	LastVerifiedTime *metav1.Time `json:"lastVerifiedTime,omitempty"`
+
+	// lastAttemptTime is when verification was last attempted.
+	// +optional
+	LastAttemptTime *metav1.Time `json:"lastAttemptTime,omitempty"`
+
+	// nextVerificationTime is when the image will be verified again.
+	// +optional
+	NextVerificationTime *metav1.Time `json:"nextVerificationTime,omitempty"`
+}
+
+// SignedImage is the signature verdict on one image digest that runs (or will run) in its namespace.
+// sigwatch creates one for every digest that pods run; people may create one by hand to check an image
+// before it runs.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=si,categories=sigwatch
+// +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.spec.image`
+// +kubebuilder:printcolumn:name="Digest",type=string,JSONPath=`.status.summary.shortDigest`
+// +kubebuilder:printcolumn:name="Verified",type=string,JSONPath=`.status.conditions[?(@.type=="Verified")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Verified")].reason`
+// +kubebuilder:printcolumn:name="Signer",type=string,JSONPath=`.status.summary.signer`
+// +kubebuilder:printcolumn:name="Last Verified",type=date,JSONPath=`.status.lastVerifiedTime`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Policies",type=string,JSONPath=`.status.summary.policies`,priority=1
+// +kubebuilder:printcolumn:name="Workloads",type=string,JSONPath=`.status.summary.workloads`,priority=1
+type SignedImage struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec names the image digest.
+	// +required
+	Spec SignedImageSpec `json:"spec"`
+
+	// status is the verdict.
+	// +optional
+	Status SignedImageStatus `json:"status,omitempty"`
+}
+
+// SignedImageList is a list of SignedImage.
+// +kubebuilder:object:root=true
+type SignedImageList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []SignedImage `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&SignedImage{}, &SignedImageList{})
+}

@@ -1,0 +1,270 @@
+package crd
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/test/envtest"
+)
+
+const digestA = "sha256:0f3c4fe5a5a8c7d6b3a1e2f4d5c6b7a8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4"
+
+func newNamespace(t *testing.T, name string) string {
+	t.Helper()
+	ns := envtest.Namespace(name, nil)
+	if err := env.Client.Create(context.Background(), ns); err != nil {
+		t.Fatalf("creating namespace: %v", err)
+	}
+	return name
+}
+
+func signedImage(ns, name, image, digest string) *sigwatchv1alpha1.SignedImage {
+	return &sigwatchv1alpha1.SignedImage{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       sigwatchv1alpha1.SignedImageSpec{Image: image, Digest: digest},
+	}
+}
+
+func TestSignedImageValidation(t *testing.T) {
+	ns := newNamespace(t, "si-validation")
+	cases := []struct {
+		name, image, digest string
+		want                []string
+	}{
+		{"digest without algorithm", "ghcr.io/o/app", strings.TrimPrefix(digestA, "sha256:"), []string{"spec.digest", "should match"}},
+		{"digest too short", "ghcr.io/o/app", "sha256:abc", []string{"spec.digest", "should match"}},
+		{"digest upper case", "ghcr.io/o/app", strings.ToUpper(digestA), []string{"spec.digest", "should match"}},
+		{"sha512 digest", "ghcr.io/o/app", "sha512:" + strings.Repeat("a", 128), []string{"spec.digest", "should match"}},
+		{"image with a tag", "ghcr.io/o/app:v1", digestA, []string{"spec.image", "without tag or digest"}},
+		{"image with a digest", "ghcr.io/o/app@" + digestA, digestA, []string{"spec.image", "without tag or digest"}},
+		{"image missing", "", digestA, []string{"spec.image"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			err := env.Client.Create(context.Background(), signedImage(ns, "bad", tc.image, tc.digest))
+			g.Expect(err).To(HaveOccurred())
+			for _, w := range tc.want {
+				g.Expect(err.Error()).To(ContainSubstring(w))
+			}
+		})
+	}
+}
+
+func TestSignedImageSpecIsImmutable(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t, "si-immutable")
+	si := signedImage(ns, "app", "ghcr.io/yourorg/app", digestA)
+	g.Expect(env.Client.Create(ctx, si)).To(Succeed())
+
+	changed := si.DeepCopy()
+	changed.Spec.Digest = "sha256:" + strings.Repeat("1", 64)
+	err := env.Client.Update(ctx, changed)
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(err.Error()).To(ContainSubstring("spec.digest"))
+	g.Expect(err.Error()).To(ContainSubstring("digest is immutable"))
+
+	changed = si.DeepCopy()
+	changed.Spec.Image = "ghcr.io/yourorg/other"
+	err = env.Client.Update(ctx, changed)
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(err.Error()).To(ContainSubstring("spec.image"))
+	g.Expect(err.Error()).To(ContainSubstring("image is immutable"))
+
+	// Metadata stays mutable.
+	labelled := si.DeepCopy()
+	labelled.Labels = map[string]string{"team": "a"}
+	g.Expect(env.Client.Update(ctx, labelled)).To(Succeed())
+}
+
+func TestStatusSubresource(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t, "si-status")
+	si := signedImage(ns, "app", "ghcr.io/yourorg/app", digestA)
+	g.Expect(env.Client.Create(ctx, si)).To(Succeed())
+
+	// Status written through the main resource is dropped.
+	si.Status.Summary.Signer = "sneaky"
+	g.Expect(env.Client.Update(ctx, si)).To(Succeed())
+	got := &sigwatchv1alpha1.SignedImage{}
+	g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(si), got)).To(Succeed())
+	g.Expect(got.Status.Summary.Signer).To(BeEmpty())
+
+	// Status written through the status subresource sticks, and does not bump the generation.
+	gen := got.Generation
+	got.Status.Summary.Signer = "https://github.com/yourorg/yourrepo/.github/workflows/release.yaml@refs/heads/main"
+	meta.SetStatusCondition(&got.Status.Conditions, metav1.Condition{
+		Type: sigwatchv1alpha1.VerifiedCondition, Status: metav1.ConditionTrue,
+		Reason: sigwatchv1alpha1.VerifiedReason, Message: "ok", ObservedGeneration: gen,
+	})
+	g.Expect(env.Client.Status().Update(ctx, got)).To(Succeed())
+	again := &sigwatchv1alpha1.SignedImage{}
+	g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(si), again)).To(Succeed())
+	g.Expect(again.Status.Summary.Signer).To(Equal(got.Status.Summary.Signer))
+	g.Expect(again.Generation).To(Equal(gen))
+	g.Expect(meta.IsStatusConditionTrue(again.Status.Conditions, sigwatchv1alpha1.VerifiedCondition)).To(BeTrue())
+
+	// An invalid status (unknown policy result) is rejected by the schema.
+	again.Status.Policies = []sigwatchv1alpha1.PolicyResult{{Name: "p", Result: "Maybe"}}
+	err := env.Client.Status().Update(ctx, again)
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(err.Error()).To(ContainSubstring("status.policies[0].result"))
+}
+
+// table fetches a list as kubectl does, as a server-side Table.
+func table(t *testing.T, path string) *metav1.Table {
+	t.Helper()
+	g := NewWithT(t)
+	cs, err := kubernetes.NewForConfig(env.Config)
+	g.Expect(err).NotTo(HaveOccurred())
+	body, err := cs.CoreV1().RESTClient().Get().AbsPath(path).
+		SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").DoRaw(context.Background())
+	g.Expect(err).NotTo(HaveOccurred(), string(body))
+	tbl := &metav1.Table{}
+	g.Expect(json.Unmarshal(body, tbl)).To(Succeed())
+	return tbl
+}
+
+func columns(tbl *metav1.Table) (names []string, wide []string) {
+	for _, c := range tbl.ColumnDefinitions {
+		if c.Priority == 0 {
+			names = append(names, c.Name)
+		} else {
+			wide = append(wide, c.Name)
+		}
+	}
+	return names, wide
+}
+
+func cell(tbl *metav1.Table, row int, column string) any {
+	for i, c := range tbl.ColumnDefinitions {
+		if c.Name == column {
+			return tbl.Rows[row].Cells[i]
+		}
+	}
+	return nil
+}
+
+func TestSignedImagePrinterColumns(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t, "si-columns")
+	si := signedImage(ns, "app", "ghcr.io/yourorg/app", digestA)
+	g.Expect(env.Client.Create(ctx, si)).To(Succeed())
+	now := metav1.NewTime(time.Now().Add(-2 * time.Minute))
+	si.Status = sigwatchv1alpha1.SignedImageStatus{
+		Summary: sigwatchv1alpha1.SignedImageSummary{
+			ShortDigest: digestA[7:19],
+			Signer:      "https://github.com/yourorg/yourrepo/.github/workflows/release.yaml@refs/heads/main",
+			Policies:    "release,slsa",
+			Workloads:   "Deployment/web",
+		},
+		Conditions: []metav1.Condition{{
+			Type: sigwatchv1alpha1.VerifiedCondition, Status: metav1.ConditionFalse,
+			Reason: sigwatchv1alpha1.UntrustedSignerReason, Message: "m", LastTransitionTime: now,
+		}},
+		Policies:         []sigwatchv1alpha1.PolicyResult{{Name: "release", Result: sigwatchv1alpha1.PolicyFailed}, {Name: "slsa", Result: sigwatchv1alpha1.PolicyVerified}},
+		Workloads:        []sigwatchv1alpha1.WorkloadReference{{Kind: "Deployment", Name: "web", Containers: []string{"app"}}},
+		LastVerifiedTime: &now,
+	}
+	g.Expect(env.Client.Status().Update(ctx, si)).To(Succeed())
+
+	tbl := table(t, "/apis/sigwatch.dev/v1alpha1/namespaces/"+ns+"/signedimages")
+	names, wide := columns(tbl)
+	g.Expect(names).To(Equal([]string{"Name", "Image", "Digest", "Verified", "Reason", "Signer", "Last Verified", "Age"}))
+	g.Expect(wide).To(Equal([]string{"Policies", "Workloads"}))
+	g.Expect(tbl.Rows).To(HaveLen(1))
+	g.Expect(cell(tbl, 0, "Image")).To(Equal("ghcr.io/yourorg/app"))
+	g.Expect(cell(tbl, 0, "Digest")).To(Equal("0f3c4fe5a5a8"))
+	g.Expect(cell(tbl, 0, "Verified")).To(Equal("False"))
+	g.Expect(cell(tbl, 0, "Reason")).To(Equal("UntrustedSigner"))
+	g.Expect(cell(tbl, 0, "Signer")).To(Equal(si.Status.Summary.Signer))
+	g.Expect(cell(tbl, 0, "Last Verified")).To(Equal("2m"))
+	g.Expect(cell(tbl, 0, "Policies")).To(Equal("release,slsa"))
+	g.Expect(cell(tbl, 0, "Workloads")).To(Equal("Deployment/web"))
+}
+
+func TestPolicyPrinterColumns(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	p := &sigwatchv1alpha1.ImageSignaturePolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "columns"},
+		Spec: sigwatchv1alpha1.ImageSignaturePolicySpec{
+			Images: []sigwatchv1alpha1.ImagePattern{"ghcr.io/yourorg/**"},
+			Authorities: []sigwatchv1alpha1.Authority{{Name: "ci", Keyless: &sigwatchv1alpha1.KeylessAuthority{
+				Identities: []sigwatchv1alpha1.Identity{{Issuer: "https://token.actions.githubusercontent.com", Subject: "s"}},
+			}}},
+		},
+	}
+	g.Expect(env.Client.Create(ctx, p)).To(Succeed())
+	t.Cleanup(func() { _ = env.Client.Delete(ctx, p) })
+	p.Status = sigwatchv1alpha1.ImageSignaturePolicyStatus{
+		Conditions: []metav1.Condition{{
+			Type: sigwatchv1alpha1.ReadyCondition, Status: metav1.ConditionTrue,
+			Reason: sigwatchv1alpha1.PolicyReadyReason, Message: "m", LastTransitionTime: metav1.Now(),
+		}},
+		MatchedImages: 5, VerifiedImages: 3, FailedImages: 1, UnknownImages: 1,
+	}
+	g.Expect(env.Client.Status().Update(ctx, p)).To(Succeed())
+
+	tbl := table(t, "/apis/sigwatch.dev/v1alpha1/imagesignaturepolicies")
+	names, _ := columns(tbl)
+	g.Expect(names).To(Equal([]string{"Name", "Ready", "Matched", "Verified", "Failed", "Age"}))
+	var row = -1
+	for i, r := range tbl.Rows {
+		if r.Cells[0] == "columns" {
+			row = i
+		}
+	}
+	g.Expect(row).NotTo(Equal(-1))
+	g.Expect(cell(tbl, row, "Ready")).To(Equal("True"))
+	g.Expect(cell(tbl, row, "Matched")).To(BeEquivalentTo(5))
+	g.Expect(cell(tbl, row, "Verified")).To(BeEquivalentTo(3))
+	g.Expect(cell(tbl, row, "Failed")).To(BeEquivalentTo(1))
+}
+
+func TestShortNamesAndCategory(t *testing.T) {
+	g := NewWithT(t)
+	resources, err := discoveryResources()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(resources).To(HaveKeyWithValue("imagesignaturepolicies", resourceInfo{ShortNames: []string{"isp"}, Categories: []string{"sigwatch"}, Namespaced: false}))
+	g.Expect(resources).To(HaveKeyWithValue("signedimages", resourceInfo{ShortNames: []string{"si"}, Categories: []string{"sigwatch"}, Namespaced: true}))
+}
+
+type resourceInfo struct {
+	ShortNames []string
+	Categories []string
+	Namespaced bool
+}
+
+func discoveryResources() (map[string]resourceInfo, error) {
+	c, err := discovery.NewDiscoveryClientForConfig(env.Config)
+	if err != nil {
+		return nil, err
+	}
+	list, err := c.ServerResourcesForGroupVersion(sigwatchv1alpha1.GroupVersion.String())
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]resourceInfo{}
+	for _, r := range list.APIResources {
+		if strings.Contains(r.Name, "/") {
+			continue
+		}
+		out[r.Name] = resourceInfo{ShortNames: r.ShortNames, Categories: r.Categories, Namespaced: r.Namespaced}
+	}
+	return out, nil
+}
