@@ -1,0 +1,43 @@
+package registry
+
+import (
+	"regexp"
+	"strings"
+)
+
+// hostMatcher matches registry hosts ("host" or "host:port") against Options.Insecure patterns.
+type hostMatcher []*regexp.Regexp
+
+// newHostMatcher compiles patterns in which '*' matches any run of characters other than '.' and ':'
+// (so one DNS label or the port) and everything else is literal; case is ignored. Empty patterns are
+// skipped.
+func newHostMatcher(patterns []string) hostMatcher {
+	var m hostMatcher
+	for _, p := range patterns {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		parts := strings.Split(strings.ToLower(p), "*")
+		for i := range parts {
+			parts[i] = regexp.QuoteMeta(parts[i])
+		}
+		re, err := regexp.Compile("^" + strings.Join(parts, "[^.:]*") + "$")
+		if err != nil { // cannot happen: every part is quoted
+			continue
+		}
+		m = append(m, re)
+	}
+	return m
+}
+
+// match reports whether host matches one of the patterns.
+func (m hostMatcher) match(host string) bool {
+	host = strings.ToLower(host)
+	for _, re := range m {
+		if re.MatchString(host) {
+			return true
+		}
+	}
+	return false
+}

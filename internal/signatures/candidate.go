@@ -1,0 +1,143 @@
+// Package signatures finds the Sigstore signatures and attestations of an image digest in a registry, in
+// both storage formats cosign writes (Sigstore bundles as OCI 1.1 referrers; the legacy `.sig` and `.att`
+// tags), and turns each into a sigstore-go bundle plus the binding facts that sigstore-go does not check.
+package signatures
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/sigstore/sigstore-go/pkg/bundle"
+
+	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+)
+
+// CosignSignPredicate is the predicate type of cosign v3's bundle-format image signatures (a DSSE in-toto
+// statement whose subject is the image digest).
+const CosignSignPredicate = "https://sigstore.dev/cosign/sign/v1"
+
+// Kind separates signatures from attestations.
+type Kind int
+
+const (
+	// KindSignature is an image signature.
+	KindSignature Kind = iota
+	// KindAttestation is an in-toto attestation about the image.
+	KindAttestation
+)
+
+// Candidate is one signature or attestation found for the image, not yet judged.
+type Candidate struct {
+	Kind   Kind
+	Format sigwatchv1alpha1.SignatureFormat
+	// ManifestDigest is the digest of the registry manifest that holds it.
+	ManifestDigest string
+	// Bundle is the signature in sigstore-go's model; nil when Err is set.
+	Bundle *bundle.Bundle
+	// Err says why the candidate could not be read (malformed, too large, corrupt): it counts as an
+	// invalid signature.
+	Err error
+	// Payload is the signed simple-signing payload of a legacy signature.
+	Payload []byte
+	// Statement is the in-toto statement of a DSSE signature or attestation.
+	Statement *Statement
+}
+
+// Statement is the part of an in-toto statement that sigwatch reads.
+type Statement struct {
+	Type          string          `json:"_type"`
+	PredicateType string          `json:"predicateType"`
+	Subject       []Subject       `json:"subject"`
+	Predicate     json.RawMessage `json:"predicate"`
+}
+
+// Subject is an in-toto subject.
+type Subject struct {
+	Name   string            `json:"name"`
+	Digest map[string]string `json:"digest"`
+}
+
+// SubjectDigests returns the subjects' sha256 digests as "sha256:<hex>".
+func (s *Statement) SubjectDigests() []string {
+	var out []string
+	for _, sub := range s.Subject {
+		if d := sub.Digest["sha256"]; d != "" {
+			out = append(out, "sha256:"+strings.ToLower(d))
+		}
+	}
+	return out
+}
+
+// simpleSigning is cosign's legacy signed payload.
+type simpleSigning struct {
+	Critical struct {
+		Identity struct {
+			DockerReference string `json:"docker-reference"`
+		} `json:"identity"`
+		Image struct {
+			DockerManifestDigest string `json:"docker-manifest-digest"`
+		} `json:"image"`
+		Type string `json:"type"`
+	} `json:"critical"`
+}
+
+// ErrBinding reports a signature that is bound to something else than the image digest.
+var ErrBinding = errors.New("signature is not bound to the image digest")
+
+// CheckBinding checks what sigstore-go does not: that the candidate is about digest. A legacy
+// signature's payload must name it in critical.image.docker-manifest-digest; a bundle signature must be a
+// DSSE statement of predicate type CosignSignPredicate (or a message signature over that payload) whose
+// subject is the digest; an attestation's subject must be the digest.
+func (c *Candidate) CheckBinding(digest string) error {
+	switch {
+	case c.Err != nil:
+		return c.Err
+	case c.Payload != nil:
+		var ss simpleSigning
+		if err := json.Unmarshal(c.Payload, &ss); err != nil {
+			return fmt.Errorf("%w: simple-signing payload does not parse: %v", ErrBinding, err)
+		}
+		if got := ss.Critical.Image.DockerManifestDigest; got != digest {
+			return fmt.Errorf("%w: the payload signs %s", ErrBinding, orNothing(got))
+		}
+		return nil
+	case c.Statement != nil:
+		if c.Kind == KindSignature && c.Statement.PredicateType != CosignSignPredicate {
+			return fmt.Errorf("%w: predicate type %q is not a cosign signature", ErrBinding, c.Statement.PredicateType)
+		}
+		subjects := c.Statement.SubjectDigests()
+		if !slices.Contains(subjects, digest) {
+			return fmt.Errorf("%w: the statement's subject is %s", ErrBinding, orNothing(strings.Join(subjects, ", ")))
+		}
+		return nil
+	default:
+		return fmt.Errorf("%w: neither a payload nor a statement", ErrBinding)
+	}
+}
+
+func orNothing(s string) string {
+	if s == "" {
+		return "nothing"
+	}
+	return s
+}
+
+// statementOf parses the in-toto statement of a bundle's DSSE envelope, without verifying it (the
+// verifier does that); nil when the bundle holds a message signature.
+func statementOf(b *bundle.Bundle) (*Statement, error) {
+	env := b.GetDsseEnvelope()
+	if env == nil {
+		return nil, nil
+	}
+	if env.PayloadType != "application/vnd.in-toto+json" {
+		return nil, fmt.Errorf("DSSE payload type %q is not in-toto", env.PayloadType)
+	}
+	var st Statement
+	if err := json.Unmarshal(env.Payload, &st); err != nil {
+		return nil, fmt.Errorf("in-toto statement does not parse: %w", err)
+	}
+	return &st, nil
+}

@@ -1,0 +1,124 @@
+// Package trust loads Sigstore trust roots (Fulcio CAs, Rekor logs, timestamp authorities, CT logs):
+// the public-good root through TUF with an embedded snapshot as the offline fallback, or a
+// trusted_root.json given by a policy or a flag.
+package trust
+
+import (
+	"context"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/tuf"
+	"github.com/theupdateframework/go-tuf/v2/metadata/fetcher"
+)
+
+//go:embed embedded/public-good.trusted_root.json
+var embeddedPublicGood []byte
+
+// Source names where a trust root came from.
+const (
+	SourceTUF      = "public-good (TUF)"
+	SourceEmbedded = "public-good (embedded snapshot)"
+)
+
+// ErrUnavailable wraps every failure to load a trust root.
+var ErrUnavailable = errors.New("trusted root unavailable")
+
+// Root is a loaded trust root.
+type Root struct {
+	// Material is what sigstore-go verifies against.
+	Material *root.TrustedRoot
+	// Source says where it came from: SourceTUF, SourceEmbedded, or a ConfigMap or file name.
+	Source string
+	// Version is the sha256 of the trusted_root.json: it changes exactly when the root changes, so it
+	// keys cached results.
+	Version string
+}
+
+// RequireSCT reports whether certificates must carry a signed certificate timestamp: exactly when the
+// root lists certificate transparency logs (the public-good root does; a private stack may not).
+func (r *Root) RequireSCT() bool { return len(r.Material.CTLogs()) > 0 }
+
+// FromJSON parses a trusted_root.json; source names it in messages.
+func FromJSON(data []byte, source string) (*Root, error) {
+	tr, err := root.NewTrustedRootFromJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: parsing trusted_root.json from %s: %v", ErrUnavailable, source, err)
+	}
+	sum := sha256.Sum256(data)
+	return &Root{Material: tr, Source: source, Version: hex.EncodeToString(sum[:])}, nil
+}
+
+// Embedded returns the embedded snapshot of the public-good trust root.
+func Embedded() (*Root, error) { return FromJSON(embeddedPublicGood, SourceEmbedded) }
+
+// PublicGoodOptions configure the TUF client.
+type PublicGoodOptions struct {
+	// Offline skips TUF and uses the embedded snapshot.
+	Offline bool
+	// CacheDir is the TUF cache; empty means $HOME/.sigstore/root.
+	CacheDir string
+	// Timeout bounds the whole TUF update (default 30s).
+	Timeout time.Duration
+}
+
+// PublicGood loads the public-good trust root through sigstore-go's TUF client and falls back to the
+// embedded snapshot when TUF cannot be reached. The returned error, if any, says why TUF failed; the root
+// is then the snapshot (never nil).
+func PublicGood(ctx context.Context, opts PublicGoodOptions) (*Root, error) {
+	snapshot, err := Embedded()
+	if err != nil {
+		return nil, err // the embedded file is part of the binary: only a broken build gets here
+	}
+	if opts.Offline {
+		return snapshot, nil
+	}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	tufOpts := tuf.DefaultOptions().WithContext(ctx)
+	if opts.CacheDir != "" {
+		tufOpts = tufOpts.WithCachePath(opts.CacheDir)
+	}
+	f := fetcher.NewDefaultFetcher()
+	f.SetHTTPClient(&http.Client{Timeout: timeout})
+	tufOpts = tufOpts.WithFetcher(f)
+
+	type result struct {
+		data []byte
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := tuf.New(tufOpts)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		data, err := c.GetTarget("trusted_root.json")
+		done <- result{data: data, err: err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return snapshot, fmt.Errorf("TUF update failed, using the embedded snapshot: %w", r.err)
+		}
+		tr, err := FromJSON(r.data, SourceTUF)
+		if err != nil {
+			return snapshot, fmt.Errorf("TUF trusted_root.json unusable, using the embedded snapshot: %w", err)
+		}
+		return tr, nil
+	case <-ctx.Done():
+		return snapshot, fmt.Errorf("TUF update timed out after %s, using the embedded snapshot", timeout)
+	}
+}

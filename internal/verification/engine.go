@@ -1,0 +1,250 @@
+package verification
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+	"k8s.io/utils/lru"
+
+	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/imageref"
+	"github.com/sigwatch/sigwatch/internal/policy"
+	"github.com/sigwatch/sigwatch/internal/registry"
+	"github.com/sigwatch/sigwatch/internal/signatures"
+	"github.com/sigwatch/sigwatch/internal/trust"
+)
+
+// RootResolver returns the trust root a policy verifies against.
+type RootResolver func(ctx context.Context, p *policy.Policy) (*trust.Root, error)
+
+// Options configure an Engine.
+type Options struct {
+	// Registry reads the registry (an *registry.Client).
+	Registry signatures.Registry
+	// Roots resolves each policy's trust root.
+	Roots RootResolver
+	// Timeout is the deadline of one verification (default 60s).
+	Timeout time.Duration
+	// CacheSize bounds the cached verdicts (default 10000).
+	CacheSize int
+	// StateTTL is how long what exists for a digest (referrers, tag digests) is reused without asking the
+	// registry again: SignedImages of the same digest in many namespaces then cost one round of requests.
+	// 0 asks every time.
+	StateTTL time.Duration
+	// Clock is the time source (default time.Now).
+	Clock func() time.Time
+	// Limits of discovery (0: the signatures package defaults).
+	MaxSignatures, MaxAttestations int
+}
+
+// Engine verifies image digests. It is safe for concurrent use; one Engine serves every SignedImage.
+type Engine struct {
+	opts      Options
+	discovery *signatures.Discoverer
+	verifiers verifiers
+	verdicts  *lru.Cache // cacheKey -> policyVerdict
+	states    *lru.Cache // where -> stateEntry
+	flight    singleflight.Group
+}
+
+// New returns an Engine.
+func New(opts Options) *Engine {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 60 * time.Second
+	}
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = 10000
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	return &Engine{
+		opts: opts,
+		discovery: &signatures.Discoverer{Registry: opts.Registry,
+			MaxSignatures: opts.MaxSignatures, MaxAttestations: opts.MaxAttestations},
+		verdicts: lru.New(opts.CacheSize),
+		states:   lru.New(opts.CacheSize),
+	}
+}
+
+// Request asks for the verdict on one digest.
+type Request struct {
+	Image    imageref.Image
+	Policies []*policy.Policy
+	// Fresh skips the cached registry state (not the cached verdicts, which depend on it): a forced
+	// re-verification asks the registry again.
+	Fresh bool
+}
+
+// policyVerdict is what is cached per (digest, signature set, policy, trust root).
+type policyVerdict struct {
+	result     PolicyResult
+	signatures []Signature
+}
+
+type stateEntry struct {
+	state *signatures.State
+	at    time.Time
+}
+
+// Verify returns the verdict of every policy on the digest. It never returns an error: what could not be
+// decided is an Unknown policy result with its reason.
+func (e *Engine) Verify(ctx context.Context, req Request) *Result {
+	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
+	defer cancel()
+	res := &Result{Image: req.Image, Time: e.opts.Clock(), Cached: len(req.Policies) > 0}
+	if !imageref.ValidDigest(req.Image.Digest) {
+		for _, p := range req.Policies {
+			res.Policies = append(res.Policies, unknown(p.Name, sigwatchv1alpha1.VerificationErrorReason, "%q is not a sha256 digest", req.Image.Digest))
+		}
+		res.Cached = false
+		return res
+	}
+
+	// Group the policies by where their signatures live: one discovery per place.
+	groups := map[string][]*policy.Policy{}
+	var order []string
+	for _, p := range req.Policies {
+		if _, ok := groups[p.SignatureRepository]; !ok {
+			order = append(order, p.SignatureRepository)
+		}
+		groups[p.SignatureRepository] = append(groups[p.SignatureRepository], p)
+	}
+	seen := map[string]int{} // signature manifest+format+subject -> index in res.Signatures
+	for _, sigRepo := range order {
+		where := signatures.Where{Image: req.Image, SignatureRepository: sigRepo}
+		verdicts, cached := e.verifyGroup(ctx, where, groups[sigRepo], req.Fresh)
+		res.Cached = res.Cached && cached
+		for _, v := range verdicts {
+			res.Policies = append(res.Policies, v.result)
+			mergeSignatures(res, seen, v.signatures)
+		}
+	}
+	sort.SliceStable(res.Signatures, func(i, j int) bool {
+		return res.Signatures[i].Verified() && !res.Signatures[j].Verified()
+	})
+	return res
+}
+
+func mergeSignatures(res *Result, seen map[string]int, sigs []Signature) {
+	for _, s := range sigs {
+		k := s.ManifestDigest + "|" + s.Subject + "|" + s.KeyID + "|" + s.PredicateType + "|" + string(s.Format)
+		if i, ok := seen[k]; ok {
+			if !res.Signatures[i].Verified() && s.Verified() {
+				res.Signatures[i] = s
+			}
+			continue
+		}
+		seen[k] = len(res.Signatures)
+		res.Signatures = append(res.Signatures, s)
+	}
+}
+
+// verifyGroup judges the policies whose signatures live in one place.
+func (e *Engine) verifyGroup(ctx context.Context, where signatures.Where, pols []*policy.Policy, fresh bool) ([]policyVerdict, bool) {
+	out := make([]policyVerdict, len(pols))
+	roots := make([]*trust.Root, len(pols))
+	pending := []int{}
+	attestations := false
+	for i, p := range pols {
+		r, err := e.opts.Roots(ctx, p)
+		if err != nil {
+			out[i] = policyVerdict{result: unknown(p.Name, sigwatchv1alpha1.TrustedRootUnavailableReason, "%v", err)}
+			continue
+		}
+		roots[i] = r
+		pending = append(pending, i)
+		attestations = attestations || len(p.Attestations) > 0
+	}
+	if len(pending) == 0 {
+		return out, false
+	}
+	st, err := e.state(ctx, where, attestations, fresh)
+	if err != nil {
+		for _, i := range pending {
+			out[i] = policyVerdict{result: errorResult(pols[i].Name, where.Image, err)}
+		}
+		return out, false
+	}
+	allCached := true
+	var candidates []signatures.Candidate
+	var fetchErr error
+	fetched := false
+	for _, i := range pending {
+		p := pols[i]
+		key := strings.Join([]string{where.Image.Digest, where.SignatureRepository, st.Key(), p.Hash, roots[i].Version}, "|")
+		if v, ok := e.verdicts.Get(key); ok {
+			out[i] = v.(policyVerdict)
+			continue
+		}
+		allCached = false
+		if !fetched {
+			candidates, fetchErr = e.fetch(ctx, st)
+			fetched = true
+		}
+		if fetchErr != nil {
+			out[i] = policyVerdict{result: errorResult(p.Name, where.Image, fetchErr)}
+			continue
+		}
+		out[i] = e.judgePolicy(ctx, where, p, roots[i], candidates)
+		out[i].result.TrustedRoot = roots[i].Source
+		e.verdicts.Add(key, out[i])
+	}
+	return out, allCached
+}
+
+// state learns what exists for the digest, sharing one round of requests between concurrent and recent
+// callers.
+func (e *Engine) state(ctx context.Context, where signatures.Where, attestations, fresh bool) (*signatures.State, error) {
+	key := fmt.Sprintf("%s|%s|%t", where.Image, where.SignatureRepository, attestations)
+	if !fresh && e.opts.StateTTL > 0 {
+		if v, ok := e.states.Get(key); ok {
+			se := v.(stateEntry)
+			if e.opts.Clock().Sub(se.at) < e.opts.StateTTL {
+				return se.state, nil
+			}
+		}
+	}
+	v, err, _ := e.flight.Do("state|"+key, func() (any, error) {
+		st, err := e.discovery.State(ctx, where, attestations)
+		if err != nil {
+			return nil, err
+		}
+		e.states.Add(key, stateEntry{state: st, at: e.opts.Clock()})
+		return st, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*signatures.State), nil
+}
+
+func (e *Engine) fetch(ctx context.Context, st *signatures.State) ([]signatures.Candidate, error) {
+	v, err, _ := e.flight.Do("fetch|"+st.Where.Image.String()+"|"+st.Where.SignatureRepository+"|"+st.Key(), func() (any, error) {
+		return e.discovery.Fetch(ctx, st)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]signatures.Candidate), nil
+}
+
+// errorResult turns a discovery error into a verdict: too many signatures fails the policy (sigwatch
+// will not examine an unbounded set); everything else is "could not verify".
+func errorResult(policyName string, img imageref.Image, err error) PolicyResult {
+	switch {
+	case errors.Is(err, signatures.ErrTooMany):
+		return failed(policyName, sigwatchv1alpha1.InvalidSignatureReason, "%v", err)
+	case registry.IsUnavailable(err):
+		return unknown(policyName, sigwatchv1alpha1.RegistryUnavailableReason, "registry unavailable for %s: %v", img, err)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return unknown(policyName, sigwatchv1alpha1.RegistryUnavailableReason, "verification of %s did not finish in time: %v", img, err)
+	default:
+		return unknown(policyName, sigwatchv1alpha1.RegistryUnavailableReason, "reading the signatures of %s: %v", img, err)
+	}
+}

@@ -1,0 +1,268 @@
+// Package verification decides whether an image digest satisfies its ImageSignaturePolicies: it finds the
+// signatures (internal/signatures), judges each with sigstore-go under each authority, checks the
+// bindings sigstore-go does not, evaluates attestations, and caches verdicts keyed by what they depend
+// on.
+package verification
+
+import (
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/verify"
+	"github.com/sigstore/sigstore/pkg/signature"
+
+	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/policy"
+	"github.com/sigwatch/sigwatch/internal/signatures"
+	"github.com/sigwatch/sigwatch/internal/trust"
+)
+
+// outcome is the judgment of one candidate under one authority.
+type outcome struct {
+	reason    string // "" when verified
+	message   string
+	authority string
+	result    *verify.VerificationResult
+}
+
+func (o outcome) verified() bool { return o.reason == "" }
+
+// rank orders failure reasons from closest to passing to furthest: the verdict reports the closest.
+func rank(reason string) int {
+	switch reason {
+	case "":
+		return 0
+	case sigwatchv1alpha1.TransparencyLogMissingReason:
+		return 1
+	case sigwatchv1alpha1.UntrustedSignerReason:
+		return 2
+	default: // InvalidSignature
+		return 3
+	}
+}
+
+func better(a, b outcome) outcome {
+	if rank(b.reason) < rank(a.reason) {
+		return b
+	}
+	return a
+}
+
+// verifiers builds sigstore-go verifiers once per (authority, trust root, log requirement).
+type verifiers struct {
+	mu sync.Mutex
+	m  map[verifierKey]*verify.Verifier
+}
+
+type verifierKey struct {
+	policyHash, authority, rootVersion string
+	tlog                               bool
+}
+
+func (vs *verifiers) get(p *policy.Policy, a *policy.Authority, tr *trust.Root, tlog bool) (*verify.Verifier, error) {
+	k := verifierKey{p.Hash, a.Name, tr.Version, tlog}
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	if v, ok := vs.m[k]; ok {
+		return v, nil
+	}
+	v, err := newVerifier(a, tr, tlog)
+	if err != nil {
+		return nil, err
+	}
+	if vs.m == nil {
+		vs.m = map[verifierKey]*verify.Verifier{}
+	}
+	if len(vs.m) > 4096 { // policies churn rarely; keep the map bounded all the same
+		clear(vs.m)
+	}
+	vs.m[k] = v
+	return v, nil
+}
+
+func newVerifier(a *policy.Authority, tr *trust.Root, tlog bool) (*verify.Verifier, error) {
+	var opts []verify.VerifierOption
+	if tlog {
+		opts = append(opts, verify.WithTransparencyLog(1))
+	}
+	if a.Keyless() {
+		// Certificates are short-lived: their validity is checked at a time a log or a timestamp
+		// authority certified, never at "now".
+		opts = append(opts, verify.WithObserverTimestamps(1))
+		if tr.RequireSCT() {
+			opts = append(opts, verify.WithSignedCertificateTimestamps(1))
+		}
+		return verify.NewVerifier(tr.Material, opts...)
+	}
+	sv, err := signature.LoadDefaultVerifier(a.Key)
+	if err != nil {
+		return nil, fmt.Errorf("authority %s: loading key: %w", a.Name, err)
+	}
+	key := root.NewExpiringKey(sv, time.Time{}, time.Time{})
+	keys := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) { return key, nil })
+	opts = append(opts, verify.WithNoObserverTimestamps())
+	return verify.NewVerifier(root.TrustedMaterialCollection{tr.Material, keys}, opts...)
+}
+
+// judge verifies one candidate, already bound to the digest, under one authority.
+func (vs *verifiers) judge(c *signatures.Candidate, digest string, p *policy.Policy, a *policy.Authority, tr *trust.Root) outcome {
+	o := outcome{authority: a.Name}
+	vc, err := c.Bundle.VerificationContent()
+	if err != nil {
+		return o.fail(sigwatchv1alpha1.InvalidSignatureReason, "no verification material: %v", err)
+	}
+	if a.Keyless() != (vc.Certificate() != nil) {
+		if a.Keyless() {
+			return o.fail(sigwatchv1alpha1.UntrustedSignerReason, "signed with a key, authority %s trusts certificates", a.Name)
+		}
+		return o.fail(sigwatchv1alpha1.UntrustedSignerReason, "signed with a certificate, authority %s trusts a key", a.Name)
+	}
+	entries, err := c.Bundle.TlogEntries()
+	if err != nil {
+		return o.fail(sigwatchv1alpha1.InvalidSignatureReason, "transparency log entries: %v", err)
+	}
+	mode := a.TransparencyLog
+	tlog := mode == sigwatchv1alpha1.TransparencyLogRequired || (mode == sigwatchv1alpha1.TransparencyLogOptional && len(entries) > 0)
+	logMissing := mode == sigwatchv1alpha1.TransparencyLogRequired && len(entries) == 0
+	if logMissing {
+		tlog = false // judge the rest, so that TransparencyLogMissing is only said of an allowed signer
+	}
+	v, err := vs.get(p, a, tr, tlog)
+	if err != nil {
+		return o.fail(sigwatchv1alpha1.InvalidSignatureReason, "%v", err)
+	}
+	res, err := v.Verify(c.Bundle, verifyPolicy(c, digest, a))
+	if err != nil {
+		return o.classify(err, a)
+	}
+	if logMissing {
+		return o.fail(sigwatchv1alpha1.TransparencyLogMissingReason, "signature by %s has no transparency log entry, and authority %s requires one", signer(res), a.Name)
+	}
+	o.result = res
+	return o
+}
+
+func verifyPolicy(c *signatures.Candidate, digest string, a *policy.Authority) verify.PolicyBuilder {
+	var artifact verify.ArtifactPolicyOption
+	if c.Payload != nil {
+		// Legacy: the signature is over the simple-signing payload, which names the digest.
+		artifact = verify.WithArtifact(strings.NewReader(string(c.Payload)))
+	} else {
+		// DSSE: sigstore-go checks that the statement's subject is the digest.
+		raw, _ := hex.DecodeString(strings.TrimPrefix(digest, "sha256:"))
+		artifact = verify.WithArtifactDigest("sha256", raw)
+	}
+	if a.Keyless() {
+		opts := make([]verify.PolicyOption, 0, len(a.Identities))
+		for _, id := range a.Identities {
+			opts = append(opts, verify.WithCertificateIdentity(id))
+		}
+		return verify.NewPolicy(artifact, opts...)
+	}
+	return verify.NewPolicy(artifact, verify.WithKey())
+}
+
+func (o outcome) fail(reason, format string, args ...any) outcome {
+	o.reason, o.message = reason, fmt.Sprintf(format, args...)
+	return o
+}
+
+// classify maps a sigstore-go error to a reason: an identity mismatch (checked last, after all the
+// cryptography passed) or a certificate from an unknown CA is an untrusted signer; anything else is an
+// invalid signature.
+func (o outcome) classify(err error, a *policy.Authority) outcome {
+	var noID *verify.ErrNoMatchingCertificateIdentity
+	var unknownCA x509.UnknownAuthorityError
+	switch {
+	case errors.As(err, &noID):
+		return o.fail(sigwatchv1alpha1.UntrustedSignerReason, "certificate identity not allowed by authority %s: %v", a.Name, lastLine(err))
+	case errors.As(err, &unknownCA):
+		return o.fail(sigwatchv1alpha1.UntrustedSignerReason, "certificate not issued by a trusted certificate authority: %v", err)
+	case !a.Keyless() && strings.Contains(err.Error(), "failed to verify signature"):
+		return o.fail(sigwatchv1alpha1.UntrustedSignerReason, "not signed by the key of authority %s (key ID %s)", a.Name, a.KeyID[:12])
+	default:
+		return o.fail(sigwatchv1alpha1.InvalidSignatureReason, "%v", err)
+	}
+}
+
+func lastLine(err error) string {
+	s := err.Error()
+	if i := strings.LastIndex(s, "last error: "); i >= 0 {
+		return s[i+len("last error: "):]
+	}
+	return s
+}
+
+func signer(res *verify.VerificationResult) string {
+	if res != nil && res.Signature != nil && res.Signature.Certificate != nil {
+		return res.Signature.Certificate.SubjectAlternativeName
+	}
+	return "the key"
+}
+
+// describe fills what a person wants to see about a signature: from the verified result when there is
+// one, else from the unverified certificate (display only).
+func describe(c *signatures.Candidate, o outcome, keyID string) Signature {
+	s := Signature{Format: c.Format, ManifestDigest: c.ManifestDigest, Reason: o.reason, Message: o.message}
+	if c.Kind == signatures.KindAttestation && c.Statement != nil {
+		s.PredicateType = c.Statement.PredicateType
+	}
+	if c.Bundle == nil {
+		return s
+	}
+	var summary *certificate.Summary
+	if o.result != nil && o.result.Signature != nil && o.result.Signature.Certificate != nil {
+		summary = o.result.Signature.Certificate
+	} else if vc, err := c.Bundle.VerificationContent(); err == nil && vc.Certificate() != nil {
+		if sum, err := certificate.SummarizeCertificate(vc.Certificate()); err == nil {
+			summary = &sum
+		}
+	}
+	if summary != nil {
+		s.Subject = summary.SubjectAlternativeName
+		s.Issuer = summary.Issuer
+		s.GitHubWorkflowRepository = summary.GithubWorkflowRepository
+		if s.GitHubWorkflowRepository == "" {
+			s.GitHubWorkflowRepository = strings.TrimPrefix(summary.SourceRepositoryURI, "https://github.com/")
+		}
+		s.GitHubWorkflowRef = summary.GithubWorkflowRef
+		if s.GitHubWorkflowRef == "" {
+			s.GitHubWorkflowRef = summary.SourceRepositoryRef
+		}
+	} else if o.verified() {
+		s.KeyID = keyID
+	}
+	if entries, err := c.Bundle.TlogEntries(); err == nil && len(entries) > 0 {
+		idx := entries[0].LogIndex()
+		s.TransparencyLogIndex = &idx
+		if t := entries[0].IntegratedTime(); !t.IsZero() && t.Unix() > 0 {
+			s.IntegratedTime = &t
+		}
+	}
+	if o.result != nil {
+		for _, ts := range o.result.VerifiedTimestamps {
+			t := ts.Timestamp
+			switch ts.Type {
+			case "TimestampAuthority":
+				if s.TimestampTime == nil {
+					s.TimestampTime = &t
+				}
+				if s.TimeSource == "" {
+					s.TimeSource = TimeSourceTSA
+				}
+			case "Tlog":
+				if s.TimeSource == "" {
+					s.TimeSource = TimeSourceTlog
+				}
+			}
+		}
+	}
+	return s
+}

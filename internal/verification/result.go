@@ -1,0 +1,100 @@
+package verification
+
+import (
+	"fmt"
+	"time"
+
+	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/imageref"
+)
+
+// Time sources that can certify a certificate's validity.
+const (
+	TimeSourceTlog = "transparency log"
+	TimeSourceTSA  = "timestamp authority"
+)
+
+// Signature describes one signature or attestation that was examined.
+type Signature struct {
+	Format                   sigwatchv1alpha1.SignatureFormat `json:"format"`
+	PredicateType            string                           `json:"predicateType,omitempty"` // attestations only
+	Subject                  string                           `json:"subject,omitempty"`
+	Issuer                   string                           `json:"issuer,omitempty"`
+	KeyID                    string                           `json:"keyID,omitempty"`
+	GitHubWorkflowRepository string                           `json:"githubWorkflowRepository,omitempty"`
+	GitHubWorkflowRef        string                           `json:"githubWorkflowRef,omitempty"`
+	TransparencyLogIndex     *int64                           `json:"transparencyLogIndex,omitempty"`
+	IntegratedTime           *time.Time                       `json:"integratedTime,omitempty"`
+	TimestampTime            *time.Time                       `json:"timestampTime,omitempty"`
+	ManifestDigest           string                           `json:"signatureDigest,omitempty"`
+	// TimeSource says what certified the certificate's validity (TimeSourceTlog or TimeSourceTSA).
+	TimeSource string `json:"timeSource,omitempty"`
+	// Authority is the authority it satisfied; Reason and Message say why not when it satisfied none.
+	Authority string `json:"authority,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+	Message   string `json:"message,omitempty"`
+}
+
+// Verified reports whether the signature satisfied an authority.
+func (s Signature) Verified() bool { return s.Reason == "" }
+
+// PolicyResult is the verdict of one policy.
+type PolicyResult struct {
+	Policy    string                            `json:"policy"`
+	Result    sigwatchv1alpha1.PolicyResultType `json:"result"`
+	Reason    string                            `json:"reason"`
+	Message   string                            `json:"message"`
+	Authority string                            `json:"authority,omitempty"`
+	// TrustedRoot says which trust root judged (for example "public-good (embedded snapshot)").
+	TrustedRoot string `json:"trustedRoot,omitempty"`
+}
+
+// Result is the verdict on one image digest.
+type Result struct {
+	Image      imageref.Image `json:"image"`
+	Policies   []PolicyResult `json:"policies"`
+	Signatures []Signature    `json:"signatures"`
+	// Time is when the verdict was reached (for a cached verdict: when it was checked to still hold).
+	Time time.Time `json:"time"`
+	// Cached reports that no signature was fetched or judged: the signature set, policies and trust
+	// roots were unchanged since the cached verdict.
+	Cached bool `json:"cached"`
+}
+
+// Verdict summarizes the policies: Failed if any failed, else Unknown if any is unknown, else Verified.
+// The reason and message are the first failing (or unknown) policy's. No policy: Unknown
+// (NoMatchingPolicy).
+func (r *Result) Verdict() (sigwatchv1alpha1.PolicyResultType, string, string) {
+	if len(r.Policies) == 0 {
+		return sigwatchv1alpha1.PolicyUnknown, sigwatchv1alpha1.NoMatchingPolicyReason, "no ImageSignaturePolicy covers " + r.Image.Repository
+	}
+	for _, want := range []sigwatchv1alpha1.PolicyResultType{sigwatchv1alpha1.PolicyFailed, sigwatchv1alpha1.PolicyUnknown} {
+		for _, p := range r.Policies {
+			if p.Result == want {
+				return want, p.Reason, fmt.Sprintf("policy %s: %s", p.Policy, p.Message)
+			}
+		}
+	}
+	return sigwatchv1alpha1.PolicyVerified, sigwatchv1alpha1.VerifiedReason, verifiedMessage(r)
+}
+
+func verifiedMessage(r *Result) string {
+	for _, s := range r.Signatures {
+		if s.Verified() && s.PredicateType == "" {
+			who := s.Subject
+			if who == "" {
+				who = "key " + s.KeyID
+			}
+			return fmt.Sprintf("signed by %s (%s)", who, s.Format)
+		}
+	}
+	return "verified"
+}
+
+func unknown(policy, reason, format string, args ...any) PolicyResult {
+	return PolicyResult{Policy: policy, Result: sigwatchv1alpha1.PolicyUnknown, Reason: reason, Message: fmt.Sprintf(format, args...)}
+}
+
+func failed(policy, reason, format string, args ...any) PolicyResult {
+	return PolicyResult{Policy: policy, Result: sigwatchv1alpha1.PolicyFailed, Reason: reason, Message: fmt.Sprintf(format, args...)}
+}

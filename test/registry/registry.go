@@ -1,0 +1,171 @@
+// Package registry runs an in-process OCI registry (go-containerregistry's pkg/registry) on 127.0.0.1 for
+// tests, with or without the OCI 1.1 referrers API, and lets tests stop it, restart it on the same
+// address, and inject faults.
+package registry
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// Interceptor may answer a request itself (returning true) instead of the registry.
+type Interceptor func(w http.ResponseWriter, r *http.Request) bool
+
+// Registry is a running in-process registry.
+type Registry struct {
+	// Host is "127.0.0.1:PORT"; it stays the same across Stop and Start.
+	Host string
+
+	handler http.Handler
+	mu      sync.Mutex
+	srv     *http.Server
+	hooks   []Interceptor
+	counts  map[string]int
+}
+
+// Start starts a registry; referrers says whether it serves the OCI 1.1 referrers API. It stops when the
+// test ends.
+func Start(t testing.TB, referrers bool) *Registry {
+	t.Helper()
+	var opts []ggcrregistry.Option
+	if referrers {
+		opts = append(opts, ggcrregistry.WithReferrersSupport(true))
+	}
+	opts = append(opts, ggcrregistry.Logger(nullLogger()))
+	r := &Registry{handler: ggcrregistry.New(opts...), counts: map[string]int{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listening: %v", err)
+	}
+	r.Host = ln.Addr().String()
+	r.serve(ln)
+	t.Cleanup(r.Stop)
+	return r
+}
+
+func (r *Registry) serve(ln net.Listener) {
+	srv := &http.Server{Handler: http.HandlerFunc(r.serveHTTP)}
+	r.mu.Lock()
+	r.srv = srv
+	r.mu.Unlock()
+	go func() { _ = srv.Serve(ln) }()
+}
+
+func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
+	r.mu.Lock()
+	r.counts[req.Method]++
+	hooks := append([]Interceptor(nil), r.hooks...)
+	r.mu.Unlock()
+	for _, h := range hooks {
+		if h(w, req) {
+			return
+		}
+	}
+	r.handler.ServeHTTP(w, req)
+}
+
+// Stop closes the listener and every connection: clients then get "connection refused".
+func (r *Registry) Stop() {
+	r.mu.Lock()
+	srv := r.srv
+	r.srv = nil
+	r.mu.Unlock()
+	if srv != nil {
+		_ = srv.Close()
+	}
+}
+
+// Restart serves again on the same address, with the same content.
+func (r *Registry) Restart(t testing.TB) {
+	t.Helper()
+	r.Stop()
+	ln, err := net.Listen("tcp", r.Host)
+	if err != nil {
+		t.Fatalf("listening again on %s: %v", r.Host, err)
+	}
+	r.serve(ln)
+}
+
+// Intercept adds a hook that sees every request first.
+func (r *Registry) Intercept(h Interceptor) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hooks = append(r.hooks, h)
+}
+
+// ClearIntercepts removes every hook.
+func (r *Registry) ClearIntercepts() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hooks = nil
+}
+
+// Requests returns how many requests of a method the registry received (whatever the answer).
+func (r *Registry) Requests(method string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.counts[method]
+}
+
+// ResetCounts zeroes the request counts.
+func (r *Registry) ResetCounts() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	clear(r.counts)
+}
+
+// Repo returns "HOST/path".
+func (r *Registry) Repo(path string) string { return r.Host + "/" + path }
+
+// PushRandomImage pushes a small random image to HOST/repo and returns its digest reference.
+func (r *Registry) PushRandomImage(t testing.TB, repo string) name.Digest {
+	t.Helper()
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatalf("random image: %v", err)
+	}
+	return r.Push(t, repo, img)
+}
+
+// Push pushes an image to HOST/repo (tag "latest") and returns its digest reference.
+func (r *Registry) Push(t testing.TB, repo string, img v1.Image) name.Digest {
+	t.Helper()
+	tag, err := name.NewTag(r.Repo(repo)+":latest", name.Insecure)
+	if err != nil {
+		t.Fatalf("tag: %v", err)
+	}
+	if err := remote.Write(tag, img, remote.WithContext(context.Background())); err != nil {
+		t.Fatalf("pushing %s: %v", tag, err)
+	}
+	h, err := img.Digest()
+	if err != nil {
+		t.Fatalf("digest: %v", err)
+	}
+	d, err := name.NewDigest(r.Repo(repo)+"@"+h.String(), name.Insecure)
+	if err != nil {
+		t.Fatalf("digest ref: %v", err)
+	}
+	return d
+}
+
+// FailManifests makes every manifest request (GET or HEAD) whose path contains match answer status.
+func (r *Registry) FailManifests(match string, status int) {
+	r.Intercept(func(w http.ResponseWriter, req *http.Request) bool {
+		if strings.Contains(req.URL.Path, "/manifests/") && strings.Contains(req.URL.Path, match) {
+			http.Error(w, fmt.Sprintf(`{"errors":[{"code":"UNAVAILABLE","message":"injected %d"}]}`, status), status)
+			return true
+		}
+		return false
+	})
+}
