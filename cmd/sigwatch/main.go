@@ -18,6 +18,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"verify", "verify an image digest against ImageSignaturePolicy files", runVerify},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -48,6 +49,11 @@ func usage(w io.Writer) {
 }
 
 func runVersion(_ []string, stdout, _ io.Writer) int {
+	fmt.Fprintln(stdout, "sigwatch", versionString())
+	return 0
+}
+
+func versionString() string {
 	v := version
 	if v == "" {
 		v = "(devel)"
@@ -55,6 +61,5 @@ func runVersion(_ []string, stdout, _ io.Writer) int {
 			v = bi.Main.Version
 		}
 	}
-	fmt.Fprintln(stdout, "sigwatch", v)
-	return 0
+	return v
 }

@@ -23,8 +23,8 @@ var ErrNoDigest = errors.New("the reference has no sha256 digest; sigwatch verif
 
 // Image is a repository and a digest.
 type Image struct {
-	Repository string // normalized: docker.io/library/nginx, ghcr.io/yourorg/app
-	Digest     string // sha256:<64 hex>
+	Repository string `json:"repository"` // normalized: docker.io/library/nginx, ghcr.io/yourorg/app
+	Digest     string `json:"digest"`     // sha256:<64 hex>
 }
 
 // String returns repository@digest.

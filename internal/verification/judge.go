@@ -143,7 +143,7 @@ func (vs *verifiers) judge(c *signatures.Candidate, digest string, p *policy.Pol
 		return o.classify(err, a)
 	}
 	if logMissing {
-		return o.fail(sigwatchv1alpha1.TransparencyLogMissingReason, "signature by %s has no transparency log entry, and authority %s requires one", signer(res), a.Name)
+		return o.fail(sigwatchv1alpha1.TransparencyLogMissingReason, "signature by %s has no transparency log entry, and authority %s requires one", signerOf(res, a), a.Name)
 	}
 	o.result = res
 	return o
@@ -186,7 +186,7 @@ func (o outcome) classify(err error, a *policy.Authority) outcome {
 	case errors.As(err, &unknownCA):
 		return o.fail(sigwatchv1alpha1.UntrustedSignerReason, "certificate not issued by a trusted certificate authority: %v", err)
 	case !a.Keyless() && strings.Contains(err.Error(), "failed to verify signature"):
-		return o.fail(sigwatchv1alpha1.UntrustedSignerReason, "not signed by the key of authority %s (key ID %s)", a.Name, a.KeyID[:12])
+		return o.fail(sigwatchv1alpha1.UntrustedSignerReason, "not signed by the key of authority %s (key ID %s)", a.Name, short(a.KeyID))
 	default:
 		return o.fail(sigwatchv1alpha1.InvalidSignatureReason, "%v", err)
 	}
@@ -200,17 +200,21 @@ func lastLine(err error) string {
 	return s
 }
 
-func signer(res *verify.VerificationResult) string {
+// signerOf names who made a verified signature: the certificate's subject, or the authority's key.
+func signerOf(res *verify.VerificationResult, a *policy.Authority) string {
 	if res != nil && res.Signature != nil && res.Signature.Certificate != nil {
 		return res.Signature.Certificate.SubjectAlternativeName
 	}
-	return "the key"
+	return "key " + short(a.KeyID)
 }
 
 // describe fills what a person wants to see about a signature: from the verified result when there is
 // one, else from the unverified certificate (display only).
 func describe(c *signatures.Candidate, o outcome, keyID string) Signature {
 	s := Signature{Format: c.Format, ManifestDigest: c.ManifestDigest, Reason: o.reason, Message: o.message}
+	if o.verified() {
+		s.Authority = o.authority
+	}
 	if c.Kind == signatures.KindAttestation && c.Statement != nil {
 		s.PredicateType = c.Statement.PredicateType
 	}
@@ -236,8 +240,8 @@ func describe(c *signatures.Candidate, o outcome, keyID string) Signature {
 		if s.GitHubWorkflowRef == "" {
 			s.GitHubWorkflowRef = summary.SourceRepositoryRef
 		}
-	} else if o.verified() {
-		s.KeyID = keyID
+	} else if o.verified() || o.reason == sigwatchv1alpha1.TransparencyLogMissingReason {
+		s.KeyID = keyID // the signature checked out against this key
 	}
 	if entries, err := c.Bundle.TlogEntries(); err == nil && len(entries) > 0 {
 		idx := entries[0].LogIndex()
@@ -265,4 +269,12 @@ func describe(c *signatures.Candidate, o outcome, keyID string) Signature {
 		}
 	}
 	return s
+}
+
+// short abbreviates a key ID for messages.
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }

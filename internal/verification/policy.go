@@ -47,7 +47,7 @@ func (e *Engine) judgePolicy(ctx context.Context, where signatures.Where, p *pol
 		}
 	}
 	res := PolicyResult{Policy: p.Name, Result: sigwatchv1alpha1.PolicyVerified, Reason: sigwatchv1alpha1.VerifiedReason,
-		Authority: best.authority, Message: fmt.Sprintf("signed by %s, trusted by authority %s", signer(best.result), best.authority)}
+		Authority: best.authority, Message: fmt.Sprintf("signed by %s, trusted by authority %s", signerOf(best.result, authorityOf(p, best.authority)), best.authority)}
 	return policyVerdict{result: res, signatures: sigs}
 }
 
@@ -66,14 +66,16 @@ func summarize(n int, best outcome) string {
 	return fmt.Sprintf("%d signature%s examined, none accepted: %s", n, plural, best.message)
 }
 
-func keyIDOf(p *policy.Policy, authority string) string {
+func authorityOf(p *policy.Policy, name string) *policy.Authority {
 	for _, a := range p.Authorities {
-		if a.Name == authority {
-			return a.KeyID
+		if a.Name == name {
+			return a
 		}
 	}
-	return ""
+	return &policy.Authority{}
 }
+
+func keyIDOf(p *policy.Policy, authority string) string { return authorityOf(p, authority).KeyID }
 
 // judgeCandidate checks the binding, then tries every authority and keeps the outcome closest to passing.
 // An authority of the other kind (keyless for a key signature, or the reverse) only counts when no
