@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -85,6 +86,11 @@ type Request struct {
 type policyVerdict struct {
 	result     PolicyResult
 	signatures []Signature
+}
+
+type cachedVerdict struct {
+	verdict policyVerdict
+	hit     bool
 }
 
 type stateEntry struct {
@@ -172,28 +178,27 @@ func (e *Engine) verifyGroup(ctx context.Context, where signatures.Where, pols [
 		return out, false
 	}
 	allCached := true
-	var candidates []signatures.Candidate
-	var fetchErr error
-	fetched := false
+	fetch := sync.OnceValues(func() ([]signatures.Candidate, error) { return e.fetch(ctx, st) })
 	for _, i := range pending {
 		p := pols[i]
 		key := strings.Join([]string{where.Image.Digest, where.SignatureRepository, st.Key(), p.Hash, roots[i].Version}, "|")
-		if v, ok := e.verdicts.Get(key); ok {
-			out[i] = v.(policyVerdict)
-			continue
-		}
-		allCached = false
-		if !fetched {
-			candidates, fetchErr = e.fetch(ctx, st)
-			fetched = true
-		}
-		if fetchErr != nil {
-			out[i] = policyVerdict{result: errorResult(p.Name, where.Image, fetchErr)}
-			continue
-		}
-		out[i] = e.judgePolicy(ctx, where, p, roots[i], candidates)
-		out[i].result.TrustedRoot = roots[i].Source
-		e.verdicts.Add(key, out[i])
+		// One flight per verdict: concurrent callers share it, later callers find it cached.
+		v, _, _ := e.flight.Do("verdict|"+key, func() (any, error) {
+			if v, ok := e.verdicts.Get(key); ok {
+				return cachedVerdict{v.(policyVerdict), true}, nil
+			}
+			candidates, err := fetch()
+			if err != nil {
+				return cachedVerdict{policyVerdict{result: errorResult(p.Name, where.Image, err)}, false}, nil
+			}
+			pv := e.judgePolicy(ctx, where, p, roots[i], candidates)
+			pv.result.TrustedRoot = roots[i].Source
+			e.verdicts.Add(key, pv)
+			return cachedVerdict{pv, false}, nil
+		})
+		cv := v.(cachedVerdict)
+		out[i] = cv.verdict
+		allCached = allCached && cv.hit
 	}
 	return out, allCached
 }

@@ -65,6 +65,7 @@ func (r *Registry) serve(ln net.Listener) {
 func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	r.counts[req.Method]++
+	r.counts[req.Method+" "+kindOf(req.URL.Path)]++
 	hooks := append([]Interceptor(nil), r.hooks...)
 	r.mu.Unlock()
 	for _, h := range hooks {
@@ -111,11 +112,21 @@ func (r *Registry) ClearIntercepts() {
 	r.hooks = nil
 }
 
-// Requests returns how many requests of a method the registry received (whatever the answer).
-func (r *Registry) Requests(method string) int {
+// Requests returns how many requests the registry received (whatever the answer) for a method ("GET"),
+// or a method and a kind of path ("GET manifests", "HEAD manifests", "GET blobs", "GET referrers").
+func (r *Registry) Requests(methodAndKind string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.counts[method]
+	return r.counts[methodAndKind]
+}
+
+func kindOf(path string) string {
+	for _, k := range []string{"manifests", "blobs", "referrers", "tags"} {
+		if strings.Contains(path, "/"+k+"/") {
+			return k
+		}
+	}
+	return "other"
 }
 
 // ResetCounts zeroes the request counts.

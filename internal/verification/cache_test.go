@@ -1,0 +1,127 @@
+package verification
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+
+	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/policy"
+	"github.com/sigwatch/sigwatch/test/cosign"
+	testregistry "github.com/sigwatch/sigwatch/test/registry"
+)
+
+// TestCacheHitCostsOnlyTheChangeDetection: an unchanged signature set is not fetched or judged again;
+// learning that it is unchanged costs the referrers listing and HEAD requests, no manifest GET.
+func TestCacheHitCostsOnlyTheChangeDetection(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	reg := testregistry.Start(t, true)
+	key := cosign.GenerateKeyPair(t, t.TempDir())
+	d := reg.PushRandomImage(t, "team/app")
+	cosign.Sign(t, key, d.String(), cosign.SignOptions{NewBundleFormat: true})
+	cosign.Sign(t, key, d.String(), cosign.SignOptions{NewBundleFormat: false})
+	p := keyPolicy(t, "p", key.PublicKeyPEM, sigwatchv1alpha1.TransparencyLogDisabled)
+	eng, client := newEngine(t, embeddedRoot(t))
+	req := Request{Image: image(t, d), Policies: []*policy.Policy{p}}
+
+	reg.ResetCounts()
+	first := eng.Verify(ctx, req)
+	g.Expect(first.Policies[0].Result).To(Equal(sigwatchv1alpha1.PolicyVerified))
+	g.Expect(first.Cached).To(BeFalse())
+	g.Expect(first.Signatures).To(HaveLen(2), "both formats are examined")
+	g.Expect(reg.Requests("GET manifests")).To(BeNumerically(">=", 2), "the referrer and the .sig manifests are read")
+	g.Expect(reg.Requests("GET blobs")).To(BeNumerically(">=", 2))
+
+	reg.ResetCounts()
+	second := eng.Verify(ctx, req)
+	g.Expect(second.Cached).To(BeTrue())
+	g.Expect(second.Policies).To(Equal(first.Policies))
+	g.Expect(second.Signatures).To(Equal(first.Signatures))
+	g.Expect(reg.Requests("GET manifests")).To(BeZero(), "no manifest GET on a cache hit")
+	g.Expect(reg.Requests("GET blobs")).To(BeZero())
+	g.Expect(reg.Requests("GET referrers")).To(Equal(1))
+	g.Expect(reg.Requests("HEAD manifests")).To(Equal(1), "the .sig tag")
+	g.Expect(client.Requests()).NotTo(BeEmpty(), "the client counts requests by method and code")
+
+	// A new signature changes the set: verified again, not from the cache.
+	other := cosign.GenerateKeyPair(t, t.TempDir())
+	cosign.Sign(t, other, d.String(), cosign.SignOptions{NewBundleFormat: true})
+	third := eng.Verify(ctx, req)
+	g.Expect(third.Cached).To(BeFalse())
+	g.Expect(third.Signatures).To(HaveLen(3))
+	g.Expect(third.Policies[0].Result).To(Equal(sigwatchv1alpha1.PolicyVerified))
+
+	// A changed policy is judged again too.
+	p2 := keyPolicy(t, "p", other.PublicKeyPEM, sigwatchv1alpha1.TransparencyLogRequired)
+	fourth := eng.Verify(ctx, Request{Image: req.Image, Policies: []*policy.Policy{p2}})
+	g.Expect(fourth.Cached).To(BeFalse())
+	g.Expect(fourth.Policies[0].Reason).To(Equal(sigwatchv1alpha1.TransparencyLogMissingReason))
+}
+
+// TestSharedStateForManyNamespaces: concurrent and recent verifications of one digest share one round of
+// registry requests.
+func TestSharedStateForManyNamespaces(t *testing.T) {
+	g := NewWithT(t)
+	reg := testregistry.Start(t, true)
+	key := cosign.GenerateKeyPair(t, t.TempDir())
+	d := reg.PushRandomImage(t, "team/app")
+	cosign.Sign(t, key, d.String(), cosign.SignOptions{NewBundleFormat: true})
+	p := keyPolicy(t, "p", key.PublicKeyPEM, sigwatchv1alpha1.TransparencyLogDisabled)
+	eng, _ := newEngine(t, embeddedRoot(t), func(o *Options) { o.StateTTL = time.Minute })
+	req := Request{Image: image(t, d), Policies: []*policy.Policy{p}}
+
+	reg.ResetCounts()
+	var wg sync.WaitGroup
+	results := make([]*Result, 10)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = eng.Verify(context.Background(), req)
+		}()
+	}
+	wg.Wait()
+	for _, r := range results {
+		g.Expect(r.Policies[0].Result).To(Equal(sigwatchv1alpha1.PolicyVerified))
+	}
+	g.Expect(reg.Requests("GET referrers")).To(Equal(1))
+	g.Expect(reg.Requests("HEAD manifests")).To(Equal(1))
+	g.Expect(reg.Requests("GET manifests")).To(Equal(1), "the referrer manifest, once")
+
+	// A forced re-verification asks the registry again.
+	reg.ResetCounts()
+	req.Fresh = true
+	r := eng.Verify(context.Background(), req)
+	g.Expect(r.Cached).To(BeTrue(), "same signatures: the verdict is still cached")
+	g.Expect(reg.Requests("GET referrers")).To(Equal(1))
+}
+
+// TestRegistryOutageIsUnknown: an unreachable registry is "could not verify", never "unverified".
+func TestRegistryOutageIsUnknown(t *testing.T) {
+	g := NewWithT(t)
+	reg := testregistry.Start(t, true)
+	key := cosign.GenerateKeyPair(t, t.TempDir())
+	d := reg.PushRandomImage(t, "team/app")
+	cosign.Sign(t, key, d.String(), cosign.SignOptions{NewBundleFormat: true})
+	p := keyPolicy(t, "p", key.PublicKeyPEM, sigwatchv1alpha1.TransparencyLogDisabled)
+	eng, _ := newEngine(t, embeddedRoot(t))
+	req := Request{Image: image(t, d), Policies: []*policy.Policy{p}}
+
+	reg.Stop()
+	r := eng.Verify(context.Background(), req)
+	g.Expect(r.Policies[0].Result).To(Equal(sigwatchv1alpha1.PolicyUnknown))
+	g.Expect(r.Policies[0].Reason).To(Equal(sigwatchv1alpha1.RegistryUnavailableReason))
+
+	reg.Restart(t)
+	reg.FailManifests("", 503)
+	r = eng.Verify(context.Background(), req)
+	g.Expect(r.Policies[0].Reason).To(Equal(sigwatchv1alpha1.RegistryUnavailableReason), r.Policies[0].Message)
+
+	reg.ClearIntercepts()
+	r = eng.Verify(context.Background(), req)
+	g.Expect(r.Policies[0].Result).To(Equal(sigwatchv1alpha1.PolicyVerified))
+}
