@@ -59,6 +59,11 @@ type PolicyResult struct {
 	// authority is the name of the authority whose signer satisfied the policy.
 	// +optional
 	Authority string `json:"authority,omitempty"`
+
+	// fingerprint identifies the policy content, keys and trust root the result was reached with. When
+	// it changes, the image is verified again at once.
+	// +optional
+	Fingerprint string `json:"fingerprint,omitempty"`
 }
 
 // SignatureFormat is how a signature is stored in the registry.
@@ -196,6 +201,15 @@ type SignedImageStatus struct {
 	// nextVerificationTime is when the image will be verified again.
 	// +optional
 	NextVerificationTime *metav1.Time `json:"nextVerificationTime,omitempty"`
+
+	// lastHandledReverify is the value of the sigwatch.dev/reverify annotation that was last acted on.
+	// +optional
+	LastHandledReverify string `json:"lastHandledReverify,omitempty"`
+
+	// unusedSince is when the last pod that ran the digest went away. sigwatch deletes a SignedImage it
+	// manages once it has been unused for the manager's --gc-grace.
+	// +optional
+	UnusedSince *metav1.Time `json:"unusedSince,omitempty"`
 }
 
 // SignedImage is the signature verdict on one image digest that runs (or will run) in its namespace.

@@ -18,8 +18,10 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"manager", "run the controllers (in a cluster, or against the current KUBECONFIG)", runManager},
 		{"verify", "verify an image digest against ImageSignaturePolicy files", runVerify},
 		{"version", "print the version", runVersion},
+		{"verify-bundle", "verify a Sigstore bundle over an artifact, offline", runVerifyBundle},
 	}
 }
 

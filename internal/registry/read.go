@@ -261,7 +261,7 @@ func (c *Client) do(ctx context.Context, repo name.Repository, method, u, accept
 	if err := transport.CheckError(resp, ok...); err != nil {
 		_ = resp.Body.Close()
 		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-			c.forget(repo)
+			c.forget(ctx, repo)
 		}
 		return nil, classify(err)
 	}

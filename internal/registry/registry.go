@@ -200,7 +200,11 @@ func (c *Client) observe(method string, code int) {
 // client returns an HTTP client authenticated for pulling from repo, pinging the registry and fetching
 // a token when no recent one is cached.
 func (c *Client) client(ctx context.Context, repo name.Repository) (*http.Client, error) {
-	key := repo.Name()
+	keychain := c.opts.Keychain
+	if kc, ok := ctx.Value(keychainKey{}).(scopedKeychain); ok {
+		keychain = kc.keychain
+	}
+	key := c.authKey(ctx, repo)
 	if v, ok := c.auth.Get(key); ok {
 		e := v.(authEntry)
 		if c.now().Sub(e.created) < authCacheTTL {
@@ -209,7 +213,7 @@ func (c *Client) client(ctx context.Context, repo name.Repository) (*http.Client
 		c.auth.Remove(key)
 	}
 	repo = c.secure(repo)
-	auth, err := c.opts.Keychain.Resolve(repo)
+	auth, err := keychain.Resolve(repo)
 	if err != nil {
 		return nil, fmt.Errorf("resolving credentials for %s: %w", repo, err)
 	}
@@ -221,8 +225,34 @@ func (c *Client) client(ctx context.Context, repo name.Repository) (*http.Client
 	return &http.Client{Transport: rt}, nil
 }
 
-// forget drops the cached transport of repo, so that the next call authenticates again.
-func (c *Client) forget(repo name.Repository) { c.auth.Remove(repo.Name()) }
+// forget drops the cached transports of repo, so that the next call authenticates again.
+func (c *Client) forget(ctx context.Context, repo name.Repository) {
+	c.auth.Remove(c.authKey(ctx, repo))
+}
+
+// authKey keys the cache of authenticated transports by credentials and repository.
+func (c *Client) authKey(ctx context.Context, repo name.Repository) string {
+	id := ""
+	if kc, ok := ctx.Value(keychainKey{}).(scopedKeychain); ok {
+		id = kc.id
+	}
+	return id + "|" + repo.Name()
+}
+
+type keychainKey struct{}
+
+type scopedKeychain struct {
+	keychain authn.Keychain
+	id       string
+}
+
+// WithKeychain returns a context whose requests use keychain instead of Options.Keychain, for example the
+// pull secrets of the pods that run an image. id identifies the credentials (it keys the cache of
+// authenticated transports, so that one set of credentials is never used for a request made with
+// another).
+func WithKeychain(ctx context.Context, keychain authn.Keychain, id string) context.Context {
+	return context.WithValue(ctx, keychainKey{}, scopedKeychain{keychain: keychain, id: id})
+}
 
 // secure returns repo marked insecure exactly when its registry matches Options.Insecure. The mark
 // only lets the ping fall back to HTTP; retryTransport refuses HTTP to every other host, which also

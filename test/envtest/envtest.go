@@ -12,13 +12,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/scheme"
 )
 
 // Environment is a running control plane.
@@ -36,12 +34,7 @@ func RepoRoot() string {
 }
 
 // NewScheme returns a scheme with the built-in Kubernetes types and the sigwatch API.
-func NewScheme() *k8sruntime.Scheme {
-	s := k8sruntime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(sigwatchv1alpha1.AddToScheme(s))
-	return s
-}
+func NewScheme() *k8sruntime.Scheme { return scheme.New() }
 
 // Start starts kube-apiserver and etcd and installs the CRDs from config/crd/bases.
 func Start() (*Environment, error) {

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/sigwatch/sigwatch/controllers"
+	"github.com/sigwatch/sigwatch/internal/registry"
+	"github.com/sigwatch/sigwatch/internal/scheme"
+	"github.com/sigwatch/sigwatch/internal/trust"
+)
+
+// ManagerOptions are the manager's settings (its flags).
+type ManagerOptions struct {
+	MetricsAddr          string
+	SecureMetrics        bool
+	ProbeAddr            string
+	LeaderElection       bool
+	LeaderElectionNS     string
+	MaxConcurrent        int
+	GCGrace              time.Duration
+	NoMatchPolicy        string
+	InsecureRegistries   []string
+	OfflineTrustRoot     bool
+	TUFCacheDir          string
+	RegistryTimeout      time.Duration
+	VerificationDeadline time.Duration
+	// IntervalOverride replaces every policy's reverifyInterval (tests and the demo; not a flag).
+	IntervalOverride time.Duration
+	// StateTTL is how long registry state is shared between SignedImages of one digest.
+	StateTTL time.Duration
+}
+
+func (o *ManagerOptions) bind(fs *flag.FlagSet) {
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8443", "address of the metrics endpoint (\"0\" disables it)")
+	fs.BoolVar(&o.SecureMetrics, "metrics-secure", true, "serve metrics over HTTPS with authentication and authorization (false: plain HTTP)")
+	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz probes")
+	fs.BoolVar(&o.LeaderElection, "leader-elect", true, "elect a leader, so that one replica is active")
+	fs.StringVar(&o.LeaderElectionNS, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
+	fs.IntVar(&o.MaxConcurrent, "max-concurrent-verifications", 8, "verifications in flight at once")
+	fs.DurationVar(&o.GCGrace, "gc-grace", 10*time.Minute, "how long a SignedImage that no pod runs is kept before it is deleted")
+	fs.StringVar(&o.NoMatchPolicy, "no-match-policy", "ignore", "what an image that no policy covers gets: ignore (Ready) or warn (not Ready, Warning Event)")
+	fs.Func("insecure-registry", "host or host:port pattern (with * wildcards) that may be reached over plain HTTP (repeatable)", func(v string) error {
+		o.InsecureRegistries = append(o.InsecureRegistries, v)
+		return nil
+	})
+	fs.BoolVar(&o.OfflineTrustRoot, "offline-trust-root", false, "use the embedded public-good trust root, without TUF")
+	fs.StringVar(&o.TUFCacheDir, "tuf-cache-dir", "", "TUF cache directory (default $HOME/.sigstore/root)")
+	fs.DurationVar(&o.RegistryTimeout, "registry-timeout", 20*time.Second, "timeout of one registry request")
+	fs.DurationVar(&o.VerificationDeadline, "verification-timeout", time.Minute, "deadline of one image verification")
+}
+
+func (o *ManagerOptions) validate() error {
+	if o.NoMatchPolicy != string(controllers.NoMatchIgnore) && o.NoMatchPolicy != string(controllers.NoMatchWarn) {
+		return fmt.Errorf("--no-match-policy must be ignore or warn, not %q", o.NoMatchPolicy)
+	}
+	if o.MaxConcurrent < 1 {
+		return errors.New("--max-concurrent-verifications must be at least 1")
+	}
+	if o.GCGrace < 0 {
+		return errors.New("--gc-grace must not be negative")
+	}
+	return nil
+}
+
+func runManager(args []string, _, stderr io.Writer) int {
+	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o ManagerOptions
+	o.bind(fs)
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := o.validate(); err != nil {
+		fmt.Fprintf(stderr, "sigwatch manager: %v\n", err)
+		return 2
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts), zap.WriteTo(stderr)))
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		fmt.Fprintf(stderr, "sigwatch manager: no Kubernetes configuration (in-cluster or KUBECONFIG): %v\n", err)
+		return 2
+	}
+	if err := RunManager(ctrl.SetupSignalHandler(), cfg, o); err != nil {
+		fmt.Fprintf(stderr, "sigwatch manager: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// RunManager runs the controllers until ctx ends.
+func RunManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) error {
+	logger := ctrl.Log.WithName("setup")
+	metricsOpts := metricsserver.Options{BindAddress: o.MetricsAddr, SecureServing: o.SecureMetrics}
+	if o.SecureMetrics {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  scheme.New(),
+		Metrics:                 metricsOpts,
+		HealthProbeBindAddress:  o.ProbeAddr,
+		LeaderElection:          o.LeaderElection,
+		LeaderElectionID:        "sigwatch.sigwatch.dev",
+		LeaderElectionNamespace: o.LeaderElectionNS,
+		// Secrets and ConfigMaps are never cached whole: only their metadata is watched, and their content
+		// read when it changed.
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}}},
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+	if _, err := controllers.Setup(ctx, mgr, controllers.Config{
+		PublicGood: publicGoodLoader(o, logger),
+		Registry: registry.Options{
+			Insecure:       o.InsecureRegistries,
+			RequestTimeout: o.RegistryTimeout,
+			UserAgent:      "sigwatch/" + versionString(),
+		},
+		MetricsRegisterer:    metrics.Registry,
+		MaxConcurrent:        o.MaxConcurrent,
+		GCGrace:              o.GCGrace,
+		NoMatch:              controllers.NoMatchPolicy(o.NoMatchPolicy),
+		VerificationDeadline: o.VerificationDeadline,
+		StateTTL:             o.StateTTL,
+		IntervalOverride:     o.IntervalOverride,
+	}); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	logger.Info("starting", "version", versionString(), "insecureRegistries", strings.Join(o.InsecureRegistries, ","),
+		"maxConcurrentVerifications", o.MaxConcurrent, "gcGrace", o.GCGrace, "noMatchPolicy", o.NoMatchPolicy)
+	return mgr.Start(ctx)
+}
+
+// publicGoodLoader loads the public-good trust root once (TUF, falling back to the embedded snapshot)
+// and refreshes it daily.
+func publicGoodLoader(o ManagerOptions, logger logr.Logger) func(context.Context) (*trust.Root, error) {
+	var (
+		mu     sync.Mutex
+		root   *trust.Root
+		loaded time.Time
+	)
+	return func(ctx context.Context) (*trust.Root, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if root != nil && time.Since(loaded) < 24*time.Hour {
+			return root, nil
+		}
+		r, err := trust.PublicGood(ctx, trust.PublicGoodOptions{Offline: o.OfflineTrustRoot, CacheDir: o.TUFCacheDir})
+		if err != nil {
+			logger.Info("public-good trust root", "source", sourceOf(r), "warning", err.Error())
+		}
+		if r == nil {
+			return nil, err
+		}
+		root, loaded = r, time.Now()
+		return root, nil
+	}
+}
+
+func sourceOf(r *trust.Root) string {
+	if r == nil {
+		return "none"
+	}
+	return r.Source
+}

@@ -1,0 +1,91 @@
+package controllers
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"regexp"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/sigwatch/sigwatch/internal/imageref"
+)
+
+// runningImage is an image digest a pod runs and the containers that run it.
+type runningImage struct {
+	Image      imageref.Image
+	Containers []string
+}
+
+// podImages returns the digests a pod runs, from its container statuses' imageIDs (init, regular and
+// ephemeral containers); a container without an imageID yet counts when its spec image is pinned by
+// digest. Tags are never resolved: a container known only by tag is skipped.
+func podImages(pod *corev1.Pod) []runningImage {
+	specImages := map[string]string{}
+	for _, c := range pod.Spec.InitContainers {
+		specImages[c.Name] = c.Image
+	}
+	for _, c := range pod.Spec.Containers {
+		specImages[c.Name] = c.Image
+	}
+	for _, c := range pod.Spec.EphemeralContainers {
+		specImages[c.Name] = c.Image
+	}
+	byImage := map[imageref.Image][]string{}
+	seen := map[string]bool{}
+	add := func(container, imageID, specImage string) {
+		img, err := imageref.FromContainerStatus(imageID, specImage)
+		if err != nil {
+			return
+		}
+		seen[container] = true
+		byImage[img] = append(byImage[img], container)
+	}
+	for _, statuses := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses, pod.Status.EphemeralContainerStatuses} {
+		for _, st := range statuses {
+			spec := specImages[st.Name]
+			if spec == "" {
+				spec = st.Image
+			}
+			if st.ImageID != "" {
+				add(st.Name, st.ImageID, spec)
+			}
+		}
+	}
+	for name, spec := range specImages {
+		if !seen[name] && strings.Contains(spec, "@sha256:") {
+			add(name, "", spec)
+		}
+	}
+	out := make([]runningImage, 0, len(byImage))
+	for img, cs := range byImage {
+		sort.Strings(cs)
+		out = append(out, runningImage{Image: img, Containers: cs})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Image.String() < out[j].Image.String() })
+	return out
+}
+
+var notDNS = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// signedImageName is the deterministic name of the SignedImage of an image digest: a readable tail of
+// the repository and a short hash of repository and digest, a DNS-1123 label of at most 63 characters.
+func signedImageName(img imageref.Image) string {
+	sum := sha256.Sum256([]byte(img.String()))
+	hash := hex.EncodeToString(sum[:])[:10]
+	tail := img.Repository[strings.LastIndex(img.Repository, "/")+1:]
+	tail = strings.Trim(notDNS.ReplaceAllString(strings.ToLower(tail), "-"), "-")
+	if max := 63 - 1 - len(hash); len(tail) > max {
+		tail = strings.TrimRight(tail[:max], "-")
+	}
+	if tail == "" {
+		return "image-" + hash
+	}
+	return tail + "-" + hash
+}
+
+// podRunning reports whether a pod counts as running the image: not finished and not being deleted.
+func podRunning(pod *corev1.Pod) bool {
+	return pod.DeletionTimestamp == nil && pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed
+}

@@ -1,0 +1,150 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/policy"
+)
+
+// ImageSignaturePolicyReconciler checks what the CRD schema cannot (regular expressions, keys, CEL
+// conditions, the trust root), reports it as Ready and Stalled, and keeps the policy's image counts.
+type ImageSignaturePolicyReconciler struct {
+	Client   client.Client
+	Policies *PolicyStore
+}
+
+// +kubebuilder:rbac:groups=sigwatch.dev,resources=imagesignaturepolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=sigwatch.dev,resources=imagesignaturepolicies/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
+
+// SetupWithManager registers the controller and its watches.
+func (r *ImageSignaturePolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&sigwatchv1alpha1.ImageSignaturePolicy{}).
+		Watches(&sigwatchv1alpha1.SignedImage{}, handler.EnqueueRequestsFromMapFunc(policiesOfSignedImage)).
+		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.policiesOf("ConfigMap"))).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.policiesOf("Secret"))).
+		Named("imagesignaturepolicy").
+		Complete(r)
+}
+
+// Reconcile compiles the policy, loads its trust root, counts its images, and patches the status only
+// when something changed.
+func (r *ImageSignaturePolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	p := &sigwatchv1alpha1.ImageSignaturePolicy{}
+	if err := r.Client.Get(ctx, req.NamespacedName, p); err != nil {
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if !p.DeletionTimestamp.IsZero() {
+		r.Policies.Forget(p.UID)
+		return ctrl.Result{}, nil
+	}
+	before := p.DeepCopy()
+	ready, stalled := r.readiness(ctx, p)
+	ready.ObservedGeneration, stalled.ObservedGeneration = p.Generation, p.Generation
+	meta.SetStatusCondition(&p.Status.Conditions, ready)
+	meta.SetStatusCondition(&p.Status.Conditions, stalled)
+	p.Status.ObservedGeneration = p.Generation
+
+	counts, err := r.count(ctx, p.Name)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	p.Status.MatchedImages, p.Status.VerifiedImages, p.Status.FailedImages, p.Status.UnknownImages =
+		counts[""], counts[string(sigwatchv1alpha1.PolicyVerified)], counts[string(sigwatchv1alpha1.PolicyFailed)], counts[string(sigwatchv1alpha1.PolicyUnknown)]
+
+	if equality.Semantic.DeepEqual(before.Status, p.Status) {
+		return ctrl.Result{}, nil
+	}
+	if err := r.Client.Status().Patch(ctx, p, client.MergeFrom(before)); err != nil {
+		return ctrl.Result{}, fmt.Errorf("patching the status of ImageSignaturePolicy %s: %w", klog.KObj(p), err)
+	}
+	return ctrl.Result{}, nil
+}
+
+// readiness computes Ready and Stalled: a policy that does not compile, or whose key or trust root cannot
+// be loaded, is stalled until its spec or the objects it refers to change.
+func (r *ImageSignaturePolicyReconciler) readiness(ctx context.Context, p *sigwatchv1alpha1.ImageSignaturePolicy) (metav1.Condition, metav1.Condition) {
+	ready := metav1.Condition{Type: sigwatchv1alpha1.ReadyCondition}
+	stalled := metav1.Condition{Type: sigwatchv1alpha1.StalledCondition, Status: metav1.ConditionFalse, Reason: sigwatchv1alpha1.PolicyReadyReason}
+	fail := func(reason, message string) (metav1.Condition, metav1.Condition) {
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, reason, message
+		stalled.Status, stalled.Reason, stalled.Message = metav1.ConditionTrue, reason, message
+		return ready, stalled
+	}
+	cp, err := r.Policies.Compile(ctx, p)
+	if err != nil {
+		var perr *policy.Error
+		if errors.As(err, &perr) {
+			return fail(perr.Reason, fmt.Sprintf("%s: %v", perr.Field, perr.Err))
+		}
+		return fail(sigwatchv1alpha1.InvalidPolicyReason, err.Error())
+	}
+	root, err := r.Policies.Root(ctx, cp)
+	if err != nil {
+		return fail(sigwatchv1alpha1.TrustedRootUnavailableReason, "spec.trustedRoot: "+err.Error())
+	}
+	ready.Status, ready.Reason = metav1.ConditionTrue, sigwatchv1alpha1.PolicyReadyReason
+	ready.Message = fmt.Sprintf("%d authorities, %d attestations, trust root %s", len(cp.Authorities), len(cp.Attestations), root.Source)
+	stalled.Message = "the policy compiled and its trust root and keys loaded"
+	return ready, stalled
+}
+
+// count returns the number of SignedImages per result of this policy ("" counts them all).
+func (r *ImageSignaturePolicyReconciler) count(ctx context.Context, name string) (map[string]int32, error) {
+	var list sigwatchv1alpha1.SignedImageList
+	if err := r.Client.List(ctx, &list, client.MatchingFields{indexSignedImagePolicies: name}); err != nil {
+		return nil, fmt.Errorf("listing the SignedImages of policy %s: %w", name, err)
+	}
+	counts := map[string]int32{}
+	for _, si := range list.Items {
+		for _, pr := range si.Status.Policies {
+			if pr.Name == name {
+				counts[""]++
+				counts[string(pr.Result)]++
+			}
+		}
+	}
+	return counts, nil
+}
+
+// policiesOfSignedImage maps a SignedImage to the policies in its status.
+func policiesOfSignedImage(_ context.Context, o client.Object) []reconcile.Request {
+	si, ok := o.(*sigwatchv1alpha1.SignedImage)
+	if !ok {
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, p := range si.Status.Policies {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: p.Name}})
+	}
+	return reqs
+}
+
+func (r *ImageSignaturePolicyReconciler) policiesOf(kind string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		var reqs []reconcile.Request
+		for _, p := range policiesReferencing(ctx, r.Client, kind, o) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: p.Name}})
+		}
+		return reqs
+	}
+}

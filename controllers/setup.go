@@ -1,0 +1,76 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/sigwatch/sigwatch/internal/registry"
+	"github.com/sigwatch/sigwatch/internal/trust"
+	"github.com/sigwatch/sigwatch/internal/verification"
+)
+
+// Config wires the controllers.
+type Config struct {
+	// PublicGood returns the public-good trust root.
+	PublicGood func(ctx context.Context) (*trust.Root, error)
+	// Registry configures registry access (Observer is set to the metrics).
+	Registry registry.Options
+	// Keychain is used after the pods' pull secrets (nil: none).
+	Keychain authn.Keychain
+	// Metrics registry (controller-runtime's metrics.Registry in the manager).
+	MetricsRegisterer prometheus.Registerer
+
+	MaxConcurrent        int
+	GCGrace              time.Duration
+	NoMatch              NoMatchPolicy
+	VerificationDeadline time.Duration
+	// StateTTL shares registry state between SignedImages of one digest (default 30s).
+	StateTTL time.Duration
+	// IntervalOverride replaces every policy's reverifyInterval (tests and the demo).
+	IntervalOverride time.Duration
+	// MinRetry is the first delay after a transient failure (default 10s).
+	MinRetry time.Duration
+	Clock    clock.PassiveClock
+}
+
+// Setup registers the field indexes, the metrics and the three controllers with mgr, and returns the
+// verification engine's registry client (tests count its requests).
+func Setup(ctx context.Context, mgr ctrl.Manager, c Config) (*registry.Client, error) {
+	m, err := NewMetrics(c.MetricsRegisterer, mgr.GetCache())
+	if err != nil {
+		return nil, fmt.Errorf("registering metrics: %w", err)
+	}
+	store := &PolicyStore{Reader: mgr.GetCache(), APIReader: mgr.GetAPIReader(), PublicGood: c.PublicGood}
+	ropts := c.Registry
+	ropts.Observer = m.ObserveRequest
+	reg := registry.New(ropts)
+	if c.StateTTL == 0 {
+		c.StateTTL = 30 * time.Second
+	}
+	engine := verification.New(verification.Options{Registry: reg, Roots: store.Root, Timeout: c.VerificationDeadline, StateTTL: c.StateTTL})
+	if err := SetupIndexes(ctx, mgr); err != nil {
+		return nil, fmt.Errorf("registering field indexes: %w", err)
+	}
+	if err := (&PodReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up the pod controller: %w", err)
+	}
+	if err := (&SignedImageReconciler{
+		Client: mgr.GetClient(), Engine: engine, Policies: store, Metrics: m, Clock: c.Clock,
+		Recorder:  mgr.GetEventRecorder("sigwatch"),
+		Keychains: &PullSecrets{Reader: mgr.GetClient(), Fallback: c.Keychain},
+		GCGrace:   c.GCGrace, NoMatch: c.NoMatch, MaxConcurrent: c.MaxConcurrent,
+		IntervalOverride: c.IntervalOverride, MinRetry: c.MinRetry,
+	}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up the SignedImage controller: %w", err)
+	}
+	if err := (&ImageSignaturePolicyReconciler{Client: mgr.GetClient(), Policies: store}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up the ImageSignaturePolicy controller: %w", err)
+	}
+	return reg, nil
+}

@@ -1,0 +1,240 @@
+package controllers
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/verification"
+)
+
+// NoMatchPolicy says what an image that no policy covers gets.
+type NoMatchPolicy string
+
+const (
+	// NoMatchIgnore: Verified=Unknown (NoMatchingPolicy) and Ready=True, no Warning.
+	NoMatchIgnore NoMatchPolicy = "ignore"
+	// NoMatchWarn: Verified=Unknown (NoMatchingPolicy), Ready=False and a Warning Event.
+	NoMatchWarn NoMatchPolicy = "warn"
+)
+
+// transientReasons are the Unknown reasons that may clear up by themselves: the verdict is retried with
+// backoff and the last good result is kept.
+var transientReasons = map[string]bool{
+	sigwatchv1alpha1.RegistryUnavailableReason:    true,
+	sigwatchv1alpha1.TrustedRootUnavailableReason: true,
+	sigwatchv1alpha1.VerificationErrorReason:      true,
+}
+
+// matchedPolicy is a policy that covers the image, compiled or not.
+type matchedPolicy struct {
+	name        string
+	fingerprint string
+	interval    time.Duration
+	// err is set when the policy cannot be used (not compiled, trust root unavailable): its result is
+	// Unknown with this reason and message.
+	errReason, errMessage string
+}
+
+// verificationDue decides whether the engine runs in this reconcile.
+func verificationDue(si *sigwatchv1alpha1.SignedImage, matched []matchedPolicy, now time.Time) bool {
+	st := si.Status
+	switch {
+	case meta.FindStatusCondition(st.Conditions, sigwatchv1alpha1.VerifiedCondition) == nil:
+		return true
+	case st.ObservedGeneration != si.Generation:
+		return true
+	case si.Annotations[sigwatchv1alpha1.ReverifyAnnotation] != st.LastHandledReverify:
+		return true
+	case st.NextVerificationTime == nil || !now.Before(st.NextVerificationTime.Time):
+		return true
+	}
+	prev := map[string]string{}
+	for _, p := range st.Policies {
+		prev[p.Name] = p.Fingerprint
+	}
+	if len(prev) != len(matched) {
+		return true
+	}
+	for _, m := range matched {
+		if fp, ok := prev[m.name]; !ok || fp != m.fingerprint {
+			return true
+		}
+	}
+	return false
+}
+
+// fingerprint identifies what a policy's verdict depends on besides the signatures.
+func fingerprint(parts ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(parts, "|")))
+	return hex.EncodeToString(sum[:])[:16]
+}
+
+// verdict is the outcome of one verification, ready to be written.
+type verdict struct {
+	status  metav1.ConditionStatus
+	reason  string
+	message string
+}
+
+// applyResult writes a verification result into the status. A transient failure keeps the last good
+// signatures, signer and lastVerifiedTime.
+func applyResult(st *sigwatchv1alpha1.SignedImageStatus, res *verification.Result, matched []matchedPolicy, now time.Time) verdict {
+	fps := map[string]string{}
+	all := append([]verification.PolicyResult(nil), res.Policies...)
+	for _, m := range matched {
+		fps[m.name] = m.fingerprint
+		if m.errReason != "" {
+			all = append(all, verification.PolicyResult{Policy: m.name, Result: sigwatchv1alpha1.PolicyUnknown,
+				Reason: m.errReason, Message: m.errMessage})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Policy < all[j].Policy })
+	combined := verification.Result{Image: res.Image, Policies: all, Signatures: res.Signatures}
+	result, reason, message := combined.Verdict()
+	policies := make([]sigwatchv1alpha1.PolicyResult, 0, len(all))
+	for _, p := range all {
+		policies = append(policies, sigwatchv1alpha1.PolicyResult{
+			Name: p.Policy, Result: p.Result, Reason: p.Reason, Message: truncate(p.Message, 1024),
+			Authority: p.Authority, Fingerprint: fps[p.Policy],
+		})
+	}
+	st.Policies = policies
+	st.LastAttemptTime = &metav1.Time{Time: now}
+	v := verdict{reason: reason, message: message}
+	switch result {
+	case sigwatchv1alpha1.PolicyVerified:
+		v.status = metav1.ConditionTrue
+	case sigwatchv1alpha1.PolicyFailed:
+		v.status = metav1.ConditionFalse
+	default:
+		v.status = metav1.ConditionUnknown
+	}
+	if v.status == metav1.ConditionUnknown && transientReasons[reason] {
+		return v // keep the last good signatures, signer and time
+	}
+	st.Signatures = signatureInfos(res.Signatures)
+	st.Summary.Signer = ""
+	if v.status == metav1.ConditionTrue {
+		st.LastVerifiedTime = &metav1.Time{Time: now}
+		st.Summary.Signer = signerOf(res.Signatures)
+	}
+	return v
+}
+
+func signatureInfos(sigs []verification.Signature) []sigwatchv1alpha1.SignatureInfo {
+	const max = 16 // the status shows the first ones; verified signatures come first
+	var out []sigwatchv1alpha1.SignatureInfo
+	for _, s := range sigs {
+		if s.PredicateType != "" {
+			continue // attestations are not signatures of the image
+		}
+		if len(out) == max {
+			break
+		}
+		out = append(out, sigwatchv1alpha1.SignatureInfo{
+			Format: s.Format, Subject: s.Subject, Issuer: s.Issuer, KeyID: s.KeyID,
+			GitHubWorkflowRepository: s.GitHubWorkflowRepository, GitHubWorkflowRef: s.GitHubWorkflowRef,
+			TransparencyLogIndex: s.TransparencyLogIndex, IntegratedTime: metaTime(s.IntegratedTime),
+			TimestampTime: metaTime(s.TimestampTime), SignatureDigest: s.ManifestDigest,
+		})
+	}
+	return out
+}
+
+func signerOf(sigs []verification.Signature) string {
+	for _, s := range sigs {
+		if s.Verified() && s.PredicateType == "" {
+			if s.Subject != "" {
+				return s.Subject
+			}
+			return "key:" + s.KeyID[:min(12, len(s.KeyID))]
+		}
+	}
+	return ""
+}
+
+func metaTime(t *time.Time) *metav1.Time {
+	if t == nil {
+		return nil
+	}
+	return &metav1.Time{Time: *t}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
+
+// setConditions writes Verified and Ready from a verdict.
+func setConditions(st *sigwatchv1alpha1.SignedImageStatus, v verdict, generation int64, noMatch NoMatchPolicy) {
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: sigwatchv1alpha1.VerifiedCondition,
+		Status: v.status, Reason: v.reason, Message: truncate(v.message, 32768), ObservedGeneration: generation})
+	ready := metav1.Condition{Type: sigwatchv1alpha1.ReadyCondition, Status: metav1.ConditionFalse,
+		Reason: v.reason, Message: truncate(v.message, 32768), ObservedGeneration: generation}
+	if v.status == metav1.ConditionTrue || (v.reason == sigwatchv1alpha1.NoMatchingPolicyReason && noMatch == NoMatchIgnore) {
+		ready.Status = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(&st.Conditions, ready)
+}
+
+// nextInterval is the shortest reverify interval of the policies, with ±10 % jitter so that many images
+// do not re-verify in the same second.
+func nextInterval(matched []matchedPolicy, fallback time.Duration, rnd *rand.Rand) time.Duration {
+	interval := fallback
+	for _, m := range matched {
+		if m.interval > 0 && m.interval < interval {
+			interval = m.interval
+		}
+	}
+	return time.Duration(float64(interval) * (0.9 + 0.2*rnd.Float64()))
+}
+
+// retryAfter spaces retries of a transient failure: half the time the failure has lasted, at least min
+// and at most the verification interval.
+func retryAfter(since, now time.Time, min, interval time.Duration) time.Duration {
+	d := now.Sub(since) / 2
+	if d < min {
+		d = min
+	}
+	if d > interval {
+		d = interval
+	}
+	return d
+}
+
+// transition describes a change of the Verified condition worth an Event, or "" for none.
+func transition(before, after *metav1.Condition) bool {
+	if after == nil {
+		return false
+	}
+	if before == nil {
+		return after.Status != metav1.ConditionUnknown || after.Reason != sigwatchv1alpha1.PendingReason
+	}
+	return before.Status != after.Status || before.Reason != after.Reason
+}
+
+func eventReasonFor(c *metav1.Condition) (eventType, reason string) {
+	switch c.Status {
+	case metav1.ConditionTrue:
+		return "Normal", "Verified"
+	case metav1.ConditionFalse:
+		return "Warning", "VerificationFailed"
+	default:
+		return "Warning", "VerificationUnknown"
+	}
+}
+
+func oneLine(reason, message string) string {
+	return fmt.Sprintf("%s: %s", reason, truncate(strings.ReplaceAll(message, "\n", " "), 900))
+}

@@ -1,0 +1,242 @@
+// Package bundleverify verifies one Sigstore bundle over one artifact, offline, against a trust root:
+// the library behind `sigwatch verify-bundle`. A bundle is keyless (a Fulcio certificate, checked
+// against an expected identity) or signed with a key (checked against a given public key).
+//
+// The rules, whatever the bundle says about itself:
+//   - keyless: a transparency log entry and an observer timestamp (log integrated time or RFC 3161)
+//     are required, and the certificate is checked at that certified time, never at "now"; signed
+//     certificate timestamps are required exactly when the trust root lists CT logs;
+//   - key: the transparency log entries and timestamps the bundle carries are verified; none is
+//     required, since a key has no validity window to place the signature in;
+//   - identity regular expressions match whole values (anchored as ^(?:RE)$).
+package bundleverify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/tlog"
+	"github.com/sigstore/sigstore-go/pkg/verify"
+
+	"github.com/sigwatch/sigwatch/internal/trust"
+)
+
+var (
+	// ErrInvalidRequest wraps every error caused by the request itself (a missing or conflicting field, a
+	// malformed digest, regular expression or key): retrying with the same request cannot succeed, and
+	// the bundle was not judged.
+	ErrInvalidRequest = errors.New("invalid request")
+	// ErrNotVerified wraps every reason the bundle does not verify: it cannot be parsed, it is not signed
+	// the way the request expects, or sigstore-go rejected it (the wrapped error says which step failed).
+	ErrNotVerified = errors.New("bundle does not verify")
+)
+
+// Request is one bundle to verify over one artifact.
+type Request struct {
+	// Bundle is the Sigstore bundle, JSON (v0.1 to v0.3).
+	Bundle []byte
+	// Artifact is the signed artifact itself; exclusive with ArtifactDigest.
+	Artifact []byte
+	// ArtifactDigest is the artifact's digest, "sha256:HEX" or "sha512:HEX"; exclusive with Artifact.
+	// An Ed25519 message signature can only be verified over the artifact itself.
+	ArtifactDigest string
+	// Identity is the expected keyless signer; exclusive with PublicKey.
+	Identity Identity
+	// PublicKey is the PEM public key of a key-signed bundle; exclusive with Identity.
+	PublicKey []byte
+	// TrustRoot holds the CAs, logs and timestamp authorities to verify against. With PublicKey it still
+	// verifies the bundle's transparency log entries and timestamps.
+	TrustRoot *trust.Root
+}
+
+// Result is what a verified bundle proves.
+type Result struct {
+	// Certificate summarizes the verified signing certificate (SAN, OIDC issuer, GitHub workflow claims);
+	// nil when the bundle is signed with a key.
+	Certificate *certificate.Summary
+	// KeyID is the hex sha256 of the PKIX DER form of the verifying public key; empty when keyless.
+	KeyID string
+	// TlogEntries are the bundle's transparency log entries; when the request required a log entry, at
+	// least one was verified against the trust root's logs.
+	TlogEntries []TlogEntry
+	// VerifiedTimestamps are the certified times the verification used, earliest first.
+	VerifiedTimestamps []Timestamp
+	// PredicateType is the in-toto predicate type when the bundle is a DSSE attestation.
+	PredicateType string
+	// TrustRoot names the trust root used (trust.Root.Source).
+	TrustRoot string
+}
+
+// TlogEntry is one transparency log entry of the bundle.
+type TlogEntry struct {
+	// LogIndex is the entry's index in its log.
+	LogIndex int64
+	// IntegratedTime is when the log integrated the entry; zero when the entry does not say (Rekor v2).
+	IntegratedTime time.Time
+	// RekorV2 tells a Rekor v2 (tile-based) entry.
+	RekorV2 bool
+}
+
+// Timestamp is a verified time at which the signature existed.
+type Timestamp struct {
+	// Source is "Tlog" (a log's signed integrated time) or "TimestampAuthority" (RFC 3161).
+	Source string
+	// URI names the log or authority, when the trust root gives it.
+	URI string
+	// Time is the certified time.
+	Time time.Time
+}
+
+// SignedAt is the earliest certified time the signature existed, or zero when none was verified.
+func (r *Result) SignedAt() time.Time {
+	if len(r.VerifiedTimestamps) == 0 {
+		return time.Time{}
+	}
+	return r.VerifiedTimestamps[0].Time
+}
+
+// Verify verifies req.Bundle over the artifact. The error wraps ErrInvalidRequest when the request is
+// unusable, ErrNotVerified when the bundle does not verify; any other error (a cancelled context) left
+// the bundle unjudged.
+func Verify(ctx context.Context, req Request) (*Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	checks, err := compile(&req)
+	if err != nil {
+		return nil, err
+	}
+	b := &bundle.Bundle{}
+	if err := b.UnmarshalJSON(req.Bundle); err != nil {
+		return nil, notVerified("parsing bundle: %w", err)
+	}
+	if err := checks.signerKindMatches(b); err != nil {
+		return nil, err
+	}
+	opts, err := checks.verifierOptions(b, req.TrustRoot)
+	if err != nil {
+		return nil, err
+	}
+	v, err := verify.NewVerifier(checks.material, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("configuring the verifier: %w", err) // a bug here, not the request's fault
+	}
+	res, err := v.Verify(b, verify.NewPolicy(checks.artifact, checks.signer))
+	if err != nil {
+		if !checks.keyless {
+			return nil, notVerified("with key %s: %w", checks.keyID, err)
+		}
+		return nil, notVerified("%w", err)
+	}
+	return result(b, res, checks.keyID, req.TrustRoot.Source)
+}
+
+// checks is a request compiled into what sigstore-go needs.
+type checks struct {
+	keyless  bool
+	artifact verify.ArtifactPolicyOption
+	signer   verify.PolicyOption
+	material root.TrustedMaterial
+	keyID    string
+}
+
+func compile(req *Request) (*checks, error) {
+	if len(req.Bundle) == 0 {
+		return nil, invalid("Bundle is required")
+	}
+	if req.TrustRoot == nil || req.TrustRoot.Material == nil {
+		return nil, invalid("TrustRoot is required")
+	}
+	keyless := !req.Identity.empty()
+	switch {
+	case keyless && req.PublicKey != nil:
+		return nil, invalid("Identity and PublicKey are mutually exclusive")
+	case !keyless && req.PublicKey == nil:
+		return nil, invalid("one of Identity and PublicKey is required")
+	}
+	artifact, err := req.artifactPolicy()
+	if err != nil {
+		return nil, err
+	}
+	c := &checks{keyless: keyless, artifact: artifact, material: req.TrustRoot.Material}
+	if keyless {
+		ci, err := req.Identity.certificateIdentity()
+		if err != nil {
+			return nil, err
+		}
+		c.signer = verify.WithCertificateIdentity(ci)
+		return c, nil
+	}
+	pk, err := parsePublicKey(req.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	c.signer, c.keyID = verify.WithKey(), pk.id
+	// The trust root still vouches for the logs and timestamp authorities; the key vouches for the
+	// signature.
+	c.material = root.TrustedMaterialCollection{req.TrustRoot.Material, pk.material}
+	return c, nil
+}
+
+// signerKindMatches rejects a key-signed bundle checked against an identity and the reverse, with a
+// message that says so rather than sigstore-go's first failing step.
+func (c *checks) signerKindMatches(b *bundle.Bundle) error {
+	vc, err := b.VerificationContent()
+	if err != nil {
+		return notVerified("reading verification material: %w", err)
+	}
+	certificateBased := vc.Certificate() != nil
+	switch {
+	case c.keyless && !certificateBased:
+		return notVerified("bundle is signed with a public key, not a certificate: verify it with a key, not an identity")
+	case !c.keyless && certificateBased:
+		return notVerified("bundle is signed with a certificate, not a public key: verify it with an identity, not a key")
+	}
+	return nil
+}
+
+// verifierOptions states the rules of the package comment.
+func (c *checks) verifierOptions(b *bundle.Bundle, tr *trust.Root) ([]verify.VerifierOption, error) {
+	if c.keyless {
+		// Fulcio certificates live minutes: they are checked at a time a log or a timestamp authority
+		// certified, never at "now".
+		opts := []verify.VerifierOption{verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1)}
+		if tr.RequireSCT() {
+			opts = append(opts, verify.WithSignedCertificateTimestamps(1))
+		}
+		return opts, nil
+	}
+	entries, err := b.TlogEntries()
+	if err != nil {
+		return nil, notVerified("reading transparency log entries: %w", err)
+	}
+	signedTimestamps, err := b.Timestamps()
+	if err != nil {
+		return nil, notVerified("reading RFC 3161 timestamps: %w", err)
+	}
+	var opts []verify.VerifierOption
+	if len(entries) > 0 {
+		opts = append(opts, verify.WithTransparencyLog(1))
+	}
+	// What the bundle carries is verified; with nothing to certify a time, the key (valid at any time)
+	// is enough.
+	if len(signedTimestamps) > 0 || hasInclusionPromise(entries) {
+		return append(opts, verify.WithObserverTimestamps(1)), nil
+	}
+	return append(opts, verify.WithNoObserverTimestamps()), nil
+}
+
+// hasInclusionPromise reports whether a log entry carries a signed integrated time (Rekor v1 SET).
+func hasInclusionPromise(entries []*tlog.Entry) bool {
+	for _, e := range entries {
+		if e.HasInclusionPromise() {
+			return true
+		}
+	}
+	return false
+}
