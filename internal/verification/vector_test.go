@@ -1,0 +1,118 @@
+package verification
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/signatures"
+	"github.com/sigwatch/sigwatch/internal/trust"
+	testregistry "github.com/sigwatch/sigwatch/test/registry"
+)
+
+const vectorDir = "../bundleverify/testdata/cosign-new-bundle/"
+
+// TestCosignReferrerVector pushes cosign's own referrer-flow test bundle (a real public-good attestation
+// of go-containerregistry's empty.Image, by cody@soyland.com) as an OCI 1.1 referrer, with and without
+// the referrers API, and checks that discovery finds it and the judge accepts it for its identity and
+// refuses it for another.
+func TestCosignReferrerVector(t *testing.T) {
+	for _, referrers := range []bool{true, false} {
+		t.Run(map[bool]string{true: "referrers API", false: "fallback tag"}[referrers], func(t *testing.T) {
+			g := NewWithT(t)
+			ctx := context.Background()
+			reg := testregistry.Start(t, referrers)
+			d := reg.Push(t, "repo", empty.Image)
+			g.Expect(d.DigestStr()).To(Equal("sha256:732112270d7e59418a8c080b134b24cabd67d250d0d0147a97ed95ba5c280aa4"))
+			pushBundleReferrer(t, d, vectorDir+"oci-attestation.sigstore.json")
+
+			rootJSON, err := os.ReadFile(vectorDir + "trusted_root_pgi.json")
+			g.Expect(err).NotTo(HaveOccurred())
+			tr, err := trust.FromJSON(rootJSON, "cosign testdata")
+			g.Expect(err).NotTo(HaveOccurred())
+			eng, _ := newEngine(t, tr)
+
+			where := signatures.Where{Image: image(t, d)}
+			st, err := eng.discovery.State(ctx, where, true)
+			g.Expect(err).NotTo(HaveOccurred())
+			cands, err := eng.discovery.Fetch(ctx, st)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(cands).To(HaveLen(1))
+			c := &cands[0]
+			g.Expect(c.Kind).To(Equal(signatures.KindAttestation))
+			g.Expect(c.Format).To(Equal(sigwatchv1alpha1.SignatureFormatBundle))
+			g.Expect(c.CheckBinding(d.DigestStr())).To(Succeed())
+
+			right := keylessPolicy(t, "https://github.com/login/oauth", "cody@soyland.com")
+			o := eng.judgeCandidate(c, d.DigestStr(), right, tr)
+			g.Expect(o.reason).To(BeEmpty(), o.message)
+			s := describe(c, o, "")
+			g.Expect(s.Subject).To(Equal("cody@soyland.com"))
+			g.Expect(s.TransparencyLogIndex).To(HaveValue(BeEquivalentTo(175508996)))
+			g.Expect(s.TimeSource).To(Equal(TimeSourceTlog))
+
+			wrong := keylessPolicy(t, "https://github.com/login/oauth", "someone@else.example")
+			o = eng.judgeCandidate(c, d.DigestStr(), wrong, tr)
+			g.Expect(o.reason).To(Equal(sigwatchv1alpha1.UntrustedSignerReason))
+
+			// Through the whole engine: an attestation is not an image signature.
+			res := eng.Verify(ctx, Request{Image: image(t, d), Policies: []*policyT{right}})
+			g.Expect(res.Policies[0].Reason).To(Equal(sigwatchv1alpha1.SignatureMissingReason))
+		})
+	}
+}
+
+// pushBundleReferrer pushes a Sigstore bundle as cosign v3 does: an OCI manifest whose subject is the
+// image, artifactType the bundle media type, one layer holding the bundle.
+func pushBundleReferrer(t *testing.T, subject name.Digest, bundlePath string) {
+	t.Helper()
+	data, err := os.ReadFile(bundlePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := remote.Head(subject)
+	if err != nil {
+		t.Fatalf("head %s: %v", subject, err)
+	}
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.MediaType("application/vnd.oci.empty.v1+json"))
+	img, err = mutate.Append(img, mutate.Addendum{Layer: static.NewLayer(data, types.MediaType(signatures.MediaTypeBundleV03))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img = mutate.Annotations(img, map[string]string{
+		"dev.sigstore.bundle.content":       "dsse-envelope",
+		"dev.sigstore.bundle.predicateType": "https://cosign.sigstore.dev/attestation/v1",
+	}).(v1Image)
+	img = mutate.Subject(img, *desc).(v1Image)
+	dig, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(subject.Context().Digest(dig.String()), img); err != nil {
+		t.Fatalf("pushing the referrer: %v", err)
+	}
+}
+
+func keylessPolicy(t *testing.T, issuer, subject string) *policyT {
+	t.Helper()
+	return compile(t, &sigwatchv1alpha1.ImageSignaturePolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "keyless"},
+		Spec: sigwatchv1alpha1.ImageSignaturePolicySpec{
+			Images: []sigwatchv1alpha1.ImagePattern{"**"},
+			Authorities: []sigwatchv1alpha1.Authority{{Name: "ci", Keyless: &sigwatchv1alpha1.KeylessAuthority{
+				Identities: []sigwatchv1alpha1.Identity{{Issuer: issuer, Subject: subject}},
+			}}},
+		},
+	})
+}
