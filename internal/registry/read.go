@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -178,6 +179,19 @@ func (c *Client) referrers(ctx context.Context, repo name.Repository, digest v1.
 // referrersTag reads the referrers tag schema: an OCI image index tagged sha256-<hex>.
 func (c *Client) referrersTag(ctx context.Context, repo name.Repository, digest v1.Hash, artifactType string) ([]v1.Descriptor, error) {
 	tag := digest.Algorithm + "-" + digest.Hex
+	// A HEAD first: registries that count manifest GETs against pull quotas do not count HEADs, and an
+	// unchanged index (same digest) is not read again.
+	desc, err := c.head(ctx, repo.Tag(tag))
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("looking up referrers tag %s: %w", tag, err)
+	}
+	cacheKey := repo.Name() + "@" + desc.Digest.String()
+	if v, ok := c.tagIndexes.Get(cacheKey); ok {
+		return filterReferrers(v.([]v1.Descriptor), artifactType), nil
+	}
 	resp, err := c.do(ctx, repo, http.MethodGet, apiURL(repo, "manifests", tag), string(types.OCIImageIndex),
 		http.StatusOK, http.StatusNotFound)
 	if err != nil {
@@ -191,11 +205,24 @@ func (c *Client) referrersTag(ctx context.Context, repo name.Repository, digest 
 		discard(resp)
 		return nil, fmt.Errorf("referrers tag %s holds %q, not an OCI image index", tag, resp.Header.Get("Content-Type"))
 	}
-	kept, err := c.readReferrers(resp, nil, artifactType)
+	all, err := c.readReferrers(resp, nil, "")
 	if err != nil {
 		return nil, fmt.Errorf("reading referrers tag %s: %w", tag, err)
 	}
-	return kept, nil
+	if resp.Header.Get("Docker-Content-Digest") == desc.Digest.String() {
+		c.tagIndexes.Add(cacheKey, all)
+	}
+	return filterReferrers(all, artifactType), nil
+}
+
+func filterReferrers(all []v1.Descriptor, artifactType string) []v1.Descriptor {
+	out := make([]v1.Descriptor, 0, len(all))
+	for _, d := range all {
+		if artifactType == "" || d.ArtifactType == artifactType {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // readReferrers reads an image index from resp, closes it, and appends to kept the descriptors whose

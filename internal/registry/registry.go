@@ -98,6 +98,8 @@ type Client struct {
 
 	// auth caches authenticated transports by repository name.
 	auth *lru.Cache
+	// tagIndexes caches referrers fallback indexes by repository and manifest digest.
+	tagIndexes *lru.Cache
 
 	// now and sleep are replaced by tests.
 	now   func() time.Time
@@ -117,12 +119,13 @@ type authEntry struct {
 func New(opts Options) *Client {
 	opts = withDefaults(opts)
 	c := &Client{
-		opts:     opts,
-		insecure: newHostMatcher(opts.Insecure),
-		auth:     lru.New(authCacheSize),
-		now:      time.Now,
-		sleep:    sleepContext,
-		requests: map[RequestKey]int{},
+		opts:       opts,
+		insecure:   newHostMatcher(opts.Insecure),
+		auth:       lru.New(authCacheSize),
+		tagIndexes: lru.New(4096),
+		now:        time.Now,
+		sleep:      sleepContext,
+		requests:   map[RequestKey]int{},
 	}
 	c.base = transport.NewUserAgent(&retryTransport{
 		inner:      opts.Transport,

@@ -125,3 +125,22 @@ func TestRegistryOutageIsUnknown(t *testing.T) {
 	r = eng.Verify(context.Background(), req)
 	g.Expect(r.Policies[0].Result).To(Equal(sigwatchv1alpha1.PolicyVerified))
 }
+
+// TestCacheHitWithoutReferrersAPI: with the referrers tag fallback, an unchanged index is only HEADed.
+func TestCacheHitWithoutReferrersAPI(t *testing.T) {
+	g := NewWithT(t)
+	reg := testregistry.Start(t, false)
+	key := cosign.GenerateKeyPair(t, t.TempDir())
+	d := reg.PushRandomImage(t, "team/app")
+	cosign.Sign(t, key, d.String(), cosign.SignOptions{NewBundleFormat: true})
+	p := keyPolicy(t, "p", key.PublicKeyPEM, sigwatchv1alpha1.TransparencyLogDisabled)
+	eng, _ := newEngine(t, embeddedRoot(t))
+	req := Request{Image: image(t, d), Policies: []*policy.Policy{p}}
+	g.Expect(eng.Verify(context.Background(), req).Policies[0].Result).To(Equal(sigwatchv1alpha1.PolicyVerified))
+
+	reg.ResetCounts()
+	res := eng.Verify(context.Background(), req)
+	g.Expect(res.Cached).To(BeTrue())
+	g.Expect(reg.Requests("GET manifests")).To(BeZero(), "the fallback index is HEADed, not read again")
+	g.Expect(reg.Requests("HEAD manifests")).To(Equal(2), "the fallback tag and the .sig tag")
+}
