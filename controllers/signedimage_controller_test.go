@@ -9,10 +9,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
@@ -181,6 +181,7 @@ func TestRegistryOutageKeepsLastGood(t *testing.T) {
 	g.Expect(down.Status.Signatures).To(Equal(si.Status.Signatures))
 	g.Expect(down.Status.LastVerifiedTime.Time).To(BeTemporally(">=", lastVerified.Time))
 	g.Expect(meta.IsStatusConditionTrue(down.Status.Conditions, sigwatchv1alpha1.ReadyCondition)).To(BeFalse())
+	g.Expect(kstatus(t, down.DeepCopy())).To(Equal(status.InProgressStatus), "a transient failure is being retried")
 
 	f.reg.Restart(t)
 	verified(t, si, metav1.ConditionTrue, sigwatchv1alpha1.VerifiedReason)
@@ -321,5 +322,3 @@ func TestInvalidPolicyIsStalled(t *testing.T) {
 	si := verified(t, signedImageFor(t, ns, repoOf(img), img.DigestStr()), metav1.ConditionUnknown, sigwatchv1alpha1.VerificationErrorReason)
 	g.Expect(si.Status.Policies[0].Message).To(ContainSubstring("not ready"))
 }
-
-var _ = corev1.Pod{}

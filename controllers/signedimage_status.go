@@ -186,6 +186,15 @@ func setConditions(st *sigwatchv1alpha1.SignedImageStatus, v verdict, generation
 		ready.Status = metav1.ConditionTrue
 	}
 	meta.SetStatusCondition(&st.Conditions, ready)
+	// Stalled says the verdict is settled and not good: the image failed a policy (or no policy covers it
+	// and that is to be warned about). kstatus then reports Failed rather than InProgress; a transient
+	// Unknown stays InProgress while it is retried.
+	stalled := metav1.Condition{Type: sigwatchv1alpha1.StalledCondition, Status: metav1.ConditionFalse,
+		Reason: v.reason, Message: truncate(v.message, 32768), ObservedGeneration: generation}
+	if v.status == metav1.ConditionFalse || (v.reason == sigwatchv1alpha1.NoMatchingPolicyReason && noMatch == NoMatchWarn) {
+		stalled.Status = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(&st.Conditions, stalled)
 }
 
 // nextInterval is the shortest reverify interval of the policies, with ±10 % jitter so that many images

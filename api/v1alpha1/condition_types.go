@@ -13,8 +13,10 @@ const (
 	// could not be decided (an Unknown reason below).
 	VerifiedCondition = "Verified"
 
-	// StalledCondition on an ImageSignaturePolicy is True when the policy cannot work as written: it
-	// needs a change to its spec or to an object it refers to, not a retry.
+	// StalledCondition is True when waiting will not change things. On an ImageSignaturePolicy: the
+	// policy cannot work as written; it needs a change to its spec or to an object it refers to. On a
+	// SignedImage: the verdict is settled and not good (Verified=False, or no policy covers the image
+	// under --no-match-policy=warn), so kstatus reports Failed rather than InProgress.
 	StalledCondition = "Stalled"
 )
 

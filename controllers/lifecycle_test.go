@@ -1,0 +1,203 @@
+package controllers_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	dto "github.com/prometheus/client_model/go"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/controllers"
+	"github.com/sigwatch/sigwatch/test/cosign"
+	testregistry "github.com/sigwatch/sigwatch/test/registry"
+)
+
+func kstatus(t *testing.T, obj client.Object) status.Status {
+	t.Helper()
+	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+		t.Fatal(err)
+	}
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := status.Compute(&unstructured.Unstructured{Object: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Status
+}
+
+func TestKstatus(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t)
+	startManager(t)
+	ns := namespace(t, nil)
+	runPod(t, ns, "web-1", "web", f.signed.Context().Name()+":v1", imageID(f.signed))
+	runPod(t, ns, "bad-1", "bad", f.wrongKey.Context().Name()+":v1", imageID(f.wrongKey))
+	good := verified(t, signedImageFor(t, ns, repoOf(f.signed), f.signed.DigestStr()), metav1.ConditionTrue, sigwatchv1alpha1.VerifiedReason)
+	bad := verified(t, signedImageFor(t, ns, repoOf(f.wrongKey), f.wrongKey.DigestStr()), metav1.ConditionFalse, sigwatchv1alpha1.UntrustedSignerReason)
+	g.Expect(kstatus(t, good)).To(Equal(status.CurrentStatus))
+	g.Expect(kstatus(t, bad)).To(Equal(status.FailedStatus), "a settled failing verdict is Stalled: Failed, not InProgress")
+	g.Expect(meta.IsStatusConditionTrue(bad.Status.Conditions, sigwatchv1alpha1.StalledCondition)).To(BeTrue())
+	g.Expect(meta.IsStatusConditionFalse(good.Status.Conditions, sigwatchv1alpha1.StalledCondition)).To(BeTrue())
+	eventually(t, func(g Gomega) {
+		p := f.policy.DeepCopy()
+		g.Expect(kstatus(t, p)).To(Equal(status.CurrentStatus))
+		g.Expect(meta.IsStatusConditionTrue(p.Status.Conditions, sigwatchv1alpha1.ReadyCondition)).To(BeTrue())
+	})
+}
+
+func TestManagerRestartLosesNothing(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t)
+	m := startManager(t)
+	ns := namespace(t, nil)
+	runPod(t, ns, "web-1", "web", f.signed.Context().Name()+":v1", imageID(f.signed))
+	badPod := runPod(t, ns, "bad-1", "bad", f.wrongKey.Context().Name()+":v1", imageID(f.wrongKey))
+	good := verified(t, signedImageFor(t, ns, repoOf(f.signed), f.signed.DigestStr()), metav1.ConditionTrue, sigwatchv1alpha1.VerifiedReason)
+	bad := verified(t, signedImageFor(t, ns, repoOf(f.wrongKey), f.wrongKey.DigestStr()), metav1.ConditionFalse, sigwatchv1alpha1.UntrustedSignerReason)
+	eventually(t, func(g Gomega) {
+		g.Expect(events(t, ns, "Pod", badPod.Name)).To(HaveLen(1))
+	})
+	m.stop(t)
+
+	startManager(t)
+	// Give the new manager time to reconcile everything it sees.
+	time.Sleep(3 * time.Second)
+	again := verified(t, good, metav1.ConditionTrue, sigwatchv1alpha1.VerifiedReason)
+	g.Expect(again.Status.LastVerifiedTime).To(Equal(good.Status.LastVerifiedTime), "not due: not verified again")
+	g.Expect(again.Status.Signatures).To(Equal(good.Status.Signatures))
+	g.Expect(again.Status.NextVerificationTime).To(Equal(good.Status.NextVerificationTime))
+	verified(t, bad, metav1.ConditionFalse, sigwatchv1alpha1.UntrustedSignerReason)
+	g.Expect(events(t, ns, "SignedImage", good.Name)).To(HaveLen(1), "no duplicate Event")
+	g.Expect(events(t, ns, "SignedImage", bad.Name)).To(HaveLen(1))
+	g.Expect(events(t, ns, "Pod", badPod.Name)).To(HaveLen(1))
+}
+
+func TestMetrics(t *testing.T) {
+	f := newFixture(t)
+	m := startManager(t)
+	ns := namespace(t, nil)
+	runPod(t, ns, "web-1", "web", f.signed.Context().Name()+":v1", imageID(f.signed))
+	runPod(t, ns, "bad-1", "bad", f.unsigned.String(), "")
+	verified(t, signedImageFor(t, ns, repoOf(f.signed), f.signed.DigestStr()), metav1.ConditionTrue, sigwatchv1alpha1.VerifiedReason)
+	verified(t, signedImageFor(t, ns, repoOf(f.unsigned), f.unsigned.DigestStr()), metav1.ConditionFalse, sigwatchv1alpha1.SignatureMissingReason)
+
+	eventually(t, func(g Gomega) {
+		families, err := m.metrics.Gather()
+		g.Expect(err).NotTo(HaveOccurred())
+		byName := map[string]*dto.MetricFamily{}
+		for _, f := range families {
+			byName[f.GetName()] = f
+		}
+		g.Expect(byName).To(HaveKey("sigwatch_signedimages"))
+		g.Expect(value(byName["sigwatch_signedimages"], map[string]string{"namespace": ns, "verified": "True", "reason": "Verified"})).To(Equal(1.0))
+		g.Expect(value(byName["sigwatch_signedimages"], map[string]string{"namespace": ns, "verified": "False", "reason": "SignatureMissing"})).To(Equal(1.0))
+		g.Expect(value(byName["sigwatch_verifications_total"], map[string]string{"result": "Verified", "reason": "Verified"})).To(BeNumerically(">=", 1))
+		g.Expect(value(byName["sigwatch_verifications_total"], map[string]string{"result": "Failed", "reason": "SignatureMissing"})).To(BeNumerically(">=", 1))
+		g.Expect(byName["sigwatch_verification_duration_seconds"].GetMetric()[0].GetHistogram().GetSampleCount()).To(BeNumerically(">=", 2))
+		g.Expect(value(byName["sigwatch_registry_requests_total"], map[string]string{"method": "GET", "code": "200"})).To(BeNumerically(">=", 1))
+		g.Expect(value(byName["sigwatch_registry_requests_total"], map[string]string{"method": "HEAD", "code": "404"})).To(BeNumerically(">=", 1))
+		g.Expect(byName).To(HaveKey("sigwatch_cache_hits_total"))
+	})
+}
+
+// value returns the value of the metric of a family whose labels include want (counter or gauge).
+func value(f *dto.MetricFamily, want map[string]string) float64 {
+	if f == nil {
+		return -1
+	}
+	for _, m := range f.GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		ok := true
+		for k, v := range want {
+			ok = ok && labels[k] == v
+		}
+		if !ok {
+			continue
+		}
+		if m.GetCounter() != nil {
+			return m.GetCounter().GetValue()
+		}
+		return m.GetGauge().GetValue()
+	}
+	return 0
+}
+
+// TestPullSecrets: a registry that requires credentials is read with the image pull secrets of the
+// pods' service account; without them the verdict is "could not verify", never "unverified".
+func TestPullSecrets(t *testing.T) {
+	g := NewWithT(t)
+	reg := testregistry.Start(t, true)
+	key := cosign.GenerateKeyPair(t, t.TempDir())
+	img := reg.PushRandomImage(t, "private/app")
+	cosign.Sign(t, key, img.String(), cosign.SignOptions{NewBundleFormat: true})
+	keyPolicy(t, reg.Host, key.PublicKeyPEM)
+	const user, pass = "robot", "s3cret"
+	want := "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
+	reg.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Header.Get("Authorization") == want {
+			return false
+		}
+		w.Header().Set("WWW-Authenticate", `Basic realm="sigwatch-test"`)
+		http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
+		return true
+	})
+	startManager(t)
+
+	without := namespace(t, nil)
+	runPod(t, without, "app-1", "app", img.Context().Name()+":v1", imageID(img))
+	si := verified(t, signedImageFor(t, without, repoOf(img), img.DigestStr()), metav1.ConditionUnknown, sigwatchv1alpha1.RegistryUnavailableReason)
+	g.Expect(si.Status.Policies[0].Message).To(ContainSubstring("credentials"))
+
+	with := namespace(t, nil)
+	auths, _ := json.Marshal(map[string]any{"auths": map[string]any{reg.Host: map[string]string{"auth": base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))}}})
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: with, Name: "regcred"}, Type: corev1.SecretTypeDockerConfigJson,
+		Data: map[string][]byte{corev1.DockerConfigJsonKey: auths}}
+	g.Expect(env.Client.Create(context.Background(), secret)).To(Succeed())
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: with, Name: "default"},
+		ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred"}}}
+	g.Expect(env.Client.Create(context.Background(), sa)).To(Succeed())
+	runPod(t, with, "app-1", "app", img.Context().Name()+":v1", imageID(img))
+	verified(t, signedImageFor(t, with, repoOf(img), img.DigestStr()), metav1.ConditionTrue, sigwatchv1alpha1.VerifiedReason)
+}
+
+func TestNoMatchPolicy(t *testing.T) {
+	for _, mode := range []controllers.NoMatchPolicy{controllers.NoMatchIgnore, controllers.NoMatchWarn} {
+		t.Run(string(mode), func(t *testing.T) {
+			g := NewWithT(t)
+			reg := testregistry.Start(t, true)
+			img := reg.PushRandomImage(t, "uncovered/app")
+			startManager(t, func(c *controllers.Config) { c.NoMatch = mode })
+			ns := namespace(t, nil)
+			pod := runPod(t, ns, "app-1", "app", img.Context().Name()+":v1", imageID(img))
+			si := verified(t, signedImageFor(t, ns, repoOf(img), img.DigestStr()), metav1.ConditionUnknown, sigwatchv1alpha1.NoMatchingPolicyReason)
+			g.Expect(meta.IsStatusConditionTrue(si.Status.Conditions, sigwatchv1alpha1.ReadyCondition)).To(Equal(mode == controllers.NoMatchIgnore))
+			if mode == controllers.NoMatchWarn {
+				eventually(t, func(g Gomega) {
+					g.Expect(events(t, ns, "SignedImage", si.Name)).To(ConsistOf(HaveField("Reason", "VerificationUnknown")))
+					g.Expect(events(t, ns, "Pod", pod.Name)).To(HaveLen(1))
+				})
+				return
+			}
+			time.Sleep(time.Second)
+			g.Expect(events(t, ns, "SignedImage", si.Name)).To(BeEmpty())
+		})
+	}
+}
