@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
 	"github.com/sigwatch/sigwatch/internal/imageref"
 	"github.com/sigwatch/sigwatch/internal/policy"

@@ -228,7 +228,9 @@ func TestRejectsTamperedSET(t *testing.T) {
 func TestRejectsTamperedPayload(t *testing.T) {
 	k := newKeyless(t, true)
 	d := k.push(t, "yourorg/app")
-	tamper := func(p []byte) []byte { return []byte(strings.Replace(string(p), `"critical"`, `"optional":{"x":"y"},"critical"`, 1)) }
+	tamper := func(p []byte) []byte {
+		return []byte(strings.Replace(string(p), `"critical"`, `"optional":{"x":"y"},"critical"`, 1))
+	}
 	if _, err := k.writer.SignLegacy(context.Background(), d, k.ci, sigstore.SignOptions{Payload: tamper}); err != nil {
 		t.Fatal(err)
 	}
