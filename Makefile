@@ -42,6 +42,7 @@ vet: ## Run go vet.
 
 .PHONY: verify
 verify: manifests generate ## Regenerate everything and fail if the tree is then dirty.
+	@go mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy'"; exit 1; }
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "not gofmt'ed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	@if [ -n "$$(git status --porcelain -- api config docs go.mod go.sum)" ]; then \
 		echo "generated files are out of date; run 'make manifests generate' and commit:"; \
@@ -51,11 +52,15 @@ verify: manifests generate ## Regenerate everything and fail if the tree is then
 test: vet verify envtest-assets $(LOCALBIN)/cosign ## Run go vet, make verify and all tests against a real API server.
 	KUBEBUILDER_ASSETS="$(K8S_ASSETS)" go test $(GO_TEST_FLAGS) ./...
 
-##@ Build
+##@ Build and run
 
 .PHONY: build
 build: ## Build the sigwatch binary into bin/.
 	go build -o $(LOCALBIN)/sigwatch ./cmd/sigwatch
+
+.PHONY: run
+run: manifests generate ## Run the manager against the cluster of the current KUBECONFIG (install the CRDs first).
+	go run ./cmd/sigwatch manager --leader-elect=false --metrics-bind-address=:8080 --metrics-secure=false $(RUN_ARGS)
 
 ##@ Tools (built from the Go module proxy, kept out of the operator's go.mod)
 

@@ -201,3 +201,45 @@ func TestNoMatchPolicy(t *testing.T) {
 		})
 	}
 }
+
+// TestKeySecretRotationReverifiesAtOnce: a policy's key comes from a Secret; replacing the key in the
+// Secret re-verifies the images at once (the interval is an hour).
+func TestKeySecretRotationReverifiesAtOnce(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t)
+	secretNS := namespace(t, nil)
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: secretNS, Name: "cosign-pub"},
+		Data: map[string][]byte{"cosign.pub": f.key.PublicKeyPEM}}
+	g.Expect(env.Client.Create(context.Background(), secret)).To(Succeed())
+	p := &sigwatchv1alpha1.ImageSignaturePolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "key-from-secret"},
+		Spec: sigwatchv1alpha1.ImageSignaturePolicySpec{
+			Images: []sigwatchv1alpha1.ImagePattern{sigwatchv1alpha1.ImagePattern(f.reg.Host + "/team/signed")},
+			Authorities: []sigwatchv1alpha1.Authority{{Name: "team", Key: &sigwatchv1alpha1.KeyAuthority{
+				SecretRef: &sigwatchv1alpha1.SecretKeyReference{Namespace: secretNS, Name: "cosign-pub", Key: "cosign.pub"}},
+				TransparencyLog: &sigwatchv1alpha1.TransparencyLogPolicy{Mode: sigwatchv1alpha1.TransparencyLogDisabled}}},
+		},
+	}
+	g.Expect(env.Client.Create(context.Background(), p)).To(Succeed())
+	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), p) })
+	startManager(t)
+	ns := namespace(t, nil)
+	runPod(t, ns, "web-1", "web", f.signed.Context().Name()+":v1", imageID(f.signed))
+	si := verified(t, signedImageFor(t, ns, repoOf(f.signed), f.signed.DigestStr()), metav1.ConditionTrue, sigwatchv1alpha1.VerifiedReason)
+	g.Expect(si.Status.Policies).To(HaveLen(2), "the fixture's policy and the Secret one")
+
+	secret.Data["cosign.pub"] = f.other.PublicKeyPEM
+	g.Expect(env.Client.Update(context.Background(), secret)).To(Succeed())
+	verified(t, si, metav1.ConditionFalse, sigwatchv1alpha1.UntrustedSignerReason)
+
+	// A missing Secret stalls the policy, naming the field.
+	g.Expect(env.Client.Delete(context.Background(), secret)).To(Succeed())
+	eventually(t, func(g Gomega) {
+		got := &sigwatchv1alpha1.ImageSignaturePolicy{}
+		g.Expect(env.Client.Get(context.Background(), client.ObjectKeyFromObject(p), got)).To(Succeed())
+		ready := meta.FindStatusCondition(got.Status.Conditions, sigwatchv1alpha1.ReadyCondition)
+		g.Expect(ready).NotTo(BeNil())
+		g.Expect(ready.Reason).To(Equal(sigwatchv1alpha1.KeyUnavailableReason))
+		g.Expect(ready.Message).To(ContainSubstring("spec.authorities[0].key.secretRef"))
+	})
+}

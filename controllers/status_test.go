@@ -1,0 +1,161 @@
+package controllers
+
+import (
+	"math/rand/v2"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/imageref"
+	"github.com/sigwatch/sigwatch/internal/verification"
+)
+
+const dig = "sha256:0f3c4fe5a5a8c7d6b3a1e2f4d5c6b7a8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4"
+
+func TestSignedImageName(t *testing.T) {
+	g := NewWithT(t)
+	dns := regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	long := "ghcr.io/yourorg/" + strings.Repeat("very-long-name_", 10)
+	for _, repo := range []string{"docker.io/library/nginx", "ghcr.io/yourorg/App_Server", long, "127.0.0.1:5000/___"} {
+		n := signedImageName(imageref.Image{Repository: repo, Digest: dig})
+		g.Expect(len(n)).To(BeNumerically("<=", 63), n)
+		g.Expect(n).To(MatchRegexp(dns.String()), n)
+		g.Expect(signedImageName(imageref.Image{Repository: repo, Digest: dig})).To(Equal(n), "deterministic")
+	}
+	g.Expect(signedImageName(imageref.Image{Repository: "docker.io/library/nginx", Digest: dig})).To(HavePrefix("nginx-"))
+	a := signedImageName(imageref.Image{Repository: "ghcr.io/a/app", Digest: dig})
+	b := signedImageName(imageref.Image{Repository: "ghcr.io/b/app", Digest: dig})
+	g.Expect(a).NotTo(Equal(b), "the hash covers the whole repository")
+}
+
+func TestPodImages(t *testing.T) {
+	g := NewWithT(t)
+	pod := &corev1.Pod{
+		Spec: corev1.PodSpec{
+			InitContainers:      []corev1.Container{{Name: "init", Image: "busybox:1.36"}},
+			Containers:          []corev1.Container{{Name: "app", Image: "ghcr.io/yourorg/app:v1"}, {Name: "sidecar", Image: "ghcr.io/yourorg/proxy@" + dig}, {Name: "tagged", Image: "nginx:latest"}},
+			EphemeralContainers: []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debug", Image: "busybox:1.36"}}},
+		},
+		Status: corev1.PodStatus{
+			InitContainerStatuses:      []corev1.ContainerStatus{{Name: "init", ImageID: "docker-pullable://busybox@" + dig}},
+			ContainerStatuses:          []corev1.ContainerStatus{{Name: "app", ImageID: dig}, {Name: "tagged"}},
+			EphemeralContainerStatuses: []corev1.ContainerStatus{{Name: "debug", ImageID: "docker.io/library/busybox@" + dig}},
+		},
+	}
+	got := podImages(pod)
+	g.Expect(got).To(ConsistOf(
+		runningImage{Image: imageref.Image{Repository: "docker.io/library/busybox", Digest: dig}, Containers: []string{"debug", "init"}},
+		runningImage{Image: imageref.Image{Repository: "ghcr.io/yourorg/app", Digest: dig}, Containers: []string{"app"}},
+		runningImage{Image: imageref.Image{Repository: "ghcr.io/yourorg/proxy", Digest: dig}, Containers: []string{"sidecar"}},
+	), "the tag-only container is never resolved")
+}
+
+func TestVerificationDue(t *testing.T) {
+	now := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	settled := func() *sigwatchv1alpha1.SignedImage {
+		return &sigwatchv1alpha1.SignedImage{
+			ObjectMeta: metav1.ObjectMeta{Generation: 1, Annotations: map[string]string{sigwatchv1alpha1.ReverifyAnnotation: "7"}},
+			Status: sigwatchv1alpha1.SignedImageStatus{
+				ObservedGeneration:   1,
+				Conditions:           []metav1.Condition{{Type: sigwatchv1alpha1.VerifiedCondition, Status: metav1.ConditionTrue}},
+				Policies:             []sigwatchv1alpha1.PolicyResult{{Name: "p", Fingerprint: "f1"}},
+				NextVerificationTime: &metav1.Time{Time: now.Add(time.Minute)},
+				LastHandledReverify:  "7",
+			},
+		}
+	}
+	matched := []matchedPolicy{{name: "p", fingerprint: "f1"}}
+	cases := map[string]struct {
+		mutate  func(si *sigwatchv1alpha1.SignedImage, m []matchedPolicy) []matchedPolicy
+		wantDue bool
+	}{
+		"settled":                 {func(_ *sigwatchv1alpha1.SignedImage, m []matchedPolicy) []matchedPolicy { return m }, false},
+		"never verified":          {func(si *sigwatchv1alpha1.SignedImage, m []matchedPolicy) []matchedPolicy { si.Status.Conditions = nil; return m }, true},
+		"interval elapsed":        {func(si *sigwatchv1alpha1.SignedImage, m []matchedPolicy) []matchedPolicy { si.Status.NextVerificationTime.Time = now; return m }, true},
+		"reverify annotation":     {func(si *sigwatchv1alpha1.SignedImage, m []matchedPolicy) []matchedPolicy { si.Annotations[sigwatchv1alpha1.ReverifyAnnotation] = "8"; return m }, true},
+		"policy content changed":  {func(_ *sigwatchv1alpha1.SignedImage, _ []matchedPolicy) []matchedPolicy { return []matchedPolicy{{name: "p", fingerprint: "f2"}} }, true},
+		"another policy matches":  {func(_ *sigwatchv1alpha1.SignedImage, m []matchedPolicy) []matchedPolicy { return append(m, matchedPolicy{name: "q"}) }, true},
+		"policy no longer covers": {func(_ *sigwatchv1alpha1.SignedImage, _ []matchedPolicy) []matchedPolicy { return nil }, true},
+		"generation not observed": {func(si *sigwatchv1alpha1.SignedImage, m []matchedPolicy) []matchedPolicy { si.Generation = 2; return m }, true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			si := settled()
+			m := tc.mutate(si, append([]matchedPolicy(nil), matched...))
+			NewWithT(t).Expect(verificationDue(si, m, now)).To(Equal(tc.wantDue))
+		})
+	}
+}
+
+func TestNextIntervalJitter(t *testing.T) {
+	g := NewWithT(t)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	matched := []matchedPolicy{{interval: 2 * time.Hour}, {interval: 30 * time.Minute}, {interval: 0}}
+	seen := map[time.Duration]bool{}
+	for range 1000 {
+		d := nextInterval(matched, time.Hour, rnd)
+		g.Expect(d).To(BeNumerically(">=", 27*time.Minute), "the shortest interval, -10 %")
+		g.Expect(d).To(BeNumerically("<=", 33*time.Minute), "+10 %")
+		seen[d.Round(time.Minute)] = true
+	}
+	g.Expect(len(seen)).To(BeNumerically(">=", 5), "spread over the window")
+}
+
+func TestRetryAfterGrows(t *testing.T) {
+	g := NewWithT(t)
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	g.Expect(retryAfter(start, start, 10*time.Second, time.Hour)).To(Equal(10 * time.Second))
+	g.Expect(retryAfter(start, start.Add(10*time.Minute), 10*time.Second, time.Hour)).To(Equal(5 * time.Minute))
+	g.Expect(retryAfter(start, start.Add(10*time.Hour), 10*time.Second, time.Hour)).To(Equal(time.Hour))
+}
+
+func TestApplyResultKeepsLastGoodOnTransientFailure(t *testing.T) {
+	g := NewWithT(t)
+	now := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	good := &verification.Result{
+		Policies:   []verification.PolicyResult{{Policy: "p", Result: sigwatchv1alpha1.PolicyVerified, Reason: sigwatchv1alpha1.VerifiedReason, Authority: "ci"}},
+		Signatures: []verification.Signature{{Format: sigwatchv1alpha1.SignatureFormatBundle, Subject: "https://github.com/o/r/.github/workflows/release.yml@refs/heads/main", Authority: "ci"}},
+	}
+	matched := []matchedPolicy{{name: "p", fingerprint: "f"}}
+	var st sigwatchv1alpha1.SignedImageStatus
+	v := applyResult(&st, good, matched, now)
+	g.Expect(v.status).To(Equal(metav1.ConditionTrue))
+	g.Expect(st.Summary.Signer).To(Equal(good.Signatures[0].Subject))
+	g.Expect(st.LastVerifiedTime.Time).To(Equal(now))
+	g.Expect(st.Policies[0].Fingerprint).To(Equal("f"))
+
+	outage := &verification.Result{Policies: []verification.PolicyResult{{Policy: "p", Result: sigwatchv1alpha1.PolicyUnknown, Reason: sigwatchv1alpha1.RegistryUnavailableReason, Message: "connection refused"}}}
+	v = applyResult(&st, outage, matched, now.Add(time.Hour))
+	g.Expect(v.status).To(Equal(metav1.ConditionUnknown))
+	g.Expect(v.reason).To(Equal(sigwatchv1alpha1.RegistryUnavailableReason))
+	g.Expect(st.Summary.Signer).To(Equal(good.Signatures[0].Subject), "last good signer kept")
+	g.Expect(st.Signatures).To(HaveLen(1))
+	g.Expect(st.LastVerifiedTime.Time).To(Equal(now), "last verified time kept")
+	g.Expect(st.LastAttemptTime.Time).To(Equal(now.Add(time.Hour)))
+
+	missing := &verification.Result{Policies: []verification.PolicyResult{{Policy: "p", Result: sigwatchv1alpha1.PolicyFailed, Reason: sigwatchv1alpha1.SignatureMissingReason}}}
+	v = applyResult(&st, missing, matched, now.Add(2*time.Hour))
+	g.Expect(v.status).To(Equal(metav1.ConditionFalse))
+	g.Expect(st.Summary.Signer).To(BeEmpty())
+	g.Expect(st.Signatures).To(BeEmpty())
+
+	broken := []matchedPolicy{{name: "p", fingerprint: "f"}, {name: "q", errReason: sigwatchv1alpha1.VerificationErrorReason, errMessage: "the policy is not ready"}}
+	v = applyResult(&st, good, broken, now)
+	g.Expect(v.status).To(Equal(metav1.ConditionUnknown), "a policy that cannot be used makes the verdict Unknown")
+	g.Expect(st.Policies).To(HaveLen(2))
+}
+
+func TestTransitions(t *testing.T) {
+	g := NewWithT(t)
+	c := func(s metav1.ConditionStatus, r string) *metav1.Condition { return &metav1.Condition{Status: s, Reason: r} }
+	g.Expect(transition(nil, c(metav1.ConditionTrue, "Verified"))).To(BeTrue())
+	g.Expect(transition(c(metav1.ConditionTrue, "Verified"), c(metav1.ConditionTrue, "Verified"))).To(BeFalse(), "hourly re-verification: no Event")
+	g.Expect(transition(c(metav1.ConditionFalse, "SignatureMissing"), c(metav1.ConditionFalse, "UntrustedSigner"))).To(BeTrue())
+	g.Expect(transition(c(metav1.ConditionTrue, "Verified"), c(metav1.ConditionUnknown, "RegistryUnavailable"))).To(BeTrue())
+}
