@@ -11,6 +11,7 @@ export GOTOOLCHAIN := local
 LOCALBIN ?= $(CURDIR)/bin
 K8S_ASSETS ?= $(LOCALBIN)/k8s
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+CRD_REF_DOCS ?= $(LOCALBIN)/crd-ref-docs
 GO_TEST_FLAGS ?= -count=1 -timeout=45m
 
 .PHONY: all
@@ -32,6 +33,11 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRDs and RBAC from the markers in a
 generate: $(CONTROLLER_GEN) ## Generate the deepcopy methods of api/.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
+.PHONY: docs
+docs: $(CRD_REF_DOCS) ## Generate the API reference docs/api.md from the doc comments in api/.
+	@mkdir -p docs
+	$(CRD_REF_DOCS) --config=hack/crd-ref-docs.yaml --renderer=markdown --source-path=./api/v1alpha1 --output-path=docs/api.md --log-level=WARN
+
 .PHONY: fmt
 fmt: ## Run gofmt.
 	gofmt -l -w $$(git ls-files '*.go')
@@ -41,11 +47,11 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: verify
-verify: manifests generate ## Regenerate everything and fail if the tree is then dirty.
+verify: manifests generate docs ## Regenerate everything and fail if the tree is then dirty.
 	@go mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy'"; exit 1; }
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "not gofmt'ed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	@if [ -n "$$(git status --porcelain -- api config docs go.mod go.sum)" ]; then \
-		echo "generated files are out of date; run 'make manifests generate' and commit:"; \
+		echo "generated files are out of date; run 'make manifests generate docs' and commit:"; \
 		git status --porcelain -- api config docs go.mod go.sum; git diff --stat -- api config docs; exit 1; fi
 
 .PHONY: test
@@ -58,6 +64,10 @@ test: vet verify envtest-assets $(LOCALBIN)/cosign ## Run go vet, make verify an
 build: ## Build the sigwatch binary into bin/.
 	go build -o $(LOCALBIN)/sigwatch ./cmd/sigwatch
 
+.PHONY: demo
+demo: envtest-assets build ## Run sigwatch on a local control plane, registry and Sigstore, and show its verdicts (DEMO_KEEP=1 keeps it running).
+	KUBEBUILDER_ASSETS="$(K8S_ASSETS)" go run ./test/demo/cmd --sigwatch $(LOCALBIN)/sigwatch
+
 .PHONY: run
 run: manifests generate ## Run the manager against the cluster of the current KUBECONFIG (install the CRDs first).
 	go run ./cmd/sigwatch manager --leader-elect=false --metrics-bind-address=:8080 --metrics-secure=false $(RUN_ARGS)
@@ -66,6 +76,9 @@ run: manifests generate ## Run the manager against the cluster of the current KU
 
 $(CONTROLLER_GEN): hack/tools/codegen/go.mod hack/tools/codegen/go.sum
 	cd hack/tools/codegen && go build -o $(CONTROLLER_GEN) sigs.k8s.io/controller-tools/cmd/controller-gen
+
+$(CRD_REF_DOCS): hack/tools/codegen/go.mod hack/tools/codegen/go.sum
+	cd hack/tools/codegen && go build -o $(CRD_REF_DOCS) github.com/elastic/crd-ref-docs
 
 .PHONY: envtest-assets
 envtest-assets: $(K8S_ASSETS)/kube-apiserver $(K8S_ASSETS)/etcd ## Build kube-apiserver and etcd for envtest into bin/k8s.

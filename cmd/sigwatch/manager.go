@@ -13,6 +13,7 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -40,6 +41,7 @@ type ManagerOptions struct {
 	InsecureRegistries   []string
 	OfflineTrustRoot     bool
 	TUFCacheDir          string
+	KubeConfig           string
 	RegistryTimeout      time.Duration
 	VerificationDeadline time.Duration
 	// IntervalOverride replaces every policy's reverifyInterval (tests and the demo; not a flag).
@@ -62,6 +64,7 @@ func (o *ManagerOptions) bind(fs *flag.FlagSet) {
 		return nil
 	})
 	fs.BoolVar(&o.OfflineTrustRoot, "offline-trust-root", false, "use the embedded public-good trust root, without TUF")
+	fs.StringVar(&o.KubeConfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, or $KUBECONFIG, or ~/.kube/config)")
 	fs.StringVar(&o.TUFCacheDir, "tuf-cache-dir", "", "TUF cache directory (default $HOME/.sigstore/root)")
 	fs.DurationVar(&o.RegistryTimeout, "registry-timeout", 20*time.Second, "timeout of one registry request")
 	fs.DurationVar(&o.VerificationDeadline, "verification-timeout", time.Minute, "deadline of one image verification")
@@ -95,7 +98,7 @@ func runManager(args []string, _, stderr io.Writer) int {
 		return 2
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts), zap.WriteTo(stderr)))
-	cfg, err := ctrl.GetConfig()
+	cfg, err := restConfig(o.KubeConfig)
 	if err != nil {
 		fmt.Fprintf(stderr, "sigwatch manager: no Kubernetes configuration (in-cluster or KUBECONFIG): %v\n", err)
 		return 2
@@ -187,4 +190,11 @@ func sourceOf(r *trust.Root) string {
 		return "none"
 	}
 	return r.Source
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		return clientcmd.BuildConfigFromFlags("", kubeconfig)
+	}
+	return ctrl.GetConfig()
 }

@@ -66,6 +66,15 @@ func Start() (*Environment, error) {
 	return &Environment{env: env, Config: cfg, Scheme: scheme, Client: c}, nil
 }
 
+// KubeConfig returns a kubeconfig of a cluster administrator, for kubectl.
+func (e *Environment) KubeConfig() ([]byte, error) {
+	user, err := e.env.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("adding an envtest user: %w", err)
+	}
+	return user.KubeConfig()
+}
+
 // Stop stops the control plane.
 func (e *Environment) Stop() error { return e.env.Stop() }
 

@@ -38,6 +38,16 @@ type Registry struct {
 // test ends.
 func Start(t testing.TB, referrers bool) *Registry {
 	t.Helper()
+	r, err := Serve(referrers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// Serve starts a registry on a free port of 127.0.0.1, outside tests (the demo); Stop stops it.
+func Serve(referrers bool) (*Registry, error) {
 	var opts []ggcrregistry.Option
 	if referrers {
 		opts = append(opts, ggcrregistry.WithReferrersSupport(true))
@@ -46,12 +56,11 @@ func Start(t testing.TB, referrers bool) *Registry {
 	r := &Registry{handler: ggcrregistry.New(opts...), counts: map[string]int{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("listening: %v", err)
+		return nil, fmt.Errorf("listening: %w", err)
 	}
 	r.Host = ln.Addr().String()
 	r.serve(ln)
-	t.Cleanup(r.Stop)
-	return r
+	return r, nil
 }
 
 func (r *Registry) serve(ln net.Listener) {

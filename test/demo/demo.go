@@ -1,0 +1,414 @@
+// Package demo runs sigwatch end to end on one machine: a local control plane (kube-apiserver + etcd), a
+// loopback OCI registry, a local Sigstore, three signed-or-not images running in Deployments, and the
+// sigwatch manager; then it shows what sigwatch reports. `make demo` runs it; a test runs the same code.
+package demo
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/test/envtest"
+	testregistry "github.com/sigwatch/sigwatch/test/registry"
+	"github.com/sigwatch/sigwatch/test/sigstore"
+)
+
+// The identities of the seed scenario.
+const (
+	ReleaseWorkflow = "https://github.com/yourorg/yourrepo/.github/workflows/release.yaml@refs/heads/main"
+	Namespace       = "shop"
+	PolicyName      = "ci-release"
+)
+
+// Options configure a run.
+type Options struct {
+	// Out receives the narration and kubectl's output.
+	Out io.Writer
+	// Sigwatch is the sigwatch binary that runs the manager.
+	Sigwatch string
+	// Kubectl is the kubectl binary that shows the results ("" or missing: results are summarized
+	// without kubectl).
+	Kubectl string
+	// Keep keeps everything running until ctx ends (DEMO_KEEP=1).
+	Keep bool
+	// Dir holds the kubeconfig, trust root and logs (default: a new temporary directory).
+	Dir string
+}
+
+// Image is one of the demo's images and the verdict sigwatch reached on it.
+type Image struct {
+	Deployment string
+	Ref        name.Digest
+	SignedBy   string // "" when not signed
+	Verified   *metav1.Condition
+}
+
+// Result is what the demo saw.
+type Result struct {
+	Images         []*Image
+	KubeConfigPath string
+}
+
+// Run runs the demo. It stops everything it started before it returns, unless Keep is set, in which
+// case it waits for ctx to end first.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	d := &demo{o: o, out: o.Out}
+	defer d.cleanup()
+	return d.run(ctx)
+}
+
+type demo struct {
+	o        Options
+	out      io.Writer
+	dir      string
+	env      *envtest.Environment
+	reg      *testregistry.Registry
+	stack    *sigstore.Stack
+	manager  *exec.Cmd
+	cleanups []func()
+}
+
+func (d *demo) cleanup() {
+	for i := len(d.cleanups) - 1; i >= 0; i-- {
+		d.cleanups[i]()
+	}
+}
+
+func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.out, format+"\n", args...) }
+
+func (d *demo) step(title string, f func() error) error {
+	start := time.Now()
+	fmt.Fprintf(d.out, "• %s ... ", title)
+	if err := f(); err != nil {
+		fmt.Fprintln(d.out, "failed")
+		return fmt.Errorf("%s: %w", title, err)
+	}
+	fmt.Fprintf(d.out, "done (%.1fs)\n", time.Since(start).Seconds())
+	return nil
+}
+
+func (d *demo) run(ctx context.Context) (*Result, error) {
+	d.dir = d.o.Dir
+	if d.dir == "" {
+		dir, err := os.MkdirTemp("", "sigwatch-demo-")
+		if err != nil {
+			return nil, err
+		}
+		d.dir = dir
+		if !d.o.Keep {
+			d.cleanups = append(d.cleanups, func() { _ = os.RemoveAll(dir) })
+		}
+	}
+	d.say("sigwatch demo: continuous verification of the images that run\n")
+	res := &Result{KubeConfigPath: filepath.Join(d.dir, "kubeconfig")}
+	if err := d.step("Starting a local control plane (kube-apiserver + etcd, with the sigwatch CRDs)", d.startControlPlane(res.KubeConfigPath)); err != nil {
+		return nil, err
+	}
+	if err := d.step("Starting a local OCI registry on 127.0.0.1", d.startRegistry); err != nil {
+		return nil, err
+	}
+	if err := d.step("Creating a local Sigstore stand-in", d.startSigstore); err != nil {
+		return nil, err
+	}
+	d.say(`  Note: the keyless signatures below come from a certificate authority, transparency log and
+  timestamp authority built for sigwatch's tests, standing in for Fulcio, Rekor and a TSA (the real
+  services are not run by this demo yet). The certificates carry what Fulcio writes for a GitHub
+  Actions token: the workflow URI as identity, the issuer and the GitHub workflow extensions.`)
+	images, err := d.pushAndSign(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res.Images = images
+	if err := d.step(fmt.Sprintf("Applying ImageSignaturePolicy %q: %s/** must be signed by the release workflow on main", PolicyName, d.reg.Host), d.applyPolicy(ctx)); err != nil {
+		return nil, err
+	}
+	if err := d.step("Creating Deployments web, tools and debug, with running pods (statuses set as the kubelet would)", d.createWorkloads(ctx, images)); err != nil {
+		return nil, err
+	}
+	if err := d.step("Starting the sigwatch manager", d.startManager(res.KubeConfigPath)); err != nil {
+		return nil, err
+	}
+	if err := d.step("Waiting for sigwatch's verdicts", d.waitForVerdicts(ctx, images)); err != nil {
+		return nil, err
+	}
+	d.show(ctx, res.KubeConfigPath, images)
+	if d.o.Keep {
+		d.say("\nDEMO_KEEP=1: everything keeps running until you press Ctrl-C. Explore with:\n  export KUBECONFIG=%s\n  kubectl get signedimages -A -w\n  kubectl describe pod -n %s\n  kubectl annotate si -n %s --all sigwatch.dev/reverify=\"$(date +%%s)\" --overwrite\nManager log: %s",
+			res.KubeConfigPath, Namespace, Namespace, filepath.Join(d.dir, "manager.log"))
+		<-ctx.Done()
+	}
+	return res, nil
+}
+
+func (d *demo) startControlPlane(kubeconfig string) func() error {
+	return func() error {
+		env, err := envtest.Start()
+		if err != nil {
+			return err
+		}
+		d.env = env
+		d.cleanups = append(d.cleanups, func() { _ = env.Stop() })
+		data, err := env.KubeConfig()
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(kubeconfig, data, 0o600)
+	}
+}
+
+func (d *demo) startRegistry() error {
+	reg, err := testregistry.Serve(true)
+	if err != nil {
+		return err
+	}
+	d.reg = reg
+	d.cleanups = append(d.cleanups, reg.Stop)
+	return nil
+}
+
+func (d *demo) startSigstore() error {
+	stack, err := sigstore.NewStack()
+	d.stack = stack
+	return err
+}
+
+func (d *demo) pushAndSign(ctx context.Context) ([]*Image, error) {
+	w := &sigstore.Writer{Registry: d.reg.Host}
+	images := []*Image{
+		{Deployment: "web", SignedBy: ReleaseWorkflow},
+		{Deployment: "tools", SignedBy: "https://github.com/yourorg/yourrepo/.github/workflows/pr.yaml@refs/pull/1/merge"},
+		{Deployment: "debug"},
+	}
+	identities := map[string]sigstore.Identity{
+		"web":   sigstore.GitHubActions("yourorg/yourrepo", "release.yaml", "refs/heads/main"),
+		"tools": sigstore.GitHubActions("yourorg/yourrepo", "pr.yaml", "refs/pull/1/merge"),
+	}
+	d.say("• Pushing three images and signing them as CI would:")
+	for _, img := range images {
+		ref, err := w.PushRandomImage(ctx, "yourorg/"+img.Deployment+":v1")
+		if err != nil {
+			return nil, err
+		}
+		img.Ref = ref
+		if id, ok := identities[img.Deployment]; ok {
+			signer := &sigstore.KeylessSigner{Stack: d.stack, Identity: id}
+			if _, err := w.SignBundle(ctx, ref, signer, sigstore.SignOptions{Timestamp: true}); err != nil {
+				return nil, err
+			}
+			d.say("    %-6s %s\n           signed keyless (Sigstore bundle, OCI referrer) by %s", img.Deployment, short(ref), id.Subject)
+		} else {
+			d.say("    %-6s %s\n           not signed", img.Deployment, short(ref))
+		}
+	}
+	return images, nil
+}
+
+func short(d name.Digest) string {
+	return d.Context().Name() + "@" + d.DigestStr()[:19] + "…"
+}
+
+func (d *demo) applyPolicy(ctx context.Context) func() error {
+	return func() error {
+		root, err := d.stack.TrustedRootJSON()
+		if err != nil {
+			return err
+		}
+		c := d.env.Client
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "sigwatch-system"}}); err != nil {
+			return err
+		}
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "sigwatch-system", Name: "local-sigstore"},
+			Data: map[string]string{"trusted_root.json": string(root)}}
+		if err := c.Create(ctx, cm); err != nil {
+			return err
+		}
+		p := &sigwatchv1alpha1.ImageSignaturePolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: PolicyName},
+			Spec: sigwatchv1alpha1.ImageSignaturePolicySpec{
+				Images: []sigwatchv1alpha1.ImagePattern{sigwatchv1alpha1.ImagePattern(d.reg.Host + "/yourorg/**")},
+				Authorities: []sigwatchv1alpha1.Authority{{Name: "release-workflow", Keyless: &sigwatchv1alpha1.KeylessAuthority{
+					Identities: []sigwatchv1alpha1.Identity{{
+						Issuer: sigstore.GitHubIssuer, Subject: ReleaseWorkflow,
+						GitHubWorkflow: &sigwatchv1alpha1.GitHubWorkflowClaims{Repository: "yourorg/yourrepo", Ref: "refs/heads/main"},
+					}},
+				}}},
+				TrustedRoot: &sigwatchv1alpha1.TrustedRootSource{ConfigMapRef: sigwatchv1alpha1.ConfigMapKeyReference{
+					Namespace: "sigwatch-system", Name: "local-sigstore"}},
+			},
+		}
+		return c.Create(ctx, p)
+	}
+}
+
+func (d *demo) createWorkloads(ctx context.Context, images []*Image) func() error {
+	return func() error {
+		c := d.env.Client
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}); err != nil {
+			return err
+		}
+		for _, img := range images {
+			if err := runDeployment(ctx, c, Namespace, img.Deployment, img.Ref.Context().Name()+":v1", "docker-pullable://"+img.Ref.String()); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// runDeployment creates a Deployment, its ReplicaSet and one Running pod, as the controllers and the
+// kubelet of a real cluster would.
+func runDeployment(ctx context.Context, c client.Client, ns, name, image, imageID string) error {
+	labels := map[string]string{"app": name}
+	template := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: name, Image: image}}}}
+	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: template}}
+	if err := c.Create(ctx, dep); err != nil {
+		return err
+	}
+	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-6d5f9c7b8", Labels: labels,
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: name, UID: dep.UID, Controller: ptr.To(true)}}},
+		Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: template}}
+	if err := c.Create(ctx, rs); err != nil {
+		return err
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: rs.Name + "-x7k2p", Labels: labels,
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: ptr.To(true)}}},
+		Spec: template.Spec}
+	if err := c.Create(ctx, pod); err != nil {
+		return err
+	}
+	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{
+		Name: name, Image: image, ImageID: imageID, Ready: true,
+		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}},
+	}}}
+	return c.Status().Update(ctx, pod)
+}
+
+func (d *demo) startManager(kubeconfig string) func() error {
+	return func() error {
+		logPath := filepath.Join(d.dir, "manager.log")
+		logFile, err := os.Create(logPath)
+		if err != nil {
+			return err
+		}
+		cmd := exec.Command(d.o.Sigwatch, "manager", "--kubeconfig", kubeconfig, "--leader-elect=false",
+			"--metrics-bind-address=0", "--health-probe-bind-address=0", "--insecure-registry", d.reg.Host, "--offline-trust-root")
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			_ = logFile.Close()
+			return fmt.Errorf("starting %s: %w", d.o.Sigwatch, err)
+		}
+		d.manager = cmd
+		d.cleanups = append(d.cleanups, func() {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+			done := make(chan struct{})
+			go func() { _ = cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			}
+			_ = logFile.Close()
+		})
+		return nil
+	}
+}
+
+func (d *demo) waitForVerdicts(ctx context.Context, images []*Image) func() error {
+	return func() error {
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			pending := 0
+			for _, img := range images {
+				img.Verified = d.verdict(ctx, img)
+				if img.Verified == nil || img.Verified.Reason == sigwatchv1alpha1.PendingReason {
+					pending++
+				}
+			}
+			if pending == 0 {
+				return nil
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				return fmt.Errorf("%d images have no verdict yet; the manager log (%s) says:\n%s", pending,
+					filepath.Join(d.dir, "manager.log"), tail(filepath.Join(d.dir, "manager.log"), 20))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+}
+
+func (d *demo) verdict(ctx context.Context, img *Image) *metav1.Condition {
+	var list sigwatchv1alpha1.SignedImageList
+	if err := d.env.Client.List(ctx, &list, client.InNamespace(Namespace)); err != nil {
+		return nil
+	}
+	for _, si := range list.Items {
+		if si.Spec.Image == img.Ref.Context().Name() && si.Spec.Digest == img.Ref.DigestStr() {
+			return meta.FindStatusCondition(si.Status.Conditions, sigwatchv1alpha1.VerifiedCondition)
+		}
+	}
+	return nil
+}
+
+func (d *demo) show(ctx context.Context, kubeconfig string, images []*Image) {
+	if _, err := exec.LookPath(d.o.Kubectl); d.o.Kubectl == "" || err != nil {
+		d.say("\nkubectl not found; sigwatch's verdicts:")
+		for _, img := range images {
+			d.say("  %-6s Verified=%s %s: %s", img.Deployment, img.Verified.Status, img.Verified.Reason, img.Verified.Message)
+		}
+		return
+	}
+	d.kubectl(ctx, kubeconfig, "get", "imagesignaturepolicies")
+	d.kubectl(ctx, kubeconfig, "get", "signedimages", "-A", "-o", "wide")
+	d.kubectl(ctx, kubeconfig, "get", "events", "-A", "--field-selector", "type=Warning",
+		"-o", "custom-columns=KIND:.involvedObject.kind,NAME:.involvedObject.name,REASON:.reason,MESSAGE:.message")
+}
+
+func (d *demo) kubectl(ctx context.Context, kubeconfig string, args ...string) {
+	d.say("\n$ kubectl %s", strings.Join(args, " "))
+	cmd := exec.CommandContext(ctx, d.o.Kubectl, args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Run(); err != nil {
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) {
+			d.say("(kubectl: %v)", err)
+		}
+	}
+	_, _ = d.out.Write(buf.Bytes())
+}
+
+func tail(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,50 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/test/envtest"
+)
+
+// TestDemo runs the demo's code path, with the sigwatch binary built from this tree, and checks the three
+// verdicts of the seed scenario.
+func TestDemo(t *testing.T) {
+	g := NewWithT(t)
+	bin := filepath.Join(t.TempDir(), "sigwatch")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/sigwatch")
+	build.Dir = envtest.RepoRoot()
+	out, err := build.CombinedOutput()
+	g.Expect(err).NotTo(HaveOccurred(), string(out))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var narration bytes.Buffer
+	kubectl, _ := exec.LookPath("kubectl")
+	res, err := Run(ctx, Options{Out: &narration, Sigwatch: bin, Kubectl: kubectl})
+	t.Log(narration.String())
+	g.Expect(err).NotTo(HaveOccurred())
+	verdicts := map[string][2]string{}
+	for _, img := range res.Images {
+		g.Expect(img.Verified).NotTo(BeNil(), img.Deployment)
+		verdicts[img.Deployment] = [2]string{string(img.Verified.Status), img.Verified.Reason}
+	}
+	g.Expect(verdicts).To(Equal(map[string][2]string{
+		"web":   {string(metav1.ConditionTrue), sigwatchv1alpha1.VerifiedReason},
+		"tools": {string(metav1.ConditionFalse), sigwatchv1alpha1.UntrustedSignerReason},
+		"debug": {string(metav1.ConditionFalse), sigwatchv1alpha1.SignatureMissingReason},
+	}))
+	g.Expect(narration.String()).To(ContainSubstring("standing in for Fulcio, Rekor"), "the demo says plainly what is a stand-in")
+	if kubectl != "" {
+		g.Expect(narration.String()).To(ContainSubstring("$ kubectl get signedimages -A -o wide"))
+		g.Expect(narration.String()).To(ContainSubstring("UntrustedSigner"))
+	}
+}
