@@ -75,12 +75,25 @@ func TestVerificationDue(t *testing.T) {
 		mutate  func(si *sigwatchv1alpha1.SignedImage, m []matchedPolicy) []matchedPolicy
 		wantDue bool
 	}{
-		"settled":                 {func(_ *sigwatchv1alpha1.SignedImage, m []matchedPolicy) []matchedPolicy { return m }, false},
-		"never verified":          {func(si *sigwatchv1alpha1.SignedImage, m []matchedPolicy) []matchedPolicy { si.Status.Conditions = nil; return m }, true},
-		"interval elapsed":        {func(si *sigwatchv1alpha1.SignedImage, m []matchedPolicy) []matchedPolicy { si.Status.NextVerificationTime.Time = now; return m }, true},
-		"reverify annotation":     {func(si *sigwatchv1alpha1.SignedImage, m []matchedPolicy) []matchedPolicy { si.Annotations[sigwatchv1alpha1.ReverifyAnnotation] = "8"; return m }, true},
-		"policy content changed":  {func(_ *sigwatchv1alpha1.SignedImage, _ []matchedPolicy) []matchedPolicy { return []matchedPolicy{{name: "p", fingerprint: "f2"}} }, true},
-		"another policy matches":  {func(_ *sigwatchv1alpha1.SignedImage, m []matchedPolicy) []matchedPolicy { return append(m, matchedPolicy{name: "q"}) }, true},
+		"settled": {func(_ *sigwatchv1alpha1.SignedImage, m []matchedPolicy) []matchedPolicy { return m }, false},
+		"never verified": {func(si *sigwatchv1alpha1.SignedImage, m []matchedPolicy) []matchedPolicy {
+			si.Status.Conditions = nil
+			return m
+		}, true},
+		"interval elapsed": {func(si *sigwatchv1alpha1.SignedImage, m []matchedPolicy) []matchedPolicy {
+			si.Status.NextVerificationTime.Time = now
+			return m
+		}, true},
+		"reverify annotation": {func(si *sigwatchv1alpha1.SignedImage, m []matchedPolicy) []matchedPolicy {
+			si.Annotations[sigwatchv1alpha1.ReverifyAnnotation] = "8"
+			return m
+		}, true},
+		"policy content changed": {func(_ *sigwatchv1alpha1.SignedImage, _ []matchedPolicy) []matchedPolicy {
+			return []matchedPolicy{{name: "p", fingerprint: "f2"}}
+		}, true},
+		"another policy matches": {func(_ *sigwatchv1alpha1.SignedImage, m []matchedPolicy) []matchedPolicy {
+			return append(m, matchedPolicy{name: "q"})
+		}, true},
 		"policy no longer covers": {func(_ *sigwatchv1alpha1.SignedImage, _ []matchedPolicy) []matchedPolicy { return nil }, true},
 		"generation not observed": {func(si *sigwatchv1alpha1.SignedImage, m []matchedPolicy) []matchedPolicy { si.Generation = 2; return m }, true},
 	}
@@ -153,7 +166,9 @@ func TestApplyResultKeepsLastGoodOnTransientFailure(t *testing.T) {
 
 func TestTransitions(t *testing.T) {
 	g := NewWithT(t)
-	c := func(s metav1.ConditionStatus, r string) *metav1.Condition { return &metav1.Condition{Status: s, Reason: r} }
+	c := func(s metav1.ConditionStatus, r string) *metav1.Condition {
+		return &metav1.Condition{Status: s, Reason: r}
+	}
 	g.Expect(transition(nil, c(metav1.ConditionTrue, "Verified"))).To(BeTrue())
 	g.Expect(transition(c(metav1.ConditionTrue, "Verified"), c(metav1.ConditionTrue, "Verified"))).To(BeFalse(), "hourly re-verification: no Event")
 	g.Expect(transition(c(metav1.ConditionFalse, "SignatureMissing"), c(metav1.ConditionFalse, "UntrustedSigner"))).To(BeTrue())
