@@ -72,7 +72,41 @@ demo: envtest-assets build ## Run sigwatch on a local control plane, registry an
 run: manifests generate ## Run the manager against the cluster of the current KUBECONFIG (install the CRDs first).
 	go run ./cmd/sigwatch manager --leader-elect=false --metrics-bind-address=:8080 --metrics-secure=false $(RUN_ARGS)
 
+##@ Deploy (to the cluster of the current KUBECONFIG)
+
+IMG ?= ghcr.io/sigwatch/sigwatch:latest
+CONTAINER_TOOL ?= docker
+KUSTOMIZE ?= $(LOCALBIN)/kustomize
+
+.PHONY: install
+install: manifests ## Install the CRDs.
+	kubectl apply --server-side -k config/crd
+
+.PHONY: uninstall
+uninstall: manifests ## Uninstall the CRDs (and with them every policy and SignedImage).
+	kubectl delete --ignore-not-found -k config/crd
+
+.PHONY: deploy
+deploy: manifests $(KUSTOMIZE) ## Deploy sigwatch (config/default) with the image IMG.
+	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
+	$(KUSTOMIZE) build config/default | kubectl apply --server-side -f -
+
+.PHONY: undeploy
+undeploy: $(KUSTOMIZE) ## Remove what deploy installed.
+	$(KUSTOMIZE) build config/default | kubectl delete --ignore-not-found -f -
+
+.PHONY: docker-build
+docker-build: ## Build the container image IMG (needs a Docker engine).
+	$(CONTAINER_TOOL) build --build-arg VERSION=$$(git describe --tags --always --dirty 2>/dev/null || echo dev) -t $(IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push the container image IMG.
+	$(CONTAINER_TOOL) push $(IMG)
+
 ##@ Tools (built from the Go module proxy, kept out of the operator's go.mod)
+
+$(KUSTOMIZE): hack/tools/kustomize/go.mod hack/tools/kustomize/go.sum
+	cd hack/tools/kustomize && go build -o $@ sigs.k8s.io/kustomize/kustomize/v5
 
 $(CONTROLLER_GEN): hack/tools/codegen/go.mod hack/tools/codegen/go.sum
 	cd hack/tools/codegen && go build -o $(CONTROLLER_GEN) sigs.k8s.io/controller-tools/cmd/controller-gen
@@ -101,3 +135,21 @@ cosign: $(LOCALBIN)/cosign ## Build the cosign v3.1.3 CLI that the tests sign im
 $(LOCALBIN)/cosign:
 	@echo "building cosign v3.1.3 from source (a few minutes the first time on 2 cores)"
 	cd hack/tools/cosign && go build -trimpath -o $@ github.com/sigstore/cosign/v3/cmd/cosign
+
+.PHONY: sigstore-stack
+sigstore-stack: $(LOCALBIN)/fulcio $(LOCALBIN)/rekor-server $(LOCALBIN)/timestamp-server ## Build Fulcio, Rekor v2 and the timestamp authority for the e2e tests and the demo.
+
+# The keyless stack of test/stack, built from hack/tools/sigstore (its own module). Nothing happens when a
+# binary exists; delete it to rebuild. timestamp-server is upstream's TSA API without its fixed :2112
+# metrics listener (see hack/tools/sigstore/timestamp-server/main.go).
+$(LOCALBIN)/fulcio:
+	@echo "building fulcio v1.8.8 from source (about 2 minutes the first time on 2 cores)"
+	cd hack/tools/sigstore && go build -trimpath -o $@ github.com/sigstore/fulcio
+
+$(LOCALBIN)/rekor-server:
+	@echo "building the rekor-tiles v2.3.0 POSIX server from source (about a minute the first time)"
+	cd hack/tools/sigstore && go build -trimpath -o $@ github.com/sigstore/rekor-tiles/v2/cmd/rekor-server/posix
+
+$(LOCALBIN)/timestamp-server:
+	@echo "building timestamp-authority v2.1.3 from source (about a minute the first time)"
+	cd hack/tools/sigstore && go build -trimpath -o $@ ./timestamp-server

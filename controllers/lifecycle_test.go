@@ -112,6 +112,7 @@ func TestMetrics(t *testing.T) {
 		g.Expect(value(byName["sigwatch_registry_requests_total"], map[string]string{"method": "GET", "code": "200"})).To(BeNumerically(">=", 1))
 		g.Expect(value(byName["sigwatch_registry_requests_total"], map[string]string{"method": "HEAD", "code": "404"})).To(BeNumerically(">=", 1))
 		g.Expect(byName).To(HaveKey("sigwatch_cache_hits_total"))
+		g.Expect(value(byName["sigwatch_imagesignaturepolicy_ready"], map[string]string{"policy": f.policy.Name, "ready": "True"})).To(Equal(1.0))
 	})
 }
 

@@ -21,6 +21,7 @@ type Metrics struct {
 	registryRequests *prometheus.CounterVec
 	cacheHits        prometheus.Counter
 	signedImages     *signedImagesCollector
+	policies         *policiesCollector
 }
 
 // NewMetrics creates the metrics and registers them with reg. reader lists SignedImages for the
@@ -46,8 +47,10 @@ func NewMetrics(reg prometheus.Registerer, reader client.Reader) (*Metrics, erro
 		}),
 		signedImages: &signedImagesCollector{reader: reader, desc: prometheus.NewDesc("sigwatch_signedimages",
 			"SignedImages by namespace and Verified condition status and reason.", []string{"namespace", "verified", "reason"}, nil)},
+		policies: &policiesCollector{reader: reader, desc: prometheus.NewDesc("sigwatch_imagesignaturepolicy_ready",
+			"1 for each ImageSignaturePolicy, labelled with its Ready condition status and reason.", []string{"policy", "ready", "reason"}, nil)},
 	}
-	for _, c := range []prometheus.Collector{m.verifications, m.duration, m.registryRequests, m.cacheHits, m.signedImages} {
+	for _, c := range []prometheus.Collector{m.verifications, m.duration, m.registryRequests, m.cacheHits, m.signedImages, m.policies} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -111,3 +114,26 @@ func (c *signedImagesCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 func prometheusCode(code int) string { return strconv.Itoa(code) }
+
+type policiesCollector struct {
+	reader client.Reader
+	desc   *prometheus.Desc
+}
+
+func (c *policiesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *policiesCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var list sigwatchv1alpha1.ImageSignaturePolicyList
+	if err := c.reader.List(ctx, &list); err != nil {
+		return
+	}
+	for _, p := range list.Items {
+		ready, reason := "Unknown", sigwatchv1alpha1.PendingReason
+		if cond := meta.FindStatusCondition(p.Status.Conditions, sigwatchv1alpha1.ReadyCondition); cond != nil {
+			ready, reason = string(cond.Status), cond.Reason
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, 1, p.Name, ready, reason)
+	}
+}

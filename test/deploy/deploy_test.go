@@ -1,0 +1,185 @@
+// Package deploy checks the deployment manifests: config/default and config/prometheus render with
+// kustomize and the API server accepts every object (server-side dry-run), with the security settings a
+// cluster admin expects.
+package deploy
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/sigwatch/sigwatch/test/envtest"
+)
+
+var env *envtest.Environment
+
+func TestMain(m *testing.M) { os.Exit(envtest.Run(m, &env)) }
+
+func render(t *testing.T, dir string) []*unstructured.Unstructured {
+	t.Helper()
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	resMap, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(envtest.RepoRoot(), "config", dir))
+	if err != nil {
+		t.Fatalf("kustomize build config/%s: %v", dir, err)
+	}
+	var out []*unstructured.Unstructured
+	for _, r := range resMap.Resources() {
+		m, err := r.Map()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, &unstructured.Unstructured{Object: m})
+	}
+	return out
+}
+
+// dryRun applies every object with server-side apply in dry-run mode, with a new client (whose REST
+// mapper knows the CRDs installed so far).
+func dryRun(t *testing.T, objs []*unstructured.Unstructured) {
+	t.Helper()
+	c, err := client.New(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		err := c.Patch(context.Background(), o, client.Apply, client.DryRunAll, client.FieldOwner("sigwatch-test"), client.ForceOwnership, client.FieldValidation("Strict"))
+		if err != nil {
+			t.Errorf("%s %s/%s rejected: %v", o.GetKind(), o.GetNamespace(), o.GetName(), err)
+		}
+	}
+}
+
+func TestDefaultIsAccepted(t *testing.T) {
+	g := NewWithT(t)
+	objs := render(t, "default")
+	kinds := map[string]int{}
+	for _, o := range objs {
+		kinds[o.GetKind()]++
+		if o.GetKind() != "Namespace" && o.GetKind() != "CustomResourceDefinition" && !strings.HasPrefix(o.GetKind(), "Cluster") {
+			g.Expect(o.GetNamespace()).To(Equal("sigwatch-system"), "%s %s", o.GetKind(), o.GetName())
+		}
+	}
+	g.Expect(kinds).To(HaveKeyWithValue("CustomResourceDefinition", 2))
+	g.Expect(kinds).To(HaveKeyWithValue("Deployment", 1))
+	g.Expect(kinds).To(HaveKeyWithValue("Service", 1))
+	g.Expect(kinds).To(HaveKey("ClusterRole"))
+	g.Expect(kinds).To(HaveKey("Role"))
+
+	// The namespace must exist for the dry-run of namespaced objects.
+	g.Expect(env.Client.Create(context.Background(), envtest.Namespace("sigwatch-system", nil))).To(Succeed())
+	dryRun(t, objs)
+}
+
+func TestManagerDeploymentIsHardened(t *testing.T) {
+	g := NewWithT(t)
+	var dep appsv1.Deployment
+	for _, o := range render(t, "default") {
+		if o.GetKind() == "Deployment" {
+			g.Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &dep)).To(Succeed())
+		}
+	}
+	pod := dep.Spec.Template.Spec
+	g.Expect(pod.SecurityContext.RunAsNonRoot).To(HaveValue(BeTrue()))
+	g.Expect(pod.SecurityContext.SeccompProfile.Type).To(Equal(corev1.SeccompProfileTypeRuntimeDefault))
+	g.Expect(pod.ServiceAccountName).To(Equal("sigwatch-controller-manager"))
+	g.Expect(pod.Containers).To(HaveLen(1))
+	c := pod.Containers[0]
+	g.Expect(c.SecurityContext.ReadOnlyRootFilesystem).To(HaveValue(BeTrue()))
+	g.Expect(c.SecurityContext.AllowPrivilegeEscalation).To(HaveValue(BeFalse()))
+	g.Expect(c.SecurityContext.Capabilities.Drop).To(ContainElement(corev1.Capability("ALL")))
+	g.Expect(c.Resources.Requests).To(HaveKey(corev1.ResourceCPU))
+	g.Expect(c.Resources.Limits).To(HaveKey(corev1.ResourceMemory))
+	g.Expect(c.LivenessProbe.HTTPGet.Path).To(Equal("/healthz"))
+	g.Expect(c.ReadinessProbe.HTTPGet.Path).To(Equal("/readyz"))
+	g.Expect(c.Args).To(ContainElements("manager", "--leader-elect"))
+	g.Expect(c.Image).To(HavePrefix("ghcr.io/sigwatch/sigwatch"))
+}
+
+func TestPrometheusIsAccepted(t *testing.T) {
+	g := NewWithT(t)
+	objs := render(t, "prometheus")
+	kinds := map[string]bool{}
+	for _, o := range objs {
+		kinds[o.GetKind()] = true
+	}
+	g.Expect(kinds).To(Equal(map[string]bool{"ServiceMonitor": true, "PrometheusRule": true}))
+	// The Prometheus Operator's CRDs are not part of envtest: install permissive stand-ins so that the
+	// objects go through the API server (names, namespaces, YAML).
+	for _, kind := range []string{"ServiceMonitor", "PrometheusRule"} {
+		installStubCRD(t, "monitoring.coreos.com", "v1", kind)
+	}
+	g.Expect(env.Client.Create(context.Background(), envtest.Namespace("sigwatch-system", nil))).To(Or(Succeed(), MatchError(ContainSubstring("already exists"))))
+	dryRun(t, objs)
+
+	// Every alert uses a metric the manager exports.
+	for _, o := range objs {
+		if o.GetKind() != "PrometheusRule" {
+			continue
+		}
+		groups, _, _ := unstructured.NestedSlice(o.Object, "spec", "groups")
+		var alerts []string
+		for _, grp := range groups {
+			rules, _, _ := unstructured.NestedSlice(grp.(map[string]any), "rules")
+			for _, r := range rules {
+				rule := r.(map[string]any)
+				alerts = append(alerts, rule["alert"].(string))
+				expr := rule["expr"].(string)
+				g.Expect(expr).To(Or(ContainSubstring("sigwatch_"), ContainSubstring("up{")), rule["alert"])
+			}
+		}
+		g.Expect(alerts).To(ContainElements("SigwatchImageUnverified", "SigwatchVerificationUnknown", "SigwatchPolicyNotReady"))
+	}
+}
+
+func installStubCRD(t *testing.T, group, version, kind string) {
+	t.Helper()
+	scheme := envtest.NewScheme()
+	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(env.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plural := strings.ToLower(kind) + "s"
+	crd := &apiextensionsv1.CustomResourceDefinition{
+		ObjectMeta: metav1.ObjectMeta{Name: plural + "." + group},
+		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
+			Group: group, Scope: apiextensionsv1.NamespaceScoped,
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Kind: kind, Plural: plural, ListKind: kind + "List"},
+			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: version, Served: true, Storage: true,
+				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
+					Type: "object", XPreserveUnknownFields: ptrTo(true)}}}},
+		},
+	}
+	if err := c.Create(context.Background(), crd); err != nil {
+		t.Fatalf("installing %s: %v", crd.Name, err)
+	}
+	NewWithT(t).Eventually(func() bool {
+		got := &apiextensionsv1.CustomResourceDefinition{}
+		if err := c.Get(context.Background(), client.ObjectKeyFromObject(crd), got); err != nil {
+			return false
+		}
+		for _, c := range got.Status.Conditions {
+			if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+				return true
+			}
+		}
+		return false
+	}).Should(BeTrue())
+}
+
+func ptrTo[T any](v T) *T { return &v }
