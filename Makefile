@@ -88,8 +88,9 @@ uninstall: manifests ## Uninstall the CRDs (and with them every policy and Signe
 
 .PHONY: deploy
 deploy: manifests $(KUSTOMIZE) ## Deploy sigwatch (config/default) with the image IMG.
-	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
-	$(KUSTOMIZE) build config/default | kubectl apply --server-side -f -
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cp -r config "$$tmp/" && \
+	(cd "$$tmp/config/manager" && $(KUSTOMIZE) edit set image controller=$(IMG)) && \
+	$(KUSTOMIZE) build "$$tmp/config/default" | kubectl apply --server-side -f -
 
 .PHONY: undeploy
 undeploy: $(KUSTOMIZE) ## Remove what deploy installed.
@@ -143,11 +144,11 @@ sigstore-stack: $(LOCALBIN)/fulcio $(LOCALBIN)/rekor-server $(LOCALBIN)/timestam
 # binary exists; delete it to rebuild. timestamp-server is upstream's TSA API without its fixed :2112
 # metrics listener (see hack/tools/sigstore/timestamp-server/main.go).
 $(LOCALBIN)/fulcio:
-	@echo "building fulcio v1.8.8 from source (about 2 minutes the first time on 2 cores)"
+	@echo "building fulcio v1.8.8 from source (about a minute the first time on 2 cores)"
 	cd hack/tools/sigstore && go build -trimpath -o $@ github.com/sigstore/fulcio
 
 $(LOCALBIN)/rekor-server:
-	@echo "building the rekor-tiles v2.3.0 POSIX server from source (about a minute the first time)"
+	@echo "building the rekor-tiles v2.3.0 POSIX server from source (about 30 seconds the first time)"
 	cd hack/tools/sigstore && go build -trimpath -o $@ github.com/sigstore/rekor-tiles/v2/cmd/rekor-server/posix
 
 $(LOCALBIN)/timestamp-server:

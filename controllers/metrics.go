@@ -46,7 +46,7 @@ func NewMetrics(reg prometheus.Registerer, reader client.Reader) (*Metrics, erro
 			Help: "Verifications answered from the verdict cache: unchanged signatures, policies and trust roots.",
 		}),
 		signedImages: &signedImagesCollector{reader: reader, desc: prometheus.NewDesc("sigwatch_signedimages",
-			"SignedImages by namespace and Verified condition status and reason.", []string{"namespace", "verified", "reason"}, nil)},
+			"SignedImages in use (run by pods, or made by hand) by namespace and Verified condition status and reason.", []string{"namespace", "verified", "reason"}, nil)},
 		policies: &policiesCollector{reader: reader, desc: prometheus.NewDesc("sigwatch_imagesignaturepolicy_ready",
 			"1 for each ImageSignaturePolicy, labelled with its Ready condition status and reason.", []string{"policy", "ready", "reason"}, nil)},
 	}
@@ -102,6 +102,9 @@ func (c *signedImagesCollector) Collect(ch chan<- prometheus.Metric) {
 	type key struct{ ns, verified, reason string }
 	counts := map[key]float64{}
 	for _, si := range list.Items {
+		if si.Status.UnusedSince != nil {
+			continue // nothing runs it any more; it waits for garbage collection
+		}
 		k := key{ns: si.Namespace, verified: "Unknown", reason: sigwatchv1alpha1.PendingReason}
 		if c := meta.FindStatusCondition(si.Status.Conditions, sigwatchv1alpha1.VerifiedCondition); c != nil {
 			k.verified, k.reason = string(c.Status), c.Reason

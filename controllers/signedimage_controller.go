@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sort"
@@ -229,7 +230,7 @@ func (r *SignedImageReconciler) matchingPolicies(ctx context.Context, si *sigwat
 		cp, err := r.Policies.Compile(ctx, p)
 		if err != nil {
 			matched = append(matched, matchedPolicy{name: p.Name, fingerprint: fingerprint("error", fmt.Sprint(p.Generation), err.Error()),
-				errReason: sigwatchv1alpha1.VerificationErrorReason, errMessage: fmt.Sprintf("the policy is not ready: %v", err)})
+				errReason: sigwatchv1alpha1.VerificationErrorReason, errMessage: "the policy is not ready: " + policyErrorMessage(err)})
 			continue
 		}
 		root, err := r.Policies.Root(ctx, cp)
@@ -367,4 +368,13 @@ func sortedWorkloads(ws []sigwatchv1alpha1.WorkloadReference) []sigwatchv1alpha1
 		return ws[i].Name < ws[j].Name
 	})
 	return ws
+}
+
+// policyErrorMessage says what is wrong with a policy without repeating its name.
+func policyErrorMessage(err error) string {
+	var perr *policy.Error
+	if errors.As(err, &perr) {
+		return fmt.Sprintf("%s: %v", perr.Field, perr.Err)
+	}
+	return err.Error()
 }

@@ -66,7 +66,7 @@ type ImageSignaturePolicySpec struct {
 // +kubebuilder:validation:XValidation:rule="self.matches('^([^\\\\s@:/]+(:[0-9*?]+)?/)?[^\\\\s@:]+$')",message="an image pattern is a glob over a repository, without tag or digest (ghcr.io/yourorg/**)"
 type ImagePattern string
 
-// Authority is one trusted signer: keyless identities or a public key.
+// Authority is one trusted signer: exactly one of keyless (identities) or key (a public key).
 // +kubebuilder:validation:XValidation:rule="(has(self.keyless)?1:0)+(has(self.key)?1:0)==1",message="exactly one of keyless or key must be set"
 // +kubebuilder:validation:XValidation:rule="!has(self.transparencyLog) || self.transparencyLog.mode != 'Disabled' || has(self.key)",message="transparencyLog.mode Disabled is only allowed with key"
 type Authority struct {
@@ -101,8 +101,9 @@ type KeylessAuthority struct {
 	Identities []Identity `json:"identities"`
 }
 
-// Identity is an OIDC issuer and subject, as Fulcio writes them into a certificate. Regular expressions
-// must match the whole value: sigwatch anchors them.
+// Identity is an OIDC issuer and subject, as Fulcio writes them into a certificate: exactly one of
+// issuer or issuerRegExp, and exactly one of subject or subjectRegExp. Regular expressions must match
+// the whole value: sigwatch anchors them.
 // +kubebuilder:validation:XValidation:rule="(has(self.issuer)?1:0)+(has(self.issuerRegExp)?1:0)==1",message="exactly one of issuer or issuerRegExp must be set"
 // +kubebuilder:validation:XValidation:rule="(has(self.subject)?1:0)+(has(self.subjectRegExp)?1:0)==1",message="exactly one of subject or subjectRegExp must be set"
 type Identity struct {
@@ -170,7 +171,7 @@ type GitHubWorkflowClaims struct {
 	Name string `json:"name,omitempty"`
 }
 
-// KeyAuthority trusts one public key, given inline or in a Secret.
+// KeyAuthority trusts one public key: exactly one of publicKey (inline PEM) or secretRef.
 // +kubebuilder:validation:XValidation:rule="(has(self.publicKey)?1:0)+(has(self.secretRef)?1:0)==1",message="exactly one of publicKey or secretRef must be set"
 type KeyAuthority struct {
 	// publicKey is a PEM public key: ECDSA P-256 or P-384, RSA of at least 2048 bits, or Ed25519.

@@ -163,8 +163,9 @@ type SignedImageStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Verified (True, False or Unknown with a reason) and Ready (True when the image is
-	// verified).
+	// conditions: Verified (True, False or Unknown with a reason), Ready (True when the image is
+	// verified) and Stalled (True when the verdict is settled and not good, so that kstatus reports
+	// Failed; a transient Unknown is retried and stays InProgress).
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -173,7 +173,11 @@ func publicGoodLoader(o ManagerOptions, logger logr.Logger) func(context.Context
 	return func(ctx context.Context) (*trust.Root, error) {
 		mu.Lock()
 		defer mu.Unlock()
-		if root != nil && time.Since(loaded) < 24*time.Hour {
+		refresh := 24 * time.Hour
+		if root != nil && root.Source == trust.SourceEmbedded && !o.OfflineTrustRoot {
+			refresh = 10 * time.Minute // TUF failed: try again soon
+		}
+		if root != nil && time.Since(loaded) < refresh {
 			return root, nil
 		}
 		r, err := trust.PublicGood(ctx, trust.PublicGoodOptions{Offline: o.OfflineTrustRoot, CacheDir: o.TUFCacheDir})

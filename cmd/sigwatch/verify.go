@@ -57,7 +57,7 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&f.timeout, "timeout", 2*time.Minute, "deadline of the whole verification")
 	fs.DurationVar(&f.registryTimeout, "registry-timeout", 20*time.Second, "timeout of one registry request")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: sigwatch verify --policy FILE [--trusted-root FILE] [--allow-insecure-registry] [-o text|json] IMAGE@sha256:HEX")
+		fmt.Fprintln(stderr, "Usage: sigwatch verify --policy FILE [--policy FILE ...] [--trusted-root FILE | --offline]\n       [--allow-insecure-registry] [--timeout D] [-o text|json] IMAGE@sha256:HEX")
 		fmt.Fprintln(stderr, "\nVerifies an image digest against ImageSignaturePolicy files, as the controllers do.")
 		fmt.Fprintln(stderr, "Exit 0: verified; 1: not verified; 2: could not verify, or bad input.\n\nFlags:")
 		fs.PrintDefaults()

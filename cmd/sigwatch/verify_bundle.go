@@ -33,12 +33,13 @@ func runVerifyBundle(args []string, stdout, stderr io.Writer) int {
 }
 
 const verifyBundleUsage = `Usage: sigwatch verify-bundle --bundle FILE
-         (--certificate-identity ID | --certificate-identity-regexp RE)
-         (--certificate-oidc-issuer URL | --certificate-oidc-issuer-regexp RE) | --key FILE)
-         [--trusted-root FILE] (ARTIFACT_FILE | sha256:HEX | sha512:HEX)
+         ( (--certificate-identity ID | --certificate-identity-regexp RE)
+           (--certificate-oidc-issuer URL | --certificate-oidc-issuer-regexp RE) | --key FILE )
+         [--trusted-root FILE | --offline] (ARTIFACT_FILE | sha256:HEX | sha512:HEX)
 
-Verifies a Sigstore bundle over an artifact, offline. Regular expressions must match the whole value.
-Without --trusted-root, the public-good trust root is used (through TUF, else the embedded snapshot).
+Verifies a Sigstore bundle over an artifact without contacting any log or registry. Regular expressions
+must match the whole value. Without --trusted-root, the public-good trust root is used: updated through
+TUF, or the embedded snapshot when TUF cannot be reached or --offline is given.
 Exit status: 0 verified, 1 not verified, 2 bad input.
 
 Flags:
@@ -47,6 +48,7 @@ Flags:
 // verifyBundleFlags are the parsed command line.
 type verifyBundleFlags struct {
 	bundle, key, trustedRoot string
+	offline                  bool
 	identity                 bundleverify.Identity
 	artifact                 string
 	set                      map[string]bool
@@ -96,6 +98,7 @@ func parseVerifyBundleFlags(args []string, stderr io.Writer) (*verifyBundleFlags
 	fs.StringVar(&f.identity.CertificateOIDCIssuerRegexp, "certificate-oidc-issuer-regexp", "", "a regular expression the whole OIDC issuer must match")
 	fs.StringVar(&f.key, "key", "", "the PEM public key `FILE` of a key-signed bundle")
 	fs.StringVar(&f.trustedRoot, "trusted-root", "", "a trusted_root.json `FILE` (default: the public-good root)")
+	fs.BoolVar(&f.offline, "offline", false, "use the embedded public-good trust root snapshot, without TUF")
 
 	positional, err := parseVerifyBundleArgs(fs, args)
 	if err != nil {
@@ -181,6 +184,9 @@ func (c verifyBundle) request(f *verifyBundleFlags, stderr io.Writer) (bundlever
 		req.ArtifactDigest = f.artifact
 	} else if req.Artifact, err = os.ReadFile(f.artifact); err != nil {
 		return req, fmt.Errorf("reading the artifact: %w", err)
+	}
+	if f.offline {
+		c.publicGood.Offline = true
 	}
 	if req.TrustRoot, err = c.trustRoot(f.trustedRoot, stderr); err != nil {
 		return req, err

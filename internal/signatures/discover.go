@@ -29,6 +29,9 @@ const (
 // without fetching them.
 const annotationBundlePredicate = "dev.sigstore.bundle.predicateType"
 
+// ErrImageNotFound reports an image digest the registry does not show.
+var ErrImageNotFound = errors.New("image not found in the registry")
+
 // ErrTooMany reports more signatures or attestations than sigwatch examines for one digest.
 var ErrTooMany = errors.New("too many signatures")
 
@@ -133,6 +136,14 @@ func (d *Discoverer) State(ctx context.Context, w Where, attestations bool) (*St
 	h, err := v1.NewHash(w.Image.Digest)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", w.Image, err)
+	}
+	// The image itself first: a registry that hides what a client may not read answers 404, and an
+	// image that cannot be seen must not look unsigned.
+	if _, err := d.Registry.Head(ctx, imageRepo.Digest(w.Image.Digest)); err != nil {
+		if errors.Is(err, registry.ErrNotFound) {
+			return nil, fmt.Errorf("%w: %s (or not readable with the credentials given)", ErrImageNotFound, w.Image)
+		}
+		return nil, fmt.Errorf("looking up %s: %w", w.Image, err)
 	}
 	st := &State{Where: w, Attestations: attestations}
 	repos := []name.Repository{imageRepo}

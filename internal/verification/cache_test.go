@@ -2,6 +2,7 @@ package verification
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -44,7 +45,7 @@ func TestCacheHitCostsOnlyTheChangeDetection(t *testing.T) {
 	g.Expect(reg.Requests("GET manifests")).To(BeZero(), "no manifest GET on a cache hit")
 	g.Expect(reg.Requests("GET blobs")).To(BeZero())
 	g.Expect(reg.Requests("GET referrers")).To(Equal(1))
-	g.Expect(reg.Requests("HEAD manifests")).To(Equal(1), "the .sig tag")
+	g.Expect(reg.Requests("HEAD manifests")).To(Equal(2), "the image and the .sig tag")
 	g.Expect(client.Requests()).NotTo(BeEmpty(), "the client counts requests by method and code")
 
 	// A new signature changes the set: verified again, not from the cache.
@@ -89,7 +90,7 @@ func TestSharedStateForManyNamespaces(t *testing.T) {
 		g.Expect(r.Policies[0].Result).To(Equal(sigwatchv1alpha1.PolicyVerified))
 	}
 	g.Expect(reg.Requests("GET referrers")).To(Equal(1))
-	g.Expect(reg.Requests("HEAD manifests")).To(Equal(1))
+	g.Expect(reg.Requests("HEAD manifests")).To(Equal(2), "the image and the .sig tag, once")
 	g.Expect(reg.Requests("GET manifests")).To(Equal(1), "the referrer manifest, once")
 
 	// A forced re-verification asks the registry again.
@@ -142,5 +143,22 @@ func TestCacheHitWithoutReferrersAPI(t *testing.T) {
 	res := eng.Verify(context.Background(), req)
 	g.Expect(res.Cached).To(BeTrue())
 	g.Expect(reg.Requests("GET manifests")).To(BeZero(), "the fallback index is HEADed, not read again")
-	g.Expect(reg.Requests("HEAD manifests")).To(Equal(2), "the fallback tag and the .sig tag")
+	g.Expect(reg.Requests("HEAD manifests")).To(Equal(3), "the image, the fallback tag and the .sig tag")
+}
+
+// TestImageNotFoundIsUnknown: a digest the registry does not show (a typo, or no access with registries
+// that answer 404 then) is "could not verify", not "unsigned".
+func TestImageNotFoundIsUnknown(t *testing.T) {
+	g := NewWithT(t)
+	reg := testregistry.Start(t, true)
+	key := cosign.GenerateKeyPair(t, t.TempDir())
+	d := reg.PushRandomImage(t, "team/app")
+	p := keyPolicy(t, "p", key.PublicKeyPEM, sigwatchv1alpha1.TransparencyLogDisabled)
+	eng, _ := newEngine(t, embeddedRoot(t))
+	missing := image(t, d)
+	missing.Digest = "sha256:" + strings.Repeat("0", 64)
+	r := eng.Verify(context.Background(), Request{Image: missing, Policies: []*policy.Policy{p}})
+	g.Expect(r.Policies[0].Result).To(Equal(sigwatchv1alpha1.PolicyUnknown))
+	g.Expect(r.Policies[0].Reason).To(Equal(sigwatchv1alpha1.RegistryUnavailableReason))
+	g.Expect(r.Policies[0].Message).To(ContainSubstring("image not found"))
 }

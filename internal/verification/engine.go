@@ -245,6 +245,8 @@ func errorResult(policyName string, img imageref.Image, err error) PolicyResult 
 	switch {
 	case errors.Is(err, signatures.ErrTooMany):
 		return failed(policyName, sigwatchv1alpha1.InvalidSignatureReason, "%v", err)
+	case errors.Is(err, signatures.ErrImageNotFound):
+		return unknown(policyName, sigwatchv1alpha1.RegistryUnavailableReason, "%v", err)
 	case registry.IsUnavailable(err):
 		return unknown(policyName, sigwatchv1alpha1.RegistryUnavailableReason, "registry unavailable for %s: %v", img, err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):

@@ -188,7 +188,8 @@ func (o outcome) classify(err error, a *policy.Authority) outcome {
 	case !a.Keyless() && strings.Contains(err.Error(), "failed to verify signature"):
 		return o.fail(sigwatchv1alpha1.UntrustedSignerReason, "not signed by the key of authority %s (key ID %s)", a.Name, short(a.KeyID))
 	default:
-		return o.fail(sigwatchv1alpha1.InvalidSignatureReason, "%v", err)
+		// sigstore-go v1.3.0 formats a nil error with %w in one message.
+		return o.fail(sigwatchv1alpha1.InvalidSignatureReason, "%s", strings.ReplaceAll(err.Error(), "; error: %!w(<nil>)", ""))
 	}
 }
 
