@@ -55,7 +55,7 @@ verify: manifests generate docs ## Regenerate everything and fail if the tree is
 		git status --porcelain -- api config docs go.mod go.sum; git diff --stat -- api config docs; exit 1; fi
 
 .PHONY: test
-test: vet verify envtest-assets $(LOCALBIN)/cosign ## Run go vet, make verify and all tests against a real API server.
+test: vet verify envtest-assets $(LOCALBIN)/cosign sigstore-stack ## Run go vet, make verify and all tests against a real API server.
 	KUBEBUILDER_ASSETS="$(K8S_ASSETS)" go test $(GO_TEST_FLAGS) ./...
 
 ##@ Build and run
