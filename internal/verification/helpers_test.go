@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	ggcrv1 "github.com/google/go-containerregistry/pkg/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
@@ -76,7 +75,4 @@ func compile(t testing.TB, p *sigwatchv1alpha1.ImageSignaturePolicy) *policy.Pol
 
 func parseImage(ref string) (imageref.Image, error) { return imageref.Parse(ref) }
 
-type (
-	policyT = policy.Policy
-	v1Image = ggcrv1.Image
-)
+type policyT = policy.Policy

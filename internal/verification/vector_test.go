@@ -7,10 +7,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -18,6 +14,7 @@ import (
 	"github.com/sigwatch/sigwatch/internal/signatures"
 	"github.com/sigwatch/sigwatch/internal/trust"
 	testregistry "github.com/sigwatch/sigwatch/test/registry"
+	"github.com/sigwatch/sigwatch/test/sigstore"
 )
 
 const vectorDir = "../bundleverify/testdata/cosign-new-bundle/"
@@ -72,35 +69,16 @@ func TestCosignReferrerVector(t *testing.T) {
 	}
 }
 
-// pushBundleReferrer pushes a Sigstore bundle as cosign v3 does: an OCI manifest whose subject is the
-// image, artifactType the bundle media type, one layer holding the bundle.
+// pushBundleReferrer pushes a Sigstore bundle file as cosign v3 does.
 func pushBundleReferrer(t *testing.T, subject name.Digest, bundlePath string) {
 	t.Helper()
 	data, err := os.ReadFile(bundlePath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	desc, err := remote.Head(subject)
-	if err != nil {
-		t.Fatalf("head %s: %v", subject, err)
-	}
-	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, types.MediaType("application/vnd.oci.empty.v1+json"))
-	img, err = mutate.Append(img, mutate.Addendum{Layer: static.NewLayer(data, types.MediaType(signatures.MediaTypeBundleV03))})
-	if err != nil {
+	w := &sigstore.Writer{}
+	if _, err := w.PushBundleReferrer(context.Background(), subject, subject.Context(), data, "https://cosign.sigstore.dev/attestation/v1"); err != nil {
 		t.Fatal(err)
-	}
-	img = mutate.Annotations(img, map[string]string{
-		"dev.sigstore.bundle.content":       "dsse-envelope",
-		"dev.sigstore.bundle.predicateType": "https://cosign.sigstore.dev/attestation/v1",
-	}).(v1Image)
-	img = mutate.Subject(img, *desc).(v1Image)
-	dig, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(subject.Context().Digest(dig.String()), img); err != nil {
-		t.Fatalf("pushing the referrer: %v", err)
 	}
 }
 

@@ -480,19 +480,28 @@ func (w *Writer) pushBundle(ctx context.Context, j *job, statement []byte, predi
 	if res.Bundle, err = j.bundle(res, envelope); err != nil {
 		return nil, err
 	}
-	subject, err := remote.Head(j.img, w.options(ctx)...)
+	if res.Manifest, err = w.PushBundleReferrer(ctx, j.img, j.sigRepo, res.Bundle, predicateType); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// PushBundleReferrer stores a Sigstore bundle (JSON) as cosign v3 does: an OCI 1.1 referrer of img in
+// sigRepo, artifactType the bundle media type, with cosign's annotations. It returns the referrer.
+func (w *Writer) PushBundleReferrer(ctx context.Context, img name.Digest, sigRepo name.Repository, bundleJSON []byte, predicateType string) (name.Digest, error) {
+	subject, err := remote.Head(img, w.options(ctx)...)
 	if err != nil {
-		return nil, fmt.Errorf("reading the descriptor of %s: %w", j.img, err)
+		return name.Digest{}, fmt.Errorf("reading the descriptor of %s: %w", img, err)
 	}
 	emptyConfig := static.NewLayer([]byte("{}"), types.OCIEmptyJSON)
-	layer := static.NewLayer(res.Bundle, MediaTypeBundle)
+	layer := static.NewLayer(bundleJSON, MediaTypeBundle)
 	configDesc, err := descriptor(emptyConfig, MediaTypeBundle)
 	if err != nil {
-		return nil, err
+		return name.Digest{}, err
 	}
 	layerDesc, err := descriptor(layer, "")
 	if err != nil {
-		return nil, err
+		return name.Digest{}, err
 	}
 	m := v1.Manifest{
 		SchemaVersion: 2,
@@ -509,22 +518,22 @@ func (w *Writer) pushBundle(ctx context.Context, j *job, statement []byte, predi
 	}
 	raw, err := json.Marshal(m)
 	if err != nil {
-		return nil, err
+		return name.Digest{}, err
 	}
 	for _, l := range []v1.Layer{emptyConfig, layer} {
-		if err := remote.WriteLayer(j.sigRepo, l, w.options(ctx)...); err != nil {
-			return nil, fmt.Errorf("pushing a blob to %s: %w", j.sigRepo, err)
+		if err := remote.WriteLayer(sigRepo, l, w.options(ctx)...); err != nil {
+			return name.Digest{}, fmt.Errorf("pushing a blob to %s: %w", sigRepo, err)
 		}
 	}
 	sum := sha256.Sum256(raw)
-	res.Manifest = j.sigRepo.Digest("sha256:" + hex.EncodeToString(sum[:]))
+	ref := sigRepo.Digest("sha256:" + hex.EncodeToString(sum[:]))
 	// Without the referrers API, go-containerregistry updates the fallback tag: one writer at a time.
-	unlock := w.lock(j.sigRepo.Tag(tagPrefix(j.img)).String())
+	unlock := w.lock(sigRepo.Tag(tagPrefix(img)).String())
 	defer unlock()
-	if err := remote.Put(res.Manifest, rawManifest{raw: raw, mediaType: types.OCIManifestSchema1}, w.options(ctx)...); err != nil {
-		return nil, fmt.Errorf("pushing the bundle referrer of %s: %w", j.img, err)
+	if err := remote.Put(ref, rawManifest{raw: raw, mediaType: types.OCIManifestSchema1}, w.options(ctx)...); err != nil {
+		return name.Digest{}, fmt.Errorf("pushing the bundle referrer of %s: %w", img, err)
 	}
-	return res, nil
+	return ref, nil
 }
 
 // bundle is the Sigstore bundle v0.3 of a DSSE signature.
