@@ -65,7 +65,7 @@ build: ## Build the sigwatch binary into bin/.
 	go build -o $(LOCALBIN)/sigwatch ./cmd/sigwatch
 
 .PHONY: demo
-demo: envtest-assets build ## Run sigwatch on a local control plane, registry and Sigstore, and show its verdicts (DEMO_KEEP=1 keeps it running).
+demo: envtest-assets build $(LOCALBIN)/cosign sigstore-stack ## Run sigwatch on a local control plane, registry and Sigstore, and show its verdicts (DEMO_KEEP=1 keeps it running).
 	KUBEBUILDER_ASSETS="$(K8S_ASSETS)" go run ./test/demo/cmd --sigwatch $(LOCALBIN)/sigwatch
 
 .PHONY: run

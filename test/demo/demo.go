@@ -17,17 +17,16 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
 	"github.com/sigwatch/sigwatch/test/envtest"
 	testregistry "github.com/sigwatch/sigwatch/test/registry"
 	"github.com/sigwatch/sigwatch/test/sigstore"
+	"github.com/sigwatch/sigwatch/test/stack"
 )
 
 // The identities of the seed scenario.
@@ -83,7 +82,7 @@ type demo struct {
 	dir      string
 	env      *envtest.Environment
 	reg      *testregistry.Registry
-	stack    *sigstore.Stack
+	stack    *stack.Stack
 	manager  *exec.Cmd
 	cleanups []func()
 }
@@ -127,13 +126,14 @@ func (d *demo) run(ctx context.Context) (*Result, error) {
 	if err := d.step("Starting a local OCI registry on 127.0.0.1", d.startRegistry); err != nil {
 		return nil, err
 	}
-	if err := d.step("Creating a local Sigstore stand-in", d.startSigstore); err != nil {
+	if err := d.step("Starting a local keyless Sigstore: Fulcio, Rekor v2, a timestamp authority and an OIDC issuer", d.startSigstore(ctx)); err != nil {
 		return nil, err
 	}
-	d.say(`  Note: the keyless signatures below come from a certificate authority, transparency log and
-  timestamp authority built for sigwatch's tests, standing in for Fulcio, Rekor and a TSA (the real
-  services are not run by this demo yet). The certificates carry what Fulcio writes for a GitHub
-  Actions token: the workflow URI as identity, the issuer and the GitHub workflow extensions.`)
+	d.say(`  These are the real Sigstore services, on 127.0.0.1. A small OIDC issuer plays GitHub Actions'
+  token service: it mints tokens with the claims GitHub puts in a workflow's token, and Fulcio,
+  configured to treat it as a GitHub Actions issuer, writes the workflow identity and the GitHub
+  extensions into the certificates. The only difference from CI: the certificates name this local
+  issuer (%s), not https://token.actions.githubusercontent.com.`, d.stack.OIDC.URL)
 	images, err := d.pushAndSign(ctx)
 	if err != nil {
 		return nil, err
@@ -186,40 +186,50 @@ func (d *demo) startRegistry() error {
 	return nil
 }
 
-func (d *demo) startSigstore() error {
-	stack, err := sigstore.NewStack()
-	d.stack = stack
-	return err
+func (d *demo) startSigstore(ctx context.Context) func() error {
+	return func() error {
+		st, err := stack.Start(ctx, stack.Options{Dir: filepath.Join(d.dir, "sigstore")})
+		if err != nil {
+			return err
+		}
+		d.stack = st
+		d.cleanups = append(d.cleanups, st.Stop)
+		return nil
+	}
 }
 
 func (d *demo) pushAndSign(ctx context.Context) ([]*Image, error) {
 	w := &sigstore.Writer{Registry: d.reg.Host}
-	images := []*Image{
-		{Deployment: "web", SignedBy: ReleaseWorkflow},
-		{Deployment: "tools", SignedBy: "https://github.com/yourorg/yourrepo/.github/workflows/pr.yaml@refs/pull/1/merge"},
-		{Deployment: "debug"},
+	workflows := map[string]stack.GitHubClaims{
+		"web":   stack.GitHubWorkflow("yourorg/yourrepo", "release.yaml", "refs/heads/main"),
+		"tools": stack.GitHubWorkflow("yourorg/yourrepo", "pr.yaml", "refs/pull/1/merge"),
 	}
-	identities := map[string]sigstore.Identity{
-		"web":   sigstore.GitHubActions("yourorg/yourrepo", "release.yaml", "refs/heads/main"),
-		"tools": sigstore.GitHubActions("yourorg/yourrepo", "pr.yaml", "refs/pull/1/merge"),
-	}
-	d.say("• Pushing three images and signing them as CI would:")
+	images := []*Image{{Deployment: "web"}, {Deployment: "tools"}, {Deployment: "debug"}}
+	d.say("• Pushing three images; cosign signs two of them keyless, as two GitHub Actions workflows:")
 	for _, img := range images {
 		ref, err := w.PushRandomImage(ctx, "yourorg/"+img.Deployment+":v1")
 		if err != nil {
 			return nil, err
 		}
 		img.Ref = ref
-		if id, ok := identities[img.Deployment]; ok {
-			signer := &sigstore.KeylessSigner{Stack: d.stack, Identity: id}
-			if _, err := w.SignBundle(ctx, ref, signer, sigstore.SignOptions{Timestamp: true}); err != nil {
-				return nil, err
+		claims, ok := workflows[img.Deployment]
+		if !ok {
+			d.say("\n  %-6s %s\n         not signed", img.Deployment, short(ref))
+			continue
+		}
+		img.SignedBy = claims.CertificateIdentity()
+		d.say("\n  %-6s %s\n         $ cosign sign --identity-token $TOKEN ... %s   (as %s)", img.Deployment, short(ref), short(ref), img.SignedBy)
+		out, err := d.stack.Sign(ctx, ref.String(), claims, stack.SignOptions{})
+		if err != nil {
+			return nil, err
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if !strings.HasPrefix(line, "Flag --") { // cosign's deprecation notices
+				d.say("         | %s", line)
 			}
-			d.say("    %-6s %s\n           signed keyless (Sigstore bundle, OCI referrer) by %s", img.Deployment, short(ref), id.Subject)
-		} else {
-			d.say("    %-6s %s\n           not signed", img.Deployment, short(ref))
 		}
 	}
+	d.say("")
 	return images, nil
 }
 
@@ -229,10 +239,7 @@ func short(d name.Digest) string {
 
 func (d *demo) applyPolicy(ctx context.Context) func() error {
 	return func() error {
-		root, err := d.stack.TrustedRootJSON()
-		if err != nil {
-			return err
-		}
+		root := d.stack.TrustedRootJSON()
 		c := d.env.Client
 		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "sigwatch-system"}}); err != nil {
 			return err
@@ -248,7 +255,7 @@ func (d *demo) applyPolicy(ctx context.Context) func() error {
 				Images: []sigwatchv1alpha1.ImagePattern{sigwatchv1alpha1.ImagePattern(d.reg.Host + "/yourorg/**")},
 				Authorities: []sigwatchv1alpha1.Authority{{Name: "release-workflow", Keyless: &sigwatchv1alpha1.KeylessAuthority{
 					Identities: []sigwatchv1alpha1.Identity{{
-						Issuer: sigstore.GitHubIssuer, Subject: ReleaseWorkflow,
+						Issuer: d.stack.OIDC.URL, Subject: ReleaseWorkflow,
 						GitHubWorkflow: &sigwatchv1alpha1.GitHubWorkflowClaims{Repository: "yourorg/yourrepo", Ref: "refs/heads/main"},
 					}},
 				}}},
@@ -267,42 +274,12 @@ func (d *demo) createWorkloads(ctx context.Context, images []*Image) func() erro
 			return err
 		}
 		for _, img := range images {
-			if err := runDeployment(ctx, c, Namespace, img.Deployment, img.Ref.Context().Name()+":v1", "docker-pullable://"+img.Ref.String()); err != nil {
+			if _, err := envtest.RunDeployment(ctx, c, Namespace, img.Deployment, img.Ref.Context().Name()+":v1", "docker-pullable://"+img.Ref.String()); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-}
-
-// runDeployment creates a Deployment, its ReplicaSet and one Running pod, as the controllers and the
-// kubelet of a real cluster would.
-func runDeployment(ctx context.Context, c client.Client, ns, name, image, imageID string) error {
-	labels := map[string]string{"app": name}
-	template := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: name, Image: image}}}}
-	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: template}}
-	if err := c.Create(ctx, dep); err != nil {
-		return err
-	}
-	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-6d5f9c7b8", Labels: labels,
-		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: name, UID: dep.UID, Controller: ptr.To(true)}}},
-		Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: template}}
-	if err := c.Create(ctx, rs); err != nil {
-		return err
-	}
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: rs.Name + "-x7k2p", Labels: labels,
-		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: ptr.To(true)}}},
-		Spec: template.Spec}
-	if err := c.Create(ctx, pod); err != nil {
-		return err
-	}
-	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{
-		Name: name, Image: image, ImageID: imageID, Ready: true,
-		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}},
-	}}}
-	return c.Status().Update(ctx, pod)
 }
 
 func (d *demo) startManager(kubeconfig string) func() error {
