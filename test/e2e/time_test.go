@@ -41,6 +41,7 @@ const certificateLifetime = 10 * time.Minute
 // at "now", so a re-verification long after signing still passes. It waits for Fulcio's ten-minute
 // certificate to expire (the other packages' tests run meanwhile).
 func TestExpiredCertificateStillVerifies(t *testing.T) {
+	t.Parallel() // runs after the package's other tests, while the certificate ages
 	g := NewWithT(t)
 	expiry := s.agingSignedAt.Add(certificateLifetime + 5*time.Second)
 	if wait := time.Until(expiry); wait > 0 {
