@@ -103,20 +103,27 @@ func (r *SignedImageReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	now := r.Clock.Now()
 	before := si.DeepCopy()
+	var pods []corev1.Pod
 	defer func() {
 		if equalStatus(before.Status, si.Status) {
 			return
 		}
-		if err := r.Client.Status().Patch(ctx, si, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
-			retErr = fmt.Errorf("patching the status of SignedImage %s: %w", klog.KObj(si), err)
+		if err := r.Client.Status().Patch(ctx, si, client.MergeFrom(before)); err != nil {
+			if !apierrors.IsNotFound(err) {
+				retErr = fmt.Errorf("patching the status of SignedImage %s: %w", klog.KObj(si), err)
+			}
+			return
 		}
+		// Events follow the status that was written: a failed patch is retried, and announced then, once.
+		r.emitEvents(ctx, si, meta.FindStatusCondition(before.Status.Conditions, sigwatchv1alpha1.VerifiedCondition), pods)
 	}()
 
 	img := imageref.Image{Repository: si.Spec.Image, Digest: si.Spec.Digest}
 	si.Status.Summary.ShortDigest = strings.TrimPrefix(si.Spec.Digest, "sha256:")[:12]
 
 	// 1. Who runs it.
-	pods, err := r.runningPods(ctx, si)
+	var err error
+	pods, err = r.runningPods(ctx, si)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -175,7 +182,6 @@ func (r *SignedImageReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			wait = retryAfter(since, now, r.MinRetry, interval)
 		}
 		si.Status.NextVerificationTime = &metav1.Time{Time: now.Add(wait)}
-		r.emitEvents(ctx, si, prevVerified, pods)
 		logger.V(1).Info("verified", "image", img.String(), "verified", v.status, "reason", v.reason, "cached", res.Cached, "next", wait)
 	}
 
