@@ -22,6 +22,7 @@ import (
 	"github.com/sigwatch/sigwatch/controllers"
 	"github.com/sigwatch/sigwatch/test/cosign"
 	testregistry "github.com/sigwatch/sigwatch/test/registry"
+	"github.com/sigwatch/sigwatch/test/sigstore"
 )
 
 func kstatus(t *testing.T, obj client.Object) status.Status {
@@ -242,5 +243,57 @@ func TestKeySecretRotationReverifiesAtOnce(t *testing.T) {
 		g.Expect(ready).NotTo(BeNil())
 		g.Expect(ready.Reason).To(Equal(sigwatchv1alpha1.KeyUnavailableReason))
 		g.Expect(ready.Message).To(ContainSubstring("spec.authorities[0].key.secretRef"))
+	})
+}
+
+// TestTrustedRootConfigMap: a policy whose trust root ConfigMap is missing makes its images Unknown
+// (TrustedRootUnavailable) and stalls; creating the ConfigMap re-verifies them at once.
+func TestTrustedRootConfigMap(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	reg := testregistry.Start(t, true)
+	st, err := sigstore.NewStack()
+	g.Expect(err).NotTo(HaveOccurred())
+	w := &sigstore.Writer{Registry: reg.Host}
+	img, err := w.PushRandomImage(ctx, "private-sigstore/app:v1")
+	g.Expect(err).NotTo(HaveOccurred())
+	signer := &sigstore.KeylessSigner{Stack: st, Identity: sigstore.GitHubActions("yourorg/app", "release.yml", "refs/heads/main")}
+	_, err = w.SignBundle(ctx, img, signer, sigstore.SignOptions{Timestamp: true})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	rootNS := namespace(t, nil)
+	p := &sigwatchv1alpha1.ImageSignaturePolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "private-sigstore"},
+		Spec: sigwatchv1alpha1.ImageSignaturePolicySpec{
+			Images: []sigwatchv1alpha1.ImagePattern{sigwatchv1alpha1.ImagePattern(reg.Host + "/private-sigstore/**")},
+			Authorities: []sigwatchv1alpha1.Authority{{Name: "ci", Keyless: &sigwatchv1alpha1.KeylessAuthority{
+				Identities: []sigwatchv1alpha1.Identity{{Issuer: signer.Identity.Issuer, Subject: signer.Identity.Subject}}}}},
+			TrustedRoot: &sigwatchv1alpha1.TrustedRootSource{ConfigMapRef: sigwatchv1alpha1.ConfigMapKeyReference{Namespace: rootNS, Name: "sigstore-root"}},
+		},
+	}
+	g.Expect(env.Client.Create(ctx, p)).To(Succeed())
+	t.Cleanup(func() { _ = env.Client.Delete(ctx, p) })
+	startManager(t, func(c *controllers.Config) { c.MinRetry = time.Hour }) // no retry would come in time
+	ns := namespace(t, nil)
+	runPod(t, ns, "app-1", "app", img.Context().Name()+":v1", imageID(img))
+	si := verified(t, signedImageFor(t, ns, repoOf(img), img.DigestStr()), metav1.ConditionUnknown, sigwatchv1alpha1.TrustedRootUnavailableReason)
+	g.Expect(si.Status.Policies[0].Message).To(ContainSubstring("sigstore-root"))
+	eventually(t, func(g Gomega) {
+		got := &sigwatchv1alpha1.ImageSignaturePolicy{}
+		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(p), got)).To(Succeed())
+		g.Expect(meta.FindStatusCondition(got.Status.Conditions, sigwatchv1alpha1.ReadyCondition)).To(HaveField("Reason", sigwatchv1alpha1.TrustedRootUnavailableReason))
+		g.Expect(meta.IsStatusConditionTrue(got.Status.Conditions, sigwatchv1alpha1.StalledCondition)).To(BeTrue())
+	})
+
+	root, err := st.TrustedRootJSON()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(env.Client.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: rootNS, Name: "sigstore-root"},
+		Data: map[string]string{"trusted_root.json": string(root)}})).To(Succeed())
+	// Retries are an hour apart here: the ConfigMap watch is what makes this immediate.
+	verified(t, si, metav1.ConditionTrue, sigwatchv1alpha1.VerifiedReason)
+	eventually(t, func(g Gomega) {
+		got := &sigwatchv1alpha1.ImageSignaturePolicy{}
+		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(p), got)).To(Succeed())
+		g.Expect(meta.IsStatusConditionTrue(got.Status.Conditions, sigwatchv1alpha1.ReadyCondition)).To(BeTrue())
 	})
 }
