@@ -30,6 +30,8 @@ type outcome struct {
 	message   string
 	authority string
 	result    *verify.VerificationResult
+	// otherKind: the authority trusts keys and the signature has a certificate, or the reverse.
+	otherKind bool
 }
 
 func (o outcome) verified() bool { return o.reason == "" }
@@ -119,6 +121,7 @@ func (vs *verifiers) judge(c *signatures.Candidate, digest string, p *policy.Pol
 		return o.fail(sigwatchv1alpha1.InvalidSignatureReason, "no verification material: %v", err)
 	}
 	if a.Keyless() != (vc.Certificate() != nil) {
+		o.otherKind = true
 		if a.Keyless() {
 			return o.fail(sigwatchv1alpha1.UntrustedSignerReason, "signed with a key, authority %s trusts certificates", a.Name)
 		}

@@ -90,10 +90,7 @@ func (e *Engine) judgeCandidate(c *signatures.Candidate, digest string, p *polic
 		if o.verified() {
 			return o
 		}
-		if best == nil || rank(o.reason) < rank(best.reason) || (kindMismatch(*best) && !kindMismatch(o)) {
-			if best != nil && !kindMismatch(*best) && kindMismatch(o) {
-				continue
-			}
+		if best == nil || closer(o, *best) {
 			b := o
 			best = &b
 		}
@@ -101,8 +98,14 @@ func (e *Engine) judgeCandidate(c *signatures.Candidate, digest string, p *polic
 	return *best
 }
 
-func kindMismatch(o outcome) bool {
-	return strings.HasPrefix(o.message, "signed with a key, authority") || strings.HasPrefix(o.message, "signed with a certificate, authority")
+// closer reports whether o explains a failure better than best: an authority of the signature's kind
+// (keyless for a certificate, key for a key) before one of the other kind, then the reason closest to
+// passing.
+func closer(o, best outcome) bool {
+	if o.otherKind != best.otherKind {
+		return !o.otherKind
+	}
+	return rank(o.reason) < rank(best.reason)
 }
 
 // judgeAttestation returns nil when an attestation of the required type is bound to the digest, signed

@@ -1,0 +1,24 @@
+package verification
+
+import (
+	"testing"
+
+	. "github.com/onsi/gomega"
+
+	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+)
+
+// TestCloserOutcome: the reason reported for a signature comes from an authority of its own kind first,
+// then from the outcome closest to passing.
+func TestCloserOutcome(t *testing.T) {
+	g := NewWithT(t)
+	invalid := outcome{reason: sigwatchv1alpha1.InvalidSignatureReason}
+	untrusted := outcome{reason: sigwatchv1alpha1.UntrustedSignerReason}
+	otherKind := outcome{reason: sigwatchv1alpha1.UntrustedSignerReason, otherKind: true}
+	noLog := outcome{reason: sigwatchv1alpha1.TransparencyLogMissingReason}
+	g.Expect(closer(invalid, otherKind)).To(BeTrue(), "a tampered keyless signature is invalid, even if a key authority also exists")
+	g.Expect(closer(otherKind, invalid)).To(BeFalse())
+	g.Expect(closer(untrusted, invalid)).To(BeTrue())
+	g.Expect(closer(noLog, untrusted)).To(BeTrue())
+	g.Expect(closer(invalid, noLog)).To(BeFalse())
+}
