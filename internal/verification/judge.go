@@ -5,7 +5,9 @@
 package verification
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -143,7 +145,7 @@ func (vs *verifiers) judge(c *signatures.Candidate, digest string, p *policy.Pol
 	}
 	res, err := v.Verify(c.Bundle, verifyPolicy(c, digest, a))
 	if err != nil {
-		return o.classify(err, a)
+		return o.classify(err, a, keyHint(vc))
 	}
 	if logMissing {
 		return o.fail(sigwatchv1alpha1.TransparencyLogMissingReason, "signature by %s has no transparency log entry, and authority %s requires one", signerOf(res, a), a.Name)
@@ -180,7 +182,10 @@ func (o outcome) fail(reason, format string, args ...any) outcome {
 // classify maps a sigstore-go error to a reason: an identity mismatch (checked last, after all the
 // cryptography passed) or a certificate from an unknown CA is an untrusted signer; anything else is an
 // invalid signature.
-func (o outcome) classify(err error, a *policy.Authority) outcome {
+//
+// A key signature that does not check out was made with another key, unless the bundle names the
+// authority's own key (cosign v3 writes the key's sha256 as a hint): then it is corrupt.
+func (o outcome) classify(err error, a *policy.Authority, hint string) outcome {
 	var noID *verify.ErrNoMatchingCertificateIdentity
 	var unknownCA x509.UnknownAuthorityError
 	switch {
@@ -188,12 +193,26 @@ func (o outcome) classify(err error, a *policy.Authority) outcome {
 		return o.fail(sigwatchv1alpha1.UntrustedSignerReason, "certificate identity not allowed by authority %s: %v", a.Name, lastLine(err))
 	case errors.As(err, &unknownCA):
 		return o.fail(sigwatchv1alpha1.UntrustedSignerReason, "certificate not issued by a trusted certificate authority: %v", err)
-	case !a.Keyless() && strings.Contains(err.Error(), "failed to verify signature"):
+	case !a.Keyless() && strings.Contains(err.Error(), "failed to verify signature") && hint != a.KeyID:
 		return o.fail(sigwatchv1alpha1.UntrustedSignerReason, "not signed by the key of authority %s (key ID %s)", a.Name, short(a.KeyID))
 	default:
 		// sigstore-go v1.3.0 formats a nil error with %w in one message.
 		return o.fail(sigwatchv1alpha1.InvalidSignatureReason, "%s", strings.ReplaceAll(err.Error(), "; error: %!w(<nil>)", ""))
 	}
+}
+
+// keyHint returns the key ID (hex sha256 of the public key's DER) that a key-signed bundle names in its
+// base64 hint, or "".
+func keyHint(vc verify.VerificationContent) string {
+	pk := vc.PublicKey()
+	if pk == nil {
+		return ""
+	}
+	raw, err := base64.StdEncoding.DecodeString(pk.Hint())
+	if err != nil || len(raw) != sha256.Size {
+		return ""
+	}
+	return hex.EncodeToString(raw)
 }
 
 func lastLine(err error) string {

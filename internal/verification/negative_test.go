@@ -430,3 +430,33 @@ func TestAttestationConditionOnBuilder(t *testing.T) {
 	pr, _ = k.verify(t, d, withCondition("https://evil.example/builder"))
 	expectFailed(t, pr, sigwatchv1alpha1.AttestationFailedReason, "is false")
 }
+
+// TestKeySignatureReasons: with a key, a signature that names the authority's key but does not check out
+// is invalid; one made with another key is an untrusted signer.
+func TestKeySignatureReasons(t *testing.T) {
+	k := newKeyless(t, true)
+	key, err := sigstore.NewKeySigner(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := sigstore.NewKeySigner(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := keyPolicy(t, "key", key.PublicKeyPEM(), sigwatchv1alpha1.TransparencyLogDisabled)
+
+	tampered := k.push(t, "yourorg/tampered")
+	swap := func(b []byte) []byte { return []byte(strings.Replace(string(b), `"predicate":{}`, `"predicate":{"x":1}`, 1)) }
+	if _, err := k.writer.SignBundle(context.Background(), tampered, key, sigstore.SignOptions{Payload: swap}); err != nil {
+		t.Fatal(err)
+	}
+	pr, _ := k.verify(t, tampered, p)
+	expectFailed(t, pr, sigwatchv1alpha1.InvalidSignatureReason)
+
+	foreign := k.push(t, "yourorg/foreign")
+	if _, err := k.writer.SignBundle(context.Background(), foreign, other, sigstore.SignOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pr, _ = k.verify(t, foreign, p)
+	expectFailed(t, pr, sigwatchv1alpha1.UntrustedSignerReason, "not signed by the key")
+}
