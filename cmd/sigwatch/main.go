@@ -20,8 +20,8 @@ func commands() []command {
 	return []command{
 		{"manager", "run the controllers (in a cluster, or against the current KUBECONFIG)", runManager},
 		{"verify", "verify an image digest against ImageSignaturePolicy files", runVerify},
-		{"version", "print the version", runVersion},
 		{"verify-bundle", "verify a Sigstore bundle over an artifact, offline", runVerifyBundle},
+		{"version", "print the version", runVersion},
 	}
 }
 

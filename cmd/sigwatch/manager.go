@@ -92,6 +92,9 @@ func runManager(args []string, _, stderr io.Writer) int {
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if err := o.validate(); err != nil {

@@ -63,6 +63,9 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitVerified
+		}
 		return exitUndecided
 	}
 	if fs.NArg() != 1 {
