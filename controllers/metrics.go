@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
@@ -20,8 +21,8 @@ type Metrics struct {
 	duration         prometheus.Histogram
 	registryRequests *prometheus.CounterVec
 	cacheHits        prometheus.Counter
-	signedImages     *signedImagesCollector
-	policies         *policiesCollector
+	signedImages     *cacheGauge
+	policies         *cacheGauge
 }
 
 // NewMetrics creates the metrics and registers them with reg. reader lists SignedImages for the
@@ -45,9 +46,9 @@ func NewMetrics(reg prometheus.Registerer, reader client.Reader) (*Metrics, erro
 			Name: "sigwatch_cache_hits_total",
 			Help: "Verifications answered from the verdict cache: unchanged signatures, policies and trust roots.",
 		}),
-		signedImages: &signedImagesCollector{reader: reader, desc: prometheus.NewDesc("sigwatch_signedimages",
+		signedImages: &cacheGauge{count: countSignedImages(reader), desc: prometheus.NewDesc("sigwatch_signedimages",
 			"SignedImages in use (run by pods, or made by hand) by namespace and Verified condition status and reason.", []string{"namespace", "verified", "reason"}, nil)},
-		policies: &policiesCollector{reader: reader, desc: prometheus.NewDesc("sigwatch_imagesignaturepolicy_ready",
+		policies: &cacheGauge{count: countPolicies(reader), desc: prometheus.NewDesc("sigwatch_imagesignaturepolicy_ready",
 			"1 for each ImageSignaturePolicy, labelled with its Ready condition status and reason.", []string{"policy", "ready", "reason"}, nil)},
 	}
 	for _, c := range []prometheus.Collector{m.verifications, m.duration, m.registryRequests, m.cacheHits, m.signedImages, m.policies} {
@@ -85,58 +86,66 @@ func (m *Metrics) observeVerification(res *verification.Result, d time.Duration)
 	}
 }
 
-type signedImagesCollector struct {
-	reader client.Reader
-	desc   *prometheus.Desc
+// cacheGauge is a gauge with three labels, computed at scrape time from the manager's cache.
+type cacheGauge struct {
+	desc  *prometheus.Desc
+	count func(ctx context.Context) (map[[3]string]float64, error)
 }
 
-func (c *signedImagesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *cacheGauge) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
-func (c *signedImagesCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *cacheGauge) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var list sigwatchv1alpha1.SignedImageList
-	if err := c.reader.List(ctx, &list); err != nil {
+	counts, err := c.count(ctx)
+	if err != nil {
 		return
 	}
-	type key struct{ ns, verified, reason string }
-	counts := map[key]float64{}
-	for _, si := range list.Items {
-		if si.Status.UnusedSince != nil {
-			continue // nothing runs it any more; it waits for garbage collection
-		}
-		k := key{ns: si.Namespace, verified: "Unknown", reason: sigwatchv1alpha1.PendingReason}
-		if c := meta.FindStatusCondition(si.Status.Conditions, sigwatchv1alpha1.VerifiedCondition); c != nil {
-			k.verified, k.reason = string(c.Status), c.Reason
-		}
-		counts[k]++
-	}
 	for k, n := range counts {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, n, k.ns, k.verified, k.reason)
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, n, k[0], k[1], k[2])
 	}
+}
+
+// countSignedImages counts the SignedImages in use by namespace, Verified status and reason.
+func countSignedImages(reader client.Reader) func(context.Context) (map[[3]string]float64, error) {
+	return func(ctx context.Context) (map[[3]string]float64, error) {
+		var list sigwatchv1alpha1.SignedImageList
+		if err := reader.List(ctx, &list); err != nil {
+			return nil, err
+		}
+		counts := map[[3]string]float64{}
+		for _, si := range list.Items {
+			if si.Status.UnusedSince != nil {
+				continue // nothing runs it any more; it waits for garbage collection
+			}
+			status, reason := conditionLabels(si.Status.Conditions, sigwatchv1alpha1.VerifiedCondition)
+			counts[[3]string{si.Namespace, status, reason}]++
+		}
+		return counts, nil
+	}
+}
+
+// countPolicies gives 1 per policy, labelled with its Ready status and reason.
+func countPolicies(reader client.Reader) func(context.Context) (map[[3]string]float64, error) {
+	return func(ctx context.Context) (map[[3]string]float64, error) {
+		var list sigwatchv1alpha1.ImageSignaturePolicyList
+		if err := reader.List(ctx, &list); err != nil {
+			return nil, err
+		}
+		counts := map[[3]string]float64{}
+		for _, p := range list.Items {
+			status, reason := conditionLabels(p.Status.Conditions, sigwatchv1alpha1.ReadyCondition)
+			counts[[3]string{p.Name, status, reason}] = 1
+		}
+		return counts, nil
+	}
+}
+
+func conditionLabels(conditions []metav1.Condition, conditionType string) (string, string) {
+	if c := meta.FindStatusCondition(conditions, conditionType); c != nil {
+		return string(c.Status), c.Reason
+	}
+	return "Unknown", sigwatchv1alpha1.PendingReason
 }
 
 func prometheusCode(code int) string { return strconv.Itoa(code) }
-
-type policiesCollector struct {
-	reader client.Reader
-	desc   *prometheus.Desc
-}
-
-func (c *policiesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
-
-func (c *policiesCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var list sigwatchv1alpha1.ImageSignaturePolicyList
-	if err := c.reader.List(ctx, &list); err != nil {
-		return
-	}
-	for _, p := range list.Items {
-		ready, reason := "Unknown", sigwatchv1alpha1.PendingReason
-		if cond := meta.FindStatusCondition(p.Status.Conditions, sigwatchv1alpha1.ReadyCondition); cond != nil {
-			ready, reason = string(cond.Status), cond.Reason
-		}
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, 1, p.Name, ready, reason)
-	}
-}

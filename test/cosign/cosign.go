@@ -202,11 +202,16 @@ func requireDigest(t testing.TB, image string) {
 // hermeticEnv is the whole environment of a cosign process: nothing from the machine but PATH.
 func hermeticEnv(t testing.TB) []string {
 	t.Helper()
-	home := t.TempDir()
+	return append(HermeticEnv(t.TempDir()), "COSIGN_PASSWORD="+Password)
+}
+
+// HermeticEnv is the whole environment of a process (cosign, or a Sigstore service) run in dir: nothing
+// from the machine but PATH, a HOME and TMPDIR of its own under dir, and proxies that refuse everything
+// but loopback (which Go never proxies anyway), so nothing reaches the internet.
+func HermeticEnv(dir string) []string {
+	home := filepath.Join(dir, "home")
 	tmp := filepath.Join(home, "tmp")
-	if err := os.Mkdir(tmp, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	_ = os.MkdirAll(tmp, 0o700) // a failure shows up as the process's own error
 	return []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + home,
@@ -219,6 +224,5 @@ func hermeticEnv(t testing.TB) []string {
 		"HTTPS_PROXY=" + unreachableProxy,
 		"HTTP_PROXY=" + unreachableProxy,
 		"NO_PROXY=127.0.0.1,localhost,::1",
-		"COSIGN_PASSWORD=" + Password,
 	}
 }

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/sigwatch/sigwatch/test/cosign"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -21,8 +21,6 @@ const (
 	stopGrace = 5 * time.Second
 	// tailLines is how many lines of a service's log an error quotes.
 	tailLines = 40
-	// unreachableProxy is a closed port: a request that would leave the machine fails at once.
-	unreachableProxy = "http://127.0.0.1:1"
 	// portAttempts bounds the restarts of a service whose free port was taken before it could bind it.
 	portAttempts = 3
 )
@@ -209,27 +207,9 @@ func startService(ctx context.Context, s service, timeout time.Duration) (*proce
 	return nil, nil, fmt.Errorf("%s: no free ports after %d attempts: %w", s.name, portAttempts, lastErr)
 }
 
-// hermeticEnv is the whole environment of a service or cosign process run in dir: nothing from the
-// machine but PATH, a HOME and TMPDIR of its own, and proxies that refuse everything but loopback (which
-// Go never proxies anyway), so nothing reaches the internet.
-func hermeticEnv(dir string) []string {
-	home := filepath.Join(dir, "home")
-	tmp := filepath.Join(home, "tmp")
-	_ = os.MkdirAll(tmp, 0o700) // a failure shows up as the process's own error
-	return []string{
-		"PATH=" + os.Getenv("PATH"),
-		"HOME=" + home,
-		"TMPDIR=" + tmp,
-		"DOCKER_CONFIG=" + filepath.Join(home, ".docker"),
-		"XDG_CONFIG_HOME=" + filepath.Join(home, ".config"),
-		"XDG_CACHE_HOME=" + filepath.Join(home, ".cache"),
-		"XDG_DATA_HOME=" + filepath.Join(home, ".local", "share"),
-		"TUF_ROOT=" + filepath.Join(home, ".sigstore", "root"),
-		"HTTPS_PROXY=" + unreachableProxy,
-		"HTTP_PROXY=" + unreachableProxy,
-		"NO_PROXY=127.0.0.1,localhost,::1",
-	}
-}
+// hermeticEnv is the whole environment of a service or cosign process run in dir (see
+// cosign.HermeticEnv).
+func hermeticEnv(dir string) []string { return cosign.HermeticEnv(dir) }
 
 // tailFile returns the last n lines of a file, or why it cannot.
 func tailFile(path string, n int) string {
