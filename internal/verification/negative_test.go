@@ -446,7 +446,9 @@ func TestKeySignatureReasons(t *testing.T) {
 	p := keyPolicy(t, "key", key.PublicKeyPEM(), sigwatchv1alpha1.TransparencyLogDisabled)
 
 	tampered := k.push(t, "yourorg/tampered")
-	swap := func(b []byte) []byte { return []byte(strings.Replace(string(b), `"predicate":{}`, `"predicate":{"x":1}`, 1)) }
+	swap := func(b []byte) []byte {
+		return []byte(strings.Replace(string(b), `"predicate":{}`, `"predicate":{"x":1}`, 1))
+	}
 	if _, err := k.writer.SignBundle(context.Background(), tampered, key, sigstore.SignOptions{Payload: swap}); err != nil {
 		t.Fatal(err)
 	}
