@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
 	. "github.com/onsi/gomega"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
@@ -20,12 +22,7 @@ import (
 func TestCacheHitCostsOnlyTheChangeDetection(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	reg := testregistry.Start(t, true)
-	key := cosign.GenerateKeyPair(t, t.TempDir())
-	d := reg.PushRandomImage(t, "team/app")
-	cosign.Sign(t, key, d.String(), cosign.SignOptions{NewBundleFormat: true})
-	cosign.Sign(t, key, d.String(), cosign.SignOptions{NewBundleFormat: false})
-	p := keyPolicy(t, "p", key.PublicKeyPEM, sigwatchv1alpha1.TransparencyLogDisabled)
+	reg, _, d, p := signedImage(t, true, true, false)
 	eng, client := newEngine(t, embeddedRoot(t))
 	req := Request{Image: image(t, d), Policies: []*policy.Policy{p}}
 
@@ -67,11 +64,7 @@ func TestCacheHitCostsOnlyTheChangeDetection(t *testing.T) {
 // registry requests.
 func TestSharedStateForManyNamespaces(t *testing.T) {
 	g := NewWithT(t)
-	reg := testregistry.Start(t, true)
-	key := cosign.GenerateKeyPair(t, t.TempDir())
-	d := reg.PushRandomImage(t, "team/app")
-	cosign.Sign(t, key, d.String(), cosign.SignOptions{NewBundleFormat: true})
-	p := keyPolicy(t, "p", key.PublicKeyPEM, sigwatchv1alpha1.TransparencyLogDisabled)
+	reg, _, d, p := signedImage(t, true, true)
 	eng, _ := newEngine(t, embeddedRoot(t), func(o *Options) { o.StateTTL = time.Minute })
 	req := Request{Image: image(t, d), Policies: []*policy.Policy{p}}
 
@@ -104,11 +97,7 @@ func TestSharedStateForManyNamespaces(t *testing.T) {
 // TestRegistryOutageIsUnknown: an unreachable registry is "could not verify", never "unverified".
 func TestRegistryOutageIsUnknown(t *testing.T) {
 	g := NewWithT(t)
-	reg := testregistry.Start(t, true)
-	key := cosign.GenerateKeyPair(t, t.TempDir())
-	d := reg.PushRandomImage(t, "team/app")
-	cosign.Sign(t, key, d.String(), cosign.SignOptions{NewBundleFormat: true})
-	p := keyPolicy(t, "p", key.PublicKeyPEM, sigwatchv1alpha1.TransparencyLogDisabled)
+	reg, _, d, p := signedImage(t, true, true)
 	eng, _ := newEngine(t, embeddedRoot(t))
 	req := Request{Image: image(t, d), Policies: []*policy.Policy{p}}
 
@@ -130,11 +119,7 @@ func TestRegistryOutageIsUnknown(t *testing.T) {
 // TestCacheHitWithoutReferrersAPI: with the referrers tag fallback, an unchanged index is only HEADed.
 func TestCacheHitWithoutReferrersAPI(t *testing.T) {
 	g := NewWithT(t)
-	reg := testregistry.Start(t, false)
-	key := cosign.GenerateKeyPair(t, t.TempDir())
-	d := reg.PushRandomImage(t, "team/app")
-	cosign.Sign(t, key, d.String(), cosign.SignOptions{NewBundleFormat: true})
-	p := keyPolicy(t, "p", key.PublicKeyPEM, sigwatchv1alpha1.TransparencyLogDisabled)
+	reg, _, d, p := signedImage(t, false, true)
 	eng, _ := newEngine(t, embeddedRoot(t))
 	req := Request{Image: image(t, d), Policies: []*policy.Policy{p}}
 	g.Expect(eng.Verify(context.Background(), req).Policies[0].Result).To(Equal(sigwatchv1alpha1.PolicyVerified))
@@ -150,10 +135,7 @@ func TestCacheHitWithoutReferrersAPI(t *testing.T) {
 // that answer 404 then) is "could not verify", not "unsigned".
 func TestImageNotFoundIsUnknown(t *testing.T) {
 	g := NewWithT(t)
-	reg := testregistry.Start(t, true)
-	key := cosign.GenerateKeyPair(t, t.TempDir())
-	d := reg.PushRandomImage(t, "team/app")
-	p := keyPolicy(t, "p", key.PublicKeyPEM, sigwatchv1alpha1.TransparencyLogDisabled)
+	_, _, d, p := signedImage(t, true)
 	eng, _ := newEngine(t, embeddedRoot(t))
 	missing := image(t, d)
 	missing.Digest = "sha256:" + strings.Repeat("0", 64)
@@ -161,4 +143,18 @@ func TestImageNotFoundIsUnknown(t *testing.T) {
 	g.Expect(r.Policies[0].Result).To(Equal(sigwatchv1alpha1.PolicyUnknown))
 	g.Expect(r.Policies[0].Reason).To(Equal(sigwatchv1alpha1.RegistryUnavailableReason))
 	g.Expect(r.Policies[0].Message).To(ContainSubstring("image not found"))
+}
+
+// signedImage pushes team/app to a new registry (referrers: with the referrers API) and signs it with a
+// new key with the real cosign, once per format given (true: bundle, false: legacy); p trusts the key
+// without a transparency log.
+func signedImage(t *testing.T, referrers bool, bundleFormats ...bool) (*testregistry.Registry, cosign.KeyPair, name.Digest, *policy.Policy) {
+	t.Helper()
+	reg := testregistry.Start(t, referrers)
+	key := cosign.GenerateKeyPair(t, t.TempDir())
+	d := reg.PushRandomImage(t, "team/app")
+	for _, bundle := range bundleFormats {
+		cosign.Sign(t, key, d.String(), cosign.SignOptions{NewBundleFormat: bundle})
+	}
+	return reg, key, d, keyPolicy(t, "p", key.PublicKeyPEM, sigwatchv1alpha1.TransparencyLogDisabled)
 }

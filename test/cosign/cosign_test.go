@@ -93,6 +93,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	. "github.com/onsi/gomega"
+
+	testregistry "github.com/sigwatch/sigwatch/test/registry"
 )
 
 const (
@@ -207,7 +209,7 @@ func TestSignAndAttest(t *testing.T) {
 					g.Expect(string(m.Layers[0].MediaType)).To(Equal(bundleMediaType))
 					g.Expect(m.Layers[0].Annotations).To(BeEmpty())
 
-					layer := blob(t, sigRepo, m.Layers[0].Digest)
+					layer := testregistry.Blob(t, sigRepo, m.Layers[0].Digest)
 					t.Logf("bundle: %s", layer)
 					var b struct {
 						MediaType            string                     `json:"mediaType"`
@@ -244,7 +246,7 @@ func TestSignAndAttest(t *testing.T) {
 				g.Expect(m.Annotations).To(BeEmpty())
 				g.Expect(string(m.Config.MediaType)).To(Equal(ociConfigType))
 				g.Expect(m.Layers).To(HaveLen(1))
-				layer := blob(t, sigRepo, m.Layers[0].Digest)
+				layer := testregistry.Blob(t, sigRepo, m.Layers[0].Digest)
 				t.Logf("layer: %s", layer)
 
 				if !tc.attest {
@@ -312,7 +314,7 @@ func TestRepeated(t *testing.T) {
 			g.Expect(sig.Layers).To(HaveLen(1))
 			// Without -a, "optional" is null.
 			var payload map[string]json.RawMessage
-			g.Expect(json.Unmarshal(blob(t, repo, sig.Layers[0].Digest), &payload)).To(Succeed())
+			g.Expect(json.Unmarshal(testregistry.Blob(t, repo, sig.Layers[0].Digest), &payload)).To(Succeed())
 			g.Expect(payload).To(HaveKeyWithValue("optional", json.RawMessage("null")))
 			att, _ := manifest(t, repo.Tag(tag+".att"))
 			g.Expect(att.Layers).To(HaveLen(2))
@@ -450,24 +452,6 @@ func manifest(t *testing.T, ref name.Reference) (*v1.Manifest, []byte) {
 		t.Fatal(err)
 	}
 	return &m, desc.Manifest
-}
-
-func blob(t *testing.T, repo name.Repository, h v1.Hash) []byte {
-	t.Helper()
-	l, err := remote.Layer(repo.Digest(h.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := l.Compressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 func parsePublicKey(t *testing.T, pemBytes []byte) *ecdsa.PublicKey {

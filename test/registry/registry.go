@@ -6,6 +6,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -188,4 +189,23 @@ func (r *Registry) FailManifests(match string, status int) {
 		}
 		return false
 	})
+}
+
+// Blob reads a blob of repo (any registry) as stored, or fails the test.
+func Blob(t testing.TB, repo name.Repository, h v1.Hash) []byte {
+	t.Helper()
+	l, err := remote.Layer(repo.Digest(h.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

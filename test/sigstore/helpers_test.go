@@ -22,6 +22,8 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/sigwatch/sigwatch/internal/signatures"
+
+	testregistry "github.com/sigwatch/sigwatch/test/registry"
 )
 
 // startRegistry serves an in-memory OCI registry on 127.0.0.1, with or without the referrers API, and
@@ -58,7 +60,7 @@ func readLegacy(t testing.TB, tag name.Tag) (*v1.Manifest, []layer) {
 	m := readManifest(t, tag)
 	var out []layer
 	for _, l := range m.Layers {
-		out = append(out, layer{mediaType: string(l.MediaType), annotations: l.Annotations, blob: readBlob(t, tag.Context(), l.Digest)})
+		out = append(out, layer{mediaType: string(l.MediaType), annotations: l.Annotations, blob: testregistry.Blob(t, tag.Context(), l.Digest)})
 	}
 	return m, out
 }
@@ -85,7 +87,7 @@ func readReferrers(t testing.TB, repo name.Repository, img name.Digest) []referr
 		m := readManifest(t, repo.Digest(d.Digest.String()))
 		r := referrer{manifest: m}
 		if len(m.Layers) > 0 {
-			r.bundle = readBlob(t, repo, m.Layers[0].Digest)
+			r.bundle = testregistry.Blob(t, repo, m.Layers[0].Digest)
 		}
 		out = append(out, r)
 	}
@@ -103,24 +105,6 @@ func readManifest(t testing.TB, ref name.Reference) *v1.Manifest {
 		t.Fatal(err)
 	}
 	return &m
-}
-
-func readBlob(t testing.TB, repo name.Repository, h v1.Hash) []byte {
-	t.Helper()
-	l, err := remote.Layer(repo.Digest(h.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := l.Compressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // checker verifies signatures with sigstore-go as sigwatch does.
