@@ -1,8 +1,12 @@
 # sigwatch — continuous Sigstore signature verification of running images.
 #
 # `make test` is the whole test suite: go vet, `make verify` (generated files are current) and every test
-# against a real kube-apiserver + etcd. The first run builds the control plane from source through the Go
-# module proxy (about 11 minutes on 2 cores); later runs reuse bin/k8s.
+# against a real kube-apiserver + etcd, the real cosign and the real keyless Sigstore stack. The tiers:
+#   make test-unit         no API server and no tool binary: runs on a fresh clone in seconds
+#   make test-integration  adds the envtest API server and cosign (build tag `integration`)
+#   make test-e2e          the real keyless stack, the demo and the installers (build tag `e2e`)
+# The first run builds the tools from source through the Go module proxy (about 15 minutes on 2 cores);
+# later runs reuse bin/, and a tool is rebuilt when its module under hack/tools/ changes.
 
 SHELL := /usr/bin/env bash -o pipefail
 .SHELLFLAGS := -ec
@@ -13,6 +17,12 @@ K8S_ASSETS ?= $(LOCALBIN)/k8s
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 CRD_REF_DOCS ?= $(LOCALBIN)/crd-ref-docs
 GO_TEST_FLAGS ?= -count=1 -timeout=45m
+# Every test file that needs a tool binary or a control plane carries one of these build tags.
+ALL_TAGS := integration,e2e
+
+# modversion reads the version of a module from a tool module's go.mod, so that each version is written
+# once: $(call modversion,hack/tools/cosign,github.com/sigstore/cosign/v3).
+modversion = $(shell awk -v m='$(2)' '$$1==m && $$2 ~ /^v/ {print $$2} $$1=="require" && $$2==m {print $$3}' $(1)/go.mod)
 
 .PHONY: all
 all: build
@@ -43,8 +53,8 @@ fmt: ## Run gofmt.
 	gofmt -l -w $$(git ls-files '*.go')
 
 .PHONY: vet
-vet: ## Run go vet.
-	go vet ./...
+vet: ## Run go vet over every file, tagged tests included.
+	go vet -tags $(ALL_TAGS) ./...
 
 .PHONY: verify
 verify: manifests generate docs ## Regenerate everything and fail if the tree is then dirty.
@@ -55,8 +65,20 @@ verify: manifests generate docs ## Regenerate everything and fail if the tree is
 		git status --porcelain -- api config docs go.mod go.sum; git diff --stat -- api config docs; exit 1; fi
 
 .PHONY: test
-test: vet verify envtest-assets $(LOCALBIN)/cosign sigstore-stack ## Run go vet, make verify and all tests against a real API server.
-	KUBEBUILDER_ASSETS="$(K8S_ASSETS)" go test $(GO_TEST_FLAGS) ./...
+test: vet verify envtest-assets $(LOCALBIN)/cosign sigstore-stack ## Run go vet, make verify and every test (what CI runs).
+	KUBEBUILDER_ASSETS="$(K8S_ASSETS)" go test -tags $(ALL_TAGS) $(GO_TEST_FLAGS) ./...
+
+.PHONY: test-unit
+test-unit: ## Run the tests that need no API server and no tool binary (seconds, on a fresh clone).
+	go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: test-integration
+test-integration: envtest-assets $(LOCALBIN)/cosign ## Run the unit tests and those against envtest and the real cosign.
+	KUBEBUILDER_ASSETS="$(K8S_ASSETS)" go test -tags integration $(GO_TEST_FLAGS) ./...
+
+.PHONY: test-e2e
+test-e2e: envtest-assets $(LOCALBIN)/cosign sigstore-stack ## Run the end-to-end suites: the real keyless stack, the demo, the installers.
+	KUBEBUILDER_ASSETS="$(K8S_ASSETS)" go test -tags e2e $(GO_TEST_FLAGS) ./test/...
 
 ##@ Build and run
 
@@ -118,39 +140,45 @@ $(CRD_REF_DOCS): hack/tools/codegen/go.mod hack/tools/codegen/go.sum
 .PHONY: envtest-assets
 envtest-assets: $(K8S_ASSETS)/kube-apiserver $(K8S_ASSETS)/etcd ## Build kube-apiserver and etcd for envtest into bin/k8s.
 
-# Both are built from source because setup-envtest cannot download here. Nothing happens when the binaries
-# exist; delete bin/k8s to rebuild.
-$(K8S_ASSETS)/kube-apiserver:
-	@echo "building kube-apiserver v1.37.2 from source (about 9 minutes the first time on 2 cores)"
+# Every tool is built from source (nothing can be downloaded here) from its own module under hack/tools/,
+# whose go.mod holds the one place its version is written; changing that module rebuilds the tool.
+KUBE_VERSION   = $(call modversion,hack/tools/envtest/kube-apiserver,k8s.io/kubernetes)
+ETCD_VERSION   = $(call modversion,hack/tools/envtest/etcd,go.etcd.io/etcd/server/v3)
+COSIGN_VERSION = $(call modversion,hack/tools/cosign,github.com/sigstore/cosign/v3)
+FULCIO_VERSION = $(call modversion,hack/tools/sigstore,github.com/sigstore/fulcio)
+REKOR_VERSION  = $(call modversion,hack/tools/sigstore,github.com/sigstore/rekor-tiles/v2)
+TSA_VERSION    = $(call modversion,hack/tools/sigstore,github.com/sigstore/timestamp-authority/v2)
+
+$(K8S_ASSETS)/kube-apiserver: hack/tools/envtest/kube-apiserver/go.mod hack/tools/envtest/kube-apiserver/go.sum
+	@echo "building kube-apiserver $(KUBE_VERSION) from source (about 9 minutes the first time on 2 cores)"
 	cd hack/tools/envtest/kube-apiserver && go build -trimpath -o $@ k8s.io/kubernetes/cmd/kube-apiserver
 
-$(K8S_ASSETS)/etcd:
-	@echo "building etcd v3.6.16 from source (about 2 minutes the first time)"
+$(K8S_ASSETS)/etcd: hack/tools/envtest/etcd/go.mod hack/tools/envtest/etcd/go.sum $(wildcard hack/tools/envtest/etcd/*.go)
+	@echo "building etcd $(ETCD_VERSION) from source (about 2 minutes the first time)"
 	cd hack/tools/envtest/etcd && go build -trimpath -o $@ .
 
 .PHONY: cosign
-cosign: $(LOCALBIN)/cosign ## Build the cosign v3.1.3 CLI that the tests sign images with into bin/.
+cosign: $(LOCALBIN)/cosign ## Build the cosign CLI that the tests sign images with into bin/.
 
-# Built from hack/tools/cosign (its own module, so cosign's dependencies stay out of the operator's go.mod).
-# Nothing happens when the binary exists; delete bin/cosign to rebuild.
-$(LOCALBIN)/cosign:
-	@echo "building cosign v3.1.3 from source (a few minutes the first time on 2 cores)"
+$(LOCALBIN)/cosign: hack/tools/cosign/go.mod hack/tools/cosign/go.sum
+	@echo "building cosign $(COSIGN_VERSION) from source (a few minutes the first time on 2 cores)"
 	cd hack/tools/cosign && go build -trimpath -o $@ github.com/sigstore/cosign/v3/cmd/cosign
 
 .PHONY: sigstore-stack
 sigstore-stack: $(LOCALBIN)/fulcio $(LOCALBIN)/rekor-server $(LOCALBIN)/timestamp-server ## Build Fulcio, Rekor v2 and the timestamp authority for the e2e tests and the demo.
 
-# The keyless stack of test/stack, built from hack/tools/sigstore (its own module). Nothing happens when a
-# binary exists; delete it to rebuild. timestamp-server is upstream's TSA API without its fixed :2112
-# metrics listener (see hack/tools/sigstore/timestamp-server/main.go).
-$(LOCALBIN)/fulcio:
-	@echo "building fulcio v1.8.8 from source (about a minute the first time on 2 cores)"
+# The keyless stack of test/stack, built from hack/tools/sigstore. timestamp-server is upstream's TSA API
+# without its fixed :2112 metrics listener (see hack/tools/sigstore/timestamp-server/main.go).
+SIGSTORE_MOD := hack/tools/sigstore/go.mod hack/tools/sigstore/go.sum
+
+$(LOCALBIN)/fulcio: $(SIGSTORE_MOD)
+	@echo "building fulcio $(FULCIO_VERSION) from source (about a minute the first time on 2 cores)"
 	cd hack/tools/sigstore && go build -trimpath -o $@ github.com/sigstore/fulcio
 
-$(LOCALBIN)/rekor-server:
-	@echo "building the rekor-tiles v2.3.0 POSIX server from source (about 30 seconds the first time)"
+$(LOCALBIN)/rekor-server: $(SIGSTORE_MOD)
+	@echo "building the rekor-tiles $(REKOR_VERSION) POSIX server from source (about 30 seconds the first time)"
 	cd hack/tools/sigstore && go build -trimpath -o $@ github.com/sigstore/rekor-tiles/v2/cmd/rekor-server/posix
 
-$(LOCALBIN)/timestamp-server:
-	@echo "building timestamp-authority v2.1.3 from source (about a minute the first time)"
+$(LOCALBIN)/timestamp-server: $(SIGSTORE_MOD) $(wildcard hack/tools/sigstore/timestamp-server/*.go)
+	@echo "building timestamp-authority $(TSA_VERSION) from source (about a minute the first time)"
 	cd hack/tools/sigstore && go build -trimpath -o $@ ./timestamp-server

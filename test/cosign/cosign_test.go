@@ -1,3 +1,5 @@
+//go:build integration
+
 // This test signs and attests an image with the real cosign v3.1.3 (through this package) and pins down what cosign
 // writes to the registry, for whoever writes a verifier. Observed with go-containerregistry v0.22.1's in-process
 // registry, a random image pushed with Docker v2 media types, a key pair from `cosign generate-key-pair` (ECDSA

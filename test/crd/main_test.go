@@ -1,3 +1,5 @@
+//go:build integration
+
 // Package crd tests the sigwatch CRDs as a real kube-apiserver serves them: validation, immutability,
 // the status subresource and the printer columns.
 package crd

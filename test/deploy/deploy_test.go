@@ -1,3 +1,5 @@
+//go:build integration
+
 // Package deploy checks the deployment manifests: config/default and config/prometheus render with
 // kustomize and the API server accepts every object (server-side dry-run), with the security settings a
 // cluster admin expects.

@@ -1,3 +1,5 @@
+//go:build e2e
+
 // Package e2e proves sigwatch against what the real cosign produces with a real keyless Sigstore stack on
 // loopback (Fulcio, Rekor v2, a timestamp authority, a GitHub-like OIDC issuer: test/stack), with a real
 // kube-apiserver (envtest) and the manager.
