@@ -2,14 +2,12 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -18,14 +16,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
-	"github.com/sigwatch/sigwatch/internal/policy"
 )
 
 // ImageSignaturePolicyReconciler checks what the CRD schema cannot (regular expressions, keys, CEL
 // conditions, the trust root), reports it as Ready and Stalled, and keeps the policy's image counts.
 type ImageSignaturePolicyReconciler struct {
 	Client   client.Client
-	Policies *PolicyStore
+	Policies PolicyResolver
 }
 
 // +kubebuilder:rbac:groups=sigwatch.dev,resources=imagesignaturepolicies,verbs=get;list;watch
@@ -44,22 +41,27 @@ func (r *ImageSignaturePolicyReconciler) SetupWithManager(mgr ctrl.Manager) erro
 }
 
 // Reconcile compiles the policy, loads its trust root, counts its images, and patches the status only
-// when something changed.
+// when something changed. A transient failure to read its inputs is returned (retried with backoff) and
+// leaves the status as it was.
 func (r *ImageSignaturePolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	p := &sigwatchv1alpha1.ImageSignaturePolicy{}
 	if err := r.Client.Get(ctx, req.NamespacedName, p); err != nil {
 		if apierrors.IsNotFound(err) {
+			r.Policies.Forget(req.Name)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
 	}
 	if !p.DeletionTimestamp.IsZero() {
-		r.Policies.Forget(p.UID)
+		r.Policies.Forget(p.Name)
 		return ctrl.Result{}, nil
 	}
 	before := p.DeepCopy()
-	ready, stalled := r.readiness(ctx, p)
-	ready.ObservedGeneration, stalled.ObservedGeneration = p.Generation, p.Generation
+	rp, err := r.Policies.Resolve(ctx, p)
+	if IsTransient(err) {
+		return ctrl.Result{}, err
+	}
+	ready, stalled := readinessOf(rp, err).conditions(p.Generation)
 	meta.SetStatusCondition(&p.Status.Conditions, ready)
 	meta.SetStatusCondition(&p.Status.Conditions, stalled)
 	p.Status.ObservedGeneration = p.Generation
@@ -78,34 +80,6 @@ func (r *ImageSignaturePolicyReconciler) Reconcile(ctx context.Context, req ctrl
 		return ctrl.Result{}, fmt.Errorf("patching the status of ImageSignaturePolicy %s: %w", klog.KObj(p), err)
 	}
 	return ctrl.Result{}, nil
-}
-
-// readiness computes Ready and Stalled: a policy that does not compile, or whose key or trust root cannot
-// be loaded, is stalled until its spec or the objects it refers to change.
-func (r *ImageSignaturePolicyReconciler) readiness(ctx context.Context, p *sigwatchv1alpha1.ImageSignaturePolicy) (metav1.Condition, metav1.Condition) {
-	ready := metav1.Condition{Type: sigwatchv1alpha1.ReadyCondition}
-	stalled := metav1.Condition{Type: sigwatchv1alpha1.StalledCondition, Status: metav1.ConditionFalse, Reason: sigwatchv1alpha1.PolicyReadyReason}
-	fail := func(reason, message string) (metav1.Condition, metav1.Condition) {
-		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, reason, message
-		stalled.Status, stalled.Reason, stalled.Message = metav1.ConditionTrue, reason, message
-		return ready, stalled
-	}
-	cp, err := r.Policies.Compile(ctx, p)
-	if err != nil {
-		var perr *policy.Error
-		if errors.As(err, &perr) {
-			return fail(perr.Reason, fmt.Sprintf("%s: %v", perr.Field, perr.Err))
-		}
-		return fail(sigwatchv1alpha1.InvalidPolicyReason, err.Error())
-	}
-	root, err := r.Policies.Root(ctx, cp)
-	if err != nil {
-		return fail(sigwatchv1alpha1.TrustedRootUnavailableReason, "spec.trustedRoot: "+err.Error())
-	}
-	ready.Status, ready.Reason = metav1.ConditionTrue, sigwatchv1alpha1.PolicyReadyReason
-	ready.Message = fmt.Sprintf("%d authorities, %d attestations, trust root %s", len(cp.Authorities), len(cp.Attestations), root.Source)
-	stalled.Message = "the policy compiled and its trust root and keys loaded"
-	return ready, stalled
 }
 
 // count returns the number of SignedImages per result of this policy ("" counts them all).

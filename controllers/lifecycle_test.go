@@ -1,3 +1,5 @@
+//go:build integration
+
 package controllers_test
 
 import (
@@ -75,9 +77,18 @@ func TestManagerRestartLosesNothing(t *testing.T) {
 	})
 	m.stop(t)
 
+	// While no manager runs, each digest gets a second workload: the new manager must write it, which
+	// proves it reconciled both SignedImages before anything below is checked.
+	runPod(t, ns, "web-canary-1", "web-canary", f.signed.Context().Name()+":v1", imageID(f.signed))
+	runPod(t, ns, "bad-canary-1", "bad-canary", f.wrongKey.Context().Name()+":v1", imageID(f.wrongKey))
 	startManager(t)
-	// Give the new manager time to reconcile everything it sees.
-	time.Sleep(3 * time.Second)
+	for _, si := range []*sigwatchv1alpha1.SignedImage{good, bad} {
+		eventually(t, func(g Gomega) {
+			got := &sigwatchv1alpha1.SignedImage{}
+			g.Expect(env.Client.Get(context.Background(), client.ObjectKeyFromObject(si), got)).To(Succeed())
+			g.Expect(got.Status.Workloads).To(HaveLen(2), "the new manager reconciled %s", si.Name)
+		})
+	}
 	again := verified(t, good, metav1.ConditionTrue, sigwatchv1alpha1.VerifiedReason)
 	g.Expect(again.Status.LastVerifiedTime).To(Equal(good.Status.LastVerifiedTime), "not due: not verified again")
 	g.Expect(again.Status.Signatures).To(Equal(good.Status.Signatures))
@@ -246,8 +257,8 @@ func TestKeySecretRotationReverifiesAtOnce(t *testing.T) {
 	})
 }
 
-// TestTrustedRootConfigMap: a policy whose trust root ConfigMap is missing makes its images Unknown
-// (TrustedRootUnavailable) and stalls; creating the ConfigMap re-verifies them at once.
+// TestTrustedRootConfigMap: a policy whose trust root ConfigMap is missing stalls (TrustedRootUnavailable)
+// and so do its images (Unknown, PolicyNotReady); creating the ConfigMap re-verifies them at once.
 func TestTrustedRootConfigMap(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -276,8 +287,10 @@ func TestTrustedRootConfigMap(t *testing.T) {
 	startManager(t, func(c *controllers.Config) { c.MinRetry = time.Hour }) // no retry would come in time
 	ns := namespace(t, nil)
 	runPod(t, ns, "app-1", "app", img.Context().Name()+":v1", imageID(img))
-	si := verified(t, signedImageFor(t, ns, repoOf(img), img.DigestStr()), metav1.ConditionUnknown, sigwatchv1alpha1.TrustedRootUnavailableReason)
+	si := verified(t, signedImageFor(t, ns, repoOf(img), img.DigestStr()), metav1.ConditionUnknown, sigwatchv1alpha1.PolicyNotReadyReason)
 	g.Expect(si.Status.Policies[0].Message).To(ContainSubstring("sigstore-root"))
+	g.Expect(si.Status.Policies[0].Message).To(ContainSubstring(sigwatchv1alpha1.TrustedRootUnavailableReason))
+	g.Expect(meta.IsStatusConditionTrue(si.Status.Conditions, sigwatchv1alpha1.StalledCondition)).To(BeTrue(), "stalled with its policy")
 	eventually(t, func(g Gomega) {
 		got := &sigwatchv1alpha1.ImageSignaturePolicy{}
 		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(p), got)).To(Succeed())
@@ -296,4 +309,41 @@ func TestTrustedRootConfigMap(t *testing.T) {
 		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(p), got)).To(Succeed())
 		g.Expect(meta.IsStatusConditionTrue(got.Status.Conditions, sigwatchv1alpha1.ReadyCondition)).To(BeTrue())
 	})
+}
+
+// TestNamespaceRelabelReevaluates: relabelling a namespace re-evaluates its SignedImages at once (the
+// policies that select it by label change), not at the next re-verification an hour later.
+func TestNamespaceRelabelReevaluates(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	f := newFixture(t)
+	g.Expect(env.Client.Delete(ctx, f.policy)).To(Succeed())
+	p := &sigwatchv1alpha1.ImageSignaturePolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "team-a-only"},
+		Spec: sigwatchv1alpha1.ImageSignaturePolicySpec{
+			Images:            []sigwatchv1alpha1.ImagePattern{sigwatchv1alpha1.ImagePattern(f.reg.Host + "/**")},
+			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "a"}},
+			Authorities: []sigwatchv1alpha1.Authority{{Name: "team-key", Key: &sigwatchv1alpha1.KeyAuthority{PublicKey: string(f.key.PublicKeyPEM)},
+				TransparencyLog: &sigwatchv1alpha1.TransparencyLogPolicy{Mode: sigwatchv1alpha1.TransparencyLogDisabled}}},
+		},
+	}
+	g.Expect(env.Client.Create(ctx, p)).To(Succeed())
+	t.Cleanup(func() { _ = env.Client.Delete(ctx, p) })
+	startManager(t, func(c *controllers.Config) { c.MinRetry = time.Hour })
+	ns := namespace(t, nil)
+	runPod(t, ns, "web-1", "web", f.signed.Context().Name()+":v1", imageID(f.signed))
+	si := verified(t, signedImageFor(t, ns, repoOf(f.signed), f.signed.DigestStr()), metav1.ConditionUnknown, sigwatchv1alpha1.NoMatchingPolicyReason)
+
+	relabel := func(labels map[string]string) {
+		nsObj := &corev1.Namespace{}
+		g.Expect(env.Client.Get(ctx, client.ObjectKey{Name: ns}, nsObj)).To(Succeed())
+		nsObj.Labels = labels
+		g.Expect(env.Client.Update(ctx, nsObj)).To(Succeed())
+	}
+	relabel(map[string]string{"team": "a"})
+	got := verified(t, si, metav1.ConditionTrue, sigwatchv1alpha1.VerifiedReason)
+	g.Expect(got.Status.Policies).To(ConsistOf(HaveField("Name", p.Name)))
+
+	relabel(map[string]string{"team": "b"})
+	verified(t, si, metav1.ConditionUnknown, sigwatchv1alpha1.NoMatchingPolicyReason)
 }

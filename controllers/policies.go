@@ -4,23 +4,52 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
-	"github.com/sigwatch/sigwatch/internal/imageref"
 	"github.com/sigwatch/sigwatch/internal/policy"
 	"github.com/sigwatch/sigwatch/internal/trust"
 )
 
+// ResolvedPolicy is a policy ready to verify images: compiled, with its trust root.
+type ResolvedPolicy struct {
+	Policy *policy.Policy
+	Root   *trust.Root
+}
+
+// transientError is a failure to read a policy's input that may pass by itself: the API server timed
+// out, throttled or failed. It is retried with backoff and never cached; the policy is not stalled.
+type transientError struct{ err error }
+
+func (e *transientError) Error() string { return e.err.Error() }
+func (e *transientError) Unwrap() error { return e.err }
+
+// IsTransient reports whether err, from PolicyResolver.Resolve, may pass by itself.
+func IsTransient(err error) bool {
+	var t *transientError
+	return errors.As(err, &t)
+}
+
+// readFailure classifies an API error reading a policy's Secret or ConfigMap: NotFound is the policy's
+// problem (settled, reported on the field), anything else transient.
+func readFailure(policyName, reason, field string, err error) error {
+	if apierrors.IsNotFound(err) {
+		return &policy.Error{Policy: policyName, Reason: reason, Field: field, Err: err}
+	}
+	return &transientError{fmt.Errorf("policy %s: %s: %w", policyName, field, err)}
+}
+
 // PolicyStore compiles ImageSignaturePolicies and loads their trust roots and keys, caching both until the
-// policy, its Secret or its ConfigMap changes. It is shared by the controllers.
+// policy, its Secret or its ConfigMap changes. It is shared by the controllers. Only settled results are
+// cached: a transient read error is returned and asked again next time.
 type PolicyStore struct {
 	// Reader reads the metadata of Secrets and ConfigMaps (the manager's cached client: only their
 	// metadata is cached).
@@ -31,15 +60,16 @@ type PolicyStore struct {
 	PublicGood func(ctx context.Context) (*trust.Root, error)
 
 	mu       sync.Mutex
-	compiled map[types.UID]compiledPolicy
-	roots    map[types.NamespacedName]loadedRoot
+	compiled map[string]compiledPolicy           // by policy name (cluster-scoped)
+	roots    map[types.NamespacedName]loadedRoot // by ConfigMap
 }
 
 type compiledPolicy struct {
+	uid        types.UID
 	generation int64
 	secretsKey string
 	policy     *policy.Policy
-	err        error
+	err        error // a *policy.Error
 }
 
 type loadedRoot struct {
@@ -48,14 +78,27 @@ type loadedRoot struct {
 	root            *trust.Root
 }
 
-// Compile compiles p, reading the Secrets its keys come from. Errors are *policy.Error.
-func (s *PolicyStore) Compile(ctx context.Context, p *sigwatchv1alpha1.ImageSignaturePolicy) (*policy.Policy, error) {
+// Resolve compiles p, reading the Secrets its keys come from, and loads its trust root. See
+// PolicyResolver.
+func (s *PolicyStore) Resolve(ctx context.Context, p *sigwatchv1alpha1.ImageSignaturePolicy) (*ResolvedPolicy, error) {
+	cp, err := s.compile(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	root, err := s.root(ctx, cp)
+	if err != nil {
+		return nil, err
+	}
+	return &ResolvedPolicy{Policy: cp, Root: root}, nil
+}
+
+func (s *PolicyStore) compile(ctx context.Context, p *sigwatchv1alpha1.ImageSignaturePolicy) (*policy.Policy, error) {
 	secretsKey, err := s.secretsVersion(ctx, p)
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
-	if c, ok := s.compiled[p.UID]; ok && c.generation == p.Generation && c.secretsKey == secretsKey {
+	if c, ok := s.compiled[p.Name]; ok && c.uid == p.UID && c.generation == p.Generation && c.secretsKey == secretsKey {
 		s.mu.Unlock()
 		return c.policy, c.err
 	}
@@ -63,7 +106,11 @@ func (s *PolicyStore) Compile(ctx context.Context, p *sigwatchv1alpha1.ImageSign
 	cp, err := policy.Compile(p, policy.Inputs{SecretKey: func(ref sigwatchv1alpha1.SecretKeyReference) ([]byte, error) {
 		var sec corev1.Secret
 		if err := s.APIReader.Get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, &sec); err != nil {
-			return nil, fmt.Errorf("reading Secret %s/%s: %w", ref.Namespace, ref.Name, err)
+			err = fmt.Errorf("reading Secret %s/%s: %w", ref.Namespace, ref.Name, err)
+			if !apierrors.IsNotFound(err) {
+				err = &transientError{err}
+			}
+			return nil, err
 		}
 		data, ok := sec.Data[ref.Key]
 		if !ok {
@@ -71,20 +118,48 @@ func (s *PolicyStore) Compile(ctx context.Context, p *sigwatchv1alpha1.ImageSign
 		}
 		return data, nil
 	}})
+	if IsTransient(err) {
+		var t *transientError
+		errors.As(err, &t)
+		return nil, &transientError{fmt.Errorf("policy %s: %w", p.Name, t.err)}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.compiled == nil {
-		s.compiled = map[types.UID]compiledPolicy{}
+		s.compiled = map[string]compiledPolicy{}
 	}
-	s.compiled[p.UID] = compiledPolicy{generation: p.Generation, secretsKey: secretsKey, policy: cp, err: err}
+	s.compiled[p.Name] = compiledPolicy{uid: p.UID, generation: p.Generation, secretsKey: secretsKey, policy: cp, err: err}
 	return cp, err
 }
 
-// Forget drops a deleted policy from the cache.
-func (s *PolicyStore) Forget(uid types.UID) {
+// Forget drops a deleted policy from the cache, and the trust roots that no cached policy reads any more.
+func (s *PolicyStore) Forget(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.compiled, uid)
+	delete(s.compiled, name)
+	used := map[types.NamespacedName]bool{}
+	for _, c := range s.compiled {
+		if c.policy != nil && c.policy.TrustedRoot != nil {
+			used[types.NamespacedName{Namespace: c.policy.TrustedRoot.Namespace, Name: c.policy.TrustedRoot.Name}] = true
+		}
+	}
+	for nn := range s.roots {
+		if !used[nn] {
+			delete(s.roots, nn)
+		}
+	}
+}
+
+// cached reports what the store holds, for tests: the names of the compiled policies and the number of
+// loaded trust roots.
+func (s *PolicyStore) cached() ([]string, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var names []string
+	for n := range s.compiled {
+		names = append(names, n)
+	}
+	return names, len(s.roots)
 }
 
 // secretsVersion identifies the content of the key Secrets a policy refers to by their resource versions,
@@ -99,8 +174,8 @@ func (s *PolicyStore) secretsVersion(ctx context.Context, p *sigwatchv1alpha1.Im
 		md := &metav1.PartialObjectMetadata{}
 		md.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 		if err := s.Reader.Get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, md); err != nil {
-			return "", &policy.Error{Policy: p.Name, Reason: sigwatchv1alpha1.KeyUnavailableReason,
-				Field: fmt.Sprintf("spec.authorities[%d].key.secretRef", i), Err: fmt.Errorf("reading Secret %s/%s: %w", ref.Namespace, ref.Name, err)}
+			return "", readFailure(p.Name, sigwatchv1alpha1.KeyUnavailableReason, fmt.Sprintf("spec.authorities[%d].key.secretRef", i),
+				fmt.Errorf("reading Secret %s/%s: %w", ref.Namespace, ref.Name, err))
 		}
 		fmt.Fprintf(h, "%s/%s@%s;", ref.Namespace, ref.Name, md.ResourceVersion)
 	}
@@ -110,15 +185,29 @@ func (s *PolicyStore) secretsVersion(ctx context.Context, p *sigwatchv1alpha1.Im
 // Root returns the trust root of a compiled policy: its ConfigMap's trusted_root.json, or the public-good
 // root. It is the verification engine's RootResolver.
 func (s *PolicyStore) Root(ctx context.Context, p *policy.Policy) (*trust.Root, error) {
+	r, err := s.root(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", trust.ErrUnavailable, err)
+	}
+	return r, nil
+}
+
+const trustedRootField = "spec.trustedRoot.configMapRef"
+
+func (s *PolicyStore) root(ctx context.Context, p *policy.Policy) (*trust.Root, error) {
 	if p.TrustedRoot == nil {
-		return s.PublicGood(ctx)
+		r, err := s.PublicGood(ctx)
+		if err != nil {
+			return nil, &transientError{fmt.Errorf("policy %s: the public-good trust root: %w", p.Name, err)}
+		}
+		return r, nil
 	}
 	ref := p.TrustedRoot
 	nn := types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
 	md := &metav1.PartialObjectMetadata{}
 	md.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
 	if err := s.Reader.Get(ctx, nn, md); err != nil {
-		return nil, fmt.Errorf("%w: reading ConfigMap %s: %v", trust.ErrUnavailable, nn, err)
+		return nil, readFailure(p.Name, sigwatchv1alpha1.TrustedRootUnavailableReason, trustedRootField, fmt.Errorf("reading ConfigMap %s: %w", nn, err))
 	}
 	s.mu.Lock()
 	if r, ok := s.roots[nn]; ok && r.resourceVersion == md.ResourceVersion && r.key == ref.Key {
@@ -128,19 +217,20 @@ func (s *PolicyStore) Root(ctx context.Context, p *policy.Policy) (*trust.Root, 
 	s.mu.Unlock()
 	var cm corev1.ConfigMap
 	if err := s.APIReader.Get(ctx, nn, &cm); err != nil {
-		return nil, fmt.Errorf("%w: reading ConfigMap %s: %v", trust.ErrUnavailable, nn, err)
+		return nil, readFailure(p.Name, sigwatchv1alpha1.TrustedRootUnavailableReason, trustedRootField, fmt.Errorf("reading ConfigMap %s: %w", nn, err))
 	}
 	data, ok := cm.Data[ref.Key]
 	if !ok {
 		bin, okBin := cm.BinaryData[ref.Key]
 		if !okBin {
-			return nil, fmt.Errorf("%w: ConfigMap %s has no key %q", trust.ErrUnavailable, nn, ref.Key)
+			return nil, &policy.Error{Policy: p.Name, Reason: sigwatchv1alpha1.TrustedRootUnavailableReason, Field: trustedRootField,
+				Err: fmt.Errorf("ConfigMap %s has no key %q", nn, ref.Key)}
 		}
 		data = string(bin)
 	}
 	r, err := trust.FromJSON([]byte(data), fmt.Sprintf("ConfigMap %s", nn))
 	if err != nil {
-		return nil, err
+		return nil, &policy.Error{Policy: p.Name, Reason: sigwatchv1alpha1.TrustedRootUnavailableReason, Field: trustedRootField, Err: err}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -149,21 +239,4 @@ func (s *PolicyStore) Root(ctx context.Context, p *policy.Policy) (*trust.Root, 
 	}
 	s.roots[nn] = loadedRoot{resourceVersion: cm.ResourceVersion, key: ref.Key, root: r}
 	return r, nil
-}
-
-// specMatches reports whether a policy's spec covers the repository in a namespace, without compiling it
-// (so that an image covered by a broken policy is reported, not silently unchecked).
-func specMatches(p *sigwatchv1alpha1.ImageSignaturePolicy, repository string, nsLabels labels.Set) bool {
-	if p.Spec.NamespaceSelector != nil {
-		sel, err := metav1.LabelSelectorAsSelector(p.Spec.NamespaceSelector)
-		if err != nil || !sel.Matches(nsLabels) {
-			return false
-		}
-	}
-	for _, pat := range p.Spec.Images {
-		if imageref.Match(imageref.NormalizePattern(string(pat)), repository) {
-			return true
-		}
-	}
-	return false
 }

@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/sigwatch/sigwatch/internal/registry"
 )
 
 // +kubebuilder:rbac:groups="",resources=secrets;serviceaccounts,verbs=get;list;watch
@@ -26,8 +28,9 @@ type PullSecrets struct {
 	Fallback authn.Keychain
 }
 
-// For returns the keychain of the pods of a namespace and an ID of the credentials it holds.
-func (p *PullSecrets) For(ctx context.Context, namespace string, pods []corev1.Pod) (authn.Keychain, string) {
+// For returns the credentials of the pods of a namespace: their pull secrets and their service
+// accounts', then Fallback, with an ID that changes whenever one of the secrets does.
+func (p *PullSecrets) For(ctx context.Context, namespace string, pods []corev1.Pod) registry.Credentials {
 	names := map[string]bool{}
 	accounts := map[string]bool{}
 	for _, pod := range pods {
@@ -75,7 +78,7 @@ func (p *PullSecrets) For(ctx context.Context, namespace string, pods []corev1.P
 		chain = append(chain, p.Fallback)
 	}
 	if len(chain) == 0 {
-		return authn.NewMultiKeychain(), "anonymous"
+		return registry.Credentials{Keychain: authn.NewMultiKeychain(), ID: "anonymous"}
 	}
-	return authn.NewMultiKeychain(chain...), hex.EncodeToString(h.Sum(nil))[:16]
+	return registry.Credentials{Keychain: authn.NewMultiKeychain(chain...), ID: hex.EncodeToString(h.Sum(nil))[:16]}
 }

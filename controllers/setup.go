@@ -61,10 +61,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, c Config) (*registry.Client, e
 		return nil, fmt.Errorf("setting up the pod controller: %w", err)
 	}
 	if err := (&SignedImageReconciler{
-		Client: mgr.GetClient(), Engine: engine, Policies: store, Metrics: m, Clock: c.Clock,
-		Recorder:  mgr.GetEventRecorder("sigwatch"),
-		Keychains: &PullSecrets{Reader: mgr.GetClient(), Fallback: c.Keychain},
-		GCGrace:   c.GCGrace, NoMatch: c.NoMatch, MaxConcurrent: c.MaxConcurrent,
+		Client: mgr.GetClient(), Verifier: engine, Policies: store, Metrics: m, Clock: c.Clock,
+		Recorder:    mgr.GetEventRecorder("sigwatch"),
+		Credentials: &PullSecrets{Reader: mgr.GetClient(), Fallback: c.Keychain},
+		GCGrace:     c.GCGrace, NoMatch: c.NoMatch, MaxConcurrent: c.MaxConcurrent,
 		IntervalOverride: c.IntervalOverride, MinRetry: c.MinRetry,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the SignedImage controller: %w", err)

@@ -33,7 +33,6 @@ import (
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
 	"github.com/sigwatch/sigwatch/internal/imageref"
 	"github.com/sigwatch/sigwatch/internal/policy"
-	"github.com/sigwatch/sigwatch/internal/registry"
 	"github.com/sigwatch/sigwatch/internal/verification"
 )
 
@@ -41,14 +40,17 @@ import (
 // the verdict current, records the workloads that run it, and deletes managed SignedImages that nothing
 // runs any more.
 type SignedImageReconciler struct {
-	Client   client.Client
-	Engine   *verification.Engine
-	Policies *PolicyStore
-	Recorder events.EventRecorder
-	Metrics  *Metrics
-	Clock    clock.PassiveClock
-	// Keychains returns the registry credentials of the pods that run an image (nil: anonymous).
-	Keychains *PullSecrets
+	Client client.Client
+	// Verifier decides verdicts (the verification engine).
+	Verifier Verifier
+	// Policies compiles the policies and loads their trust roots (PolicyStore).
+	Policies PolicyResolver
+	// Credentials returns the registry credentials of the pods that run an image (nil: the registry
+	// client's own keychain).
+	Credentials CredentialSource
+	Recorder    events.EventRecorder
+	Metrics     *Metrics
+	Clock       clock.PassiveClock
 
 	// GCGrace is how long a managed SignedImage may stay unused before it is deleted.
 	GCGrace time.Duration
@@ -67,19 +69,15 @@ type SignedImageReconciler struct {
 
 // SetupWithManager registers the controller and its watches.
 func (r *SignedImageReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if r.Clock == nil {
-		r.Clock = clock.RealClock{}
-	}
-	if r.MinRetry <= 0 {
-		r.MinRetry = 10 * time.Second
-	}
-	r.rnd = rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5157))
+	r.defaults()
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&sigwatchv1alpha1.SignedImage{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(signedImagesOfPod), builder.WithPredicates(podImagesChanged())).
 		Watches(&sigwatchv1alpha1.ImageSignaturePolicy{}, handler.EnqueueRequestsFromMapFunc(r.signedImagesOfPolicy),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.signedImagesOfNamespace),
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.signedImagesOfReference("ConfigMap"))).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.signedImagesOfReference("Secret"))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrent)}).
@@ -87,13 +85,40 @@ func (r *SignedImageReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
+func (r *SignedImageReconciler) defaults() {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	if r.MinRetry <= 0 {
+		r.MinRetry = 10 * time.Second
+	}
+	if r.rnd == nil {
+		r.rnd = rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5157))
+	}
+}
+
 // +kubebuilder:rbac:groups=sigwatch.dev,resources=signedimages,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=sigwatch.dev,resources=signedimages/status,verbs=get;update;patch
 
-// Reconcile gathers the pods, namespace and policies of a SignedImage, verifies it when due, and writes
-// the status in one patch.
+// visit is what one reconcile of a SignedImage gathers and decides.
+type visit struct {
+	si, before *sigwatchv1alpha1.SignedImage
+	now        time.Time
+	pods       []corev1.Pod
+	// matched are the policies that cover the image; ready the compiled ones among them, for the verifier.
+	matched []matchedPolicy
+	ready   []*policy.Policy
+	// deleted: the garbage collector deleted the SignedImage; nothing is written.
+	deleted bool
+}
+
+// step is one stage of a visit; done ends the visit early.
+type step func(ctx context.Context, v *visit) (done bool, err error)
+
+// Reconcile runs the steps of a visit in order (who runs the image, garbage collection, which policies
+// cover it, verification when due) and writes the status in one patch; the result schedules the next
+// visit.
 func (r *SignedImageReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
-	logger := log.FromContext(ctx)
 	si := &sigwatchv1alpha1.SignedImage{}
 	if err := r.Client.Get(ctx, req.NamespacedName, si); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -101,96 +126,130 @@ func (r *SignedImageReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if !si.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
-	now := r.Clock.Now()
-	before := si.DeepCopy()
-	var pods []corev1.Pod
-	defer func() {
-		if equalStatus(before.Status, si.Status) {
-			return
+	v := &visit{si: si, before: si.DeepCopy(), now: r.Clock.Now()}
+	defer func() { retErr = errors.Join(retErr, r.writeStatus(ctx, v)) }()
+	for _, s := range []step{r.gatherWorkloads, r.collectGarbage, r.matchPolicies, r.verifyWhenDue} {
+		done, err := s(ctx, v)
+		if err != nil {
+			return ctrl.Result{}, err
 		}
-		if err := r.Client.Status().Patch(ctx, si, client.MergeFrom(before)); err != nil {
-			if !apierrors.IsNotFound(err) {
-				retErr = fmt.Errorf("patching the status of SignedImage %s: %w", klog.KObj(si), err)
-			}
-			return
+		if done {
+			return ctrl.Result{}, nil
 		}
-		// Events follow the status that was written: a failed patch is retried, and announced then, once.
-		r.emitEvents(ctx, si, meta.FindStatusCondition(before.Status.Conditions, sigwatchv1alpha1.VerifiedCondition), pods)
-	}()
+	}
+	return ctrl.Result{RequeueAfter: nextVisit(si.Status, v.now, r.GCGrace)}, nil
+}
 
-	img := imageref.Image{Repository: si.Spec.Image, Digest: si.Spec.Digest}
+// writeStatus patches the status when the visit changed it, then announces a change of Verified. Events
+// follow the status that was written: a failed patch is retried, and announced then, once.
+func (r *SignedImageReconciler) writeStatus(ctx context.Context, v *visit) error {
+	if v.deleted || equalStatus(v.before.Status, v.si.Status) {
+		return nil
+	}
+	if err := r.Client.Status().Patch(ctx, v.si, client.MergeFrom(v.before)); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("patching the status of SignedImage %s: %w", klog.KObj(v.si), err)
+	}
+	r.emitEvents(ctx, v.si, meta.FindStatusCondition(v.before.Status.Conditions, sigwatchv1alpha1.VerifiedCondition), v.pods)
+	return nil
+}
+
+// gatherWorkloads finds the pods that run the digest and their workloads.
+func (r *SignedImageReconciler) gatherWorkloads(ctx context.Context, v *visit) (bool, error) {
+	si := v.si
 	si.Status.Summary.ShortDigest = strings.TrimPrefix(si.Spec.Digest, "sha256:")[:12]
-
-	// 1. Who runs it.
-	var err error
-	pods, err = r.runningPods(ctx, si)
+	pods, err := r.runningPods(ctx, si)
 	if err != nil {
-		return ctrl.Result{}, err
+		return false, err
 	}
-	si.Status.Workloads = workloadsOf(ctx, r.Client, pods, img)
+	v.pods = pods
+	si.Status.Workloads = workloadsOf(ctx, r.Client, pods, imageOf(si))
 	si.Status.Summary.Workloads = workloadSummary(si.Status.Workloads)
+	return false, nil
+}
+
+// collectGarbage deletes a managed SignedImage that no pod has run for GCGrace.
+func (r *SignedImageReconciler) collectGarbage(ctx context.Context, v *visit) (bool, error) {
+	si := v.si
 	managed := si.Labels[sigwatchv1alpha1.ManagedByLabel] == sigwatchv1alpha1.ManagedByValue
-	switch {
-	case len(pods) > 0:
-		si.Status.UnusedSince = nil
-	case !managed:
-	case si.Status.UnusedSince == nil:
-		si.Status.UnusedSince = &metav1.Time{Time: now}
-	case now.Sub(si.Status.UnusedSince.Time) >= r.GCGrace:
-		logger.Info("deleting SignedImage that no pod runs any more", "unusedSince", si.Status.UnusedSince.Time)
-		before.Status = si.Status // nothing to patch
-		return ctrl.Result{}, client.IgnoreNotFound(r.Client.Delete(ctx, si, client.Preconditions{UID: &si.UID}))
+	unusedSince, del := gcDecision(managed, len(v.pods) > 0, si.Status.UnusedSince, v.now, r.GCGrace)
+	si.Status.UnusedSince = unusedSince
+	if !del {
+		return false, nil
 	}
+	log.FromContext(ctx).Info("deleting SignedImage that no pod runs any more", "unusedSince", unusedSince.Time)
+	v.deleted = true
+	return true, client.IgnoreNotFound(r.Client.Delete(ctx, si, client.Preconditions{UID: &si.UID}))
+}
 
-	// 2. Which policies cover it.
-	matched, compiled, err := r.matchingPolicies(ctx, si)
-	if err != nil {
-		return ctrl.Result{}, err
+// matchPolicies finds the policies that cover the image in its namespace, with their fingerprints, and
+// the ready ones for the verifier. A policy that is not ready is reported (PolicyNotReady), never dropped;
+// a transient failure to read a policy's inputs ends the visit with the error, to be retried.
+func (r *SignedImageReconciler) matchPolicies(ctx context.Context, v *visit) (bool, error) {
+	si := v.si
+	var ns corev1.Namespace
+	if err := r.Client.Get(ctx, types.NamespacedName{Name: si.Namespace}, &ns); err != nil {
+		return false, fmt.Errorf("reading namespace %s: %w", si.Namespace, err)
 	}
-	interval := policy.DefaultReverifyInterval
+	var list sigwatchv1alpha1.ImageSignaturePolicyList
+	if err := r.Client.List(ctx, &list); err != nil {
+		return false, fmt.Errorf("listing ImageSignaturePolicies: %w", err)
+	}
+	for i := range list.Items {
+		p := &list.Items[i]
+		if !p.DeletionTimestamp.IsZero() || !policy.Covers(p, si.Spec.Image, labels.Set(ns.Labels)) {
+			continue
+		}
+		rp, err := r.Policies.Resolve(ctx, p)
+		if IsTransient(err) {
+			return false, fmt.Errorf("SignedImage %s: %w", klog.KObj(si), err)
+		}
+		m := matchPolicy(p, rp, err, r.IntervalOverride)
+		v.matched = append(v.matched, m)
+		if m.errReason == "" {
+			v.ready = append(v.ready, rp.Policy)
+		}
+	}
+	return false, nil
+}
+
+// verifyWhenDue asks the verifier for a verdict when one is due, writes it, and schedules the next one.
+func (r *SignedImageReconciler) verifyWhenDue(ctx context.Context, v *visit) (bool, error) {
+	si := v.si
+	if !verificationDue(si, v.matched, v.now) {
+		return false, nil
+	}
+	req := verification.Request{Image: imageOf(si), Policies: v.ready,
+		Fresh: si.Annotations[sigwatchv1alpha1.ReverifyAnnotation] != si.Status.LastHandledReverify}
+	if r.Credentials != nil {
+		req.Credentials = r.Credentials.For(ctx, si.Namespace, v.pods)
+	}
+	start := time.Now()
+	res := r.Verifier.Verify(ctx, req)
+	r.Metrics.observeVerification(res, time.Since(start))
+
+	prevVerified := meta.FindStatusCondition(v.before.Status.Conditions, sigwatchv1alpha1.VerifiedCondition)
+	out := applyResult(&si.Status, res, v.matched, v.now)
+	setConditions(&si.Status, out, si.Generation, r.NoMatch, v.now)
+	si.Status.ObservedGeneration = si.Generation
+	si.Status.LastHandledReverify = si.Annotations[sigwatchv1alpha1.ReverifyAnnotation]
+	si.Status.Summary.Policies = policySummary(si.Status.Policies)
+
+	fallback := policy.DefaultReverifyInterval
 	if r.IntervalOverride > 0 {
-		interval = r.IntervalOverride
-		for i := range matched {
-			matched[i].interval = r.IntervalOverride
-		}
+		fallback = r.IntervalOverride
 	}
+	interval := reverifyInterval(v.matched, fallback)
+	wait := verificationDelay(prevVerified, anyTransient(si.Status.Policies), v.now, jitter(interval, r.random()), r.MinRetry, interval)
+	si.Status.NextVerificationTime = &metav1.Time{Time: v.now.Add(wait)}
+	log.FromContext(ctx).V(1).Info("verified", "image", req.Image.String(), "verified", out.status, "reason", out.reason, "cached", res.Cached, "next", wait)
+	return false, nil
+}
 
-	// 3. Verify when due.
-	if verificationDue(si, matched, now) {
-		vctx := ctx
-		if r.Keychains != nil {
-			kc, id := r.Keychains.For(ctx, si.Namespace, pods)
-			vctx = registry.WithKeychain(ctx, kc, id)
-		}
-		fresh := si.Annotations[sigwatchv1alpha1.ReverifyAnnotation] != si.Status.LastHandledReverify
-		start := time.Now()
-		res := r.Engine.Verify(vctx, verification.Request{Image: img, Policies: compiled, Fresh: fresh})
-		r.Metrics.observeVerification(res, time.Since(start))
-		prevVerified := meta.FindStatusCondition(before.Status.Conditions, sigwatchv1alpha1.VerifiedCondition)
-		v := applyResult(&si.Status, res, matched, now)
-		setConditions(&si.Status, v, si.Generation, r.NoMatch)
-		si.Status.ObservedGeneration = si.Generation
-		si.Status.LastHandledReverify = si.Annotations[sigwatchv1alpha1.ReverifyAnnotation]
-		si.Status.Summary.Policies = policySummary(si.Status.Policies)
-
-		wait := nextInterval(matched, interval, r.random())
-		if v.status == metav1.ConditionUnknown && transientReasons[v.reason] {
-			since := now
-			if prevVerified != nil && prevVerified.Status == metav1.ConditionUnknown && transientReasons[prevVerified.Reason] {
-				since = prevVerified.LastTransitionTime.Time
-			}
-			wait = retryAfter(since, now, r.MinRetry, interval)
-		}
-		si.Status.NextVerificationTime = &metav1.Time{Time: now.Add(wait)}
-		logger.V(1).Info("verified", "image", img.String(), "verified", v.status, "reason", v.reason, "cached", res.Cached, "next", wait)
-	}
-
-	// 4. Come back for the next verification or the garbage collection.
-	next := si.Status.NextVerificationTime.Time.Sub(now)
-	if si.Status.UnusedSince != nil {
-		next = min(next, si.Status.UnusedSince.Add(r.GCGrace).Sub(now))
-	}
-	return ctrl.Result{RequeueAfter: max(next, time.Second)}, nil
+func imageOf(si *sigwatchv1alpha1.SignedImage) imageref.Image {
+	return imageref.Image{Repository: si.Spec.Image, Digest: si.Spec.Digest}
 }
 
 func (r *SignedImageReconciler) random() *rand.Rand {
@@ -212,43 +271,6 @@ func (r *SignedImageReconciler) runningPods(ctx context.Context, si *sigwatchv1a
 		}
 	}
 	return out, nil
-}
-
-// matchingPolicies returns the policies that cover the image in its namespace: their fingerprints for
-// every one, and the compiled ones for the engine. A policy that does not compile, or whose trust root
-// cannot be loaded, is reported Unknown rather than dropped.
-func (r *SignedImageReconciler) matchingPolicies(ctx context.Context, si *sigwatchv1alpha1.SignedImage) ([]matchedPolicy, []*policy.Policy, error) {
-	var ns corev1.Namespace
-	if err := r.Client.Get(ctx, types.NamespacedName{Name: si.Namespace}, &ns); err != nil {
-		return nil, nil, fmt.Errorf("reading namespace %s: %w", si.Namespace, err)
-	}
-	var list sigwatchv1alpha1.ImageSignaturePolicyList
-	if err := r.Client.List(ctx, &list); err != nil {
-		return nil, nil, fmt.Errorf("listing ImageSignaturePolicies: %w", err)
-	}
-	var matched []matchedPolicy
-	var compiled []*policy.Policy
-	for i := range list.Items {
-		p := &list.Items[i]
-		if !p.DeletionTimestamp.IsZero() || !specMatches(p, si.Spec.Image, labels.Set(ns.Labels)) {
-			continue
-		}
-		cp, err := r.Policies.Compile(ctx, p)
-		if err != nil {
-			matched = append(matched, matchedPolicy{name: p.Name, fingerprint: fingerprint("error", fmt.Sprint(p.Generation), err.Error()),
-				errReason: sigwatchv1alpha1.VerificationErrorReason, errMessage: "the policy is not ready: " + policyErrorMessage(err)})
-			continue
-		}
-		root, err := r.Policies.Root(ctx, cp)
-		if err != nil {
-			matched = append(matched, matchedPolicy{name: p.Name, fingerprint: fingerprint("root-error", cp.Hash, err.Error()),
-				errReason: sigwatchv1alpha1.TrustedRootUnavailableReason, errMessage: err.Error()})
-			continue
-		}
-		matched = append(matched, matchedPolicy{name: p.Name, fingerprint: fingerprint(cp.Hash, root.Version), interval: cp.ReverifyInterval})
-		compiled = append(compiled, cp)
-	}
-	return matched, compiled, nil
 }
 
 // emitEvents records a transition of Verified: one Event on the SignedImage, and a Warning on every pod
@@ -279,6 +301,7 @@ func (r *SignedImageReconciler) signedImagesOfPolicy(ctx context.Context, o clie
 	if !ok {
 		return nil
 	}
+	logger := log.FromContext(ctx).WithValues("imageSignaturePolicy", klog.KObj(p))
 	seen := map[types.NamespacedName]bool{}
 	var reqs []reconcile.Request
 	add := func(si *sigwatchv1alpha1.SignedImage) {
@@ -289,19 +312,36 @@ func (r *SignedImageReconciler) signedImagesOfPolicy(ctx context.Context, o clie
 		}
 	}
 	var covered sigwatchv1alpha1.SignedImageList
-	if err := r.Client.List(ctx, &covered, client.MatchingFields{indexSignedImagePolicies: p.Name}); err == nil {
-		for i := range covered.Items {
-			add(&covered.Items[i])
-		}
+	if err := r.Client.List(ctx, &covered, client.MatchingFields{indexSignedImagePolicies: p.Name}); err != nil {
+		logger.Error(err, "listing the SignedImages a policy covered: they are not re-verified for this change")
+	}
+	for i := range covered.Items {
+		add(&covered.Items[i])
 	}
 	var all sigwatchv1alpha1.SignedImageList
-	if err := r.Client.List(ctx, &all); err == nil {
-		for i := range all.Items {
-			si := &all.Items[i]
-			if specMatches(&sigwatchv1alpha1.ImageSignaturePolicy{Spec: sigwatchv1alpha1.ImageSignaturePolicySpec{Images: p.Spec.Images}}, si.Spec.Image, nil) {
-				add(si)
-			}
+	if err := r.Client.List(ctx, &all); err != nil {
+		logger.Error(err, "listing SignedImages: those the policy now covers are not re-verified for this change")
+	}
+	for i := range all.Items {
+		if si := &all.Items[i]; policy.Covers(p, si.Spec.Image, nil) {
+			add(si)
 		}
+	}
+	return reqs
+}
+
+// signedImagesOfNamespace maps a namespace whose labels changed to its SignedImages: the policies that
+// select it by label may have changed.
+func (r *SignedImageReconciler) signedImagesOfNamespace(ctx context.Context, o client.Object) []reconcile.Request {
+	var list sigwatchv1alpha1.SignedImageList
+	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetName())); err != nil {
+		log.FromContext(ctx).Error(err, "listing the SignedImages of a relabelled namespace: they are not re-evaluated for this change",
+			"namespace", o.GetName())
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, si := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: si.Namespace, Name: si.Name}})
 	}
 	return reqs
 }
@@ -374,13 +414,4 @@ func sortedWorkloads(ws []sigwatchv1alpha1.WorkloadReference) []sigwatchv1alpha1
 		return ws[i].Name < ws[j].Name
 	})
 	return ws
-}
-
-// policyErrorMessage says what is wrong with a policy without repeating its name.
-func policyErrorMessage(err error) string {
-	var perr *policy.Error
-	if errors.As(err, &perr) {
-		return fmt.Sprintf("%s: %v", perr.Field, perr.Err)
-	}
-	return err.Error()
 }

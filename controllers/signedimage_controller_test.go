@@ -1,3 +1,5 @@
+//go:build integration
+
 package controllers_test
 
 import (
@@ -320,6 +322,6 @@ func TestInvalidPolicyIsStalled(t *testing.T) {
 	// An image the broken policy covers is "could not verify", not silently unchecked.
 	ns := namespace(t, nil)
 	runPod(t, ns, "app-1", "", img.String(), "")
-	si := verified(t, signedImageFor(t, ns, repoOf(img), img.DigestStr()), metav1.ConditionUnknown, sigwatchv1alpha1.VerificationErrorReason)
+	si := verified(t, signedImageFor(t, ns, repoOf(img), img.DigestStr()), metav1.ConditionUnknown, sigwatchv1alpha1.PolicyNotReadyReason)
 	g.Expect(si.Status.Policies[0].Message).To(ContainSubstring("not ready"))
 }

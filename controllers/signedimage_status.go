@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -34,14 +35,85 @@ var transientReasons = map[string]bool{
 	sigwatchv1alpha1.VerificationErrorReason:      true,
 }
 
-// matchedPolicy is a policy that covers the image, compiled or not.
+// matchedPolicy is a policy that covers the image, ready or not.
 type matchedPolicy struct {
 	name        string
 	fingerprint string
 	interval    time.Duration
-	// err is set when the policy cannot be used (not compiled, trust root unavailable): its result is
-	// Unknown with this reason and message.
+	// errReason is set when the policy cannot be used (it is not ready): its result is Unknown with this
+	// reason and errMessage.
 	errReason, errMessage string
+}
+
+// matchPolicy describes a policy that covers the image, from PolicyResolver.Resolve's settled answer.
+// Its fingerprint changes with whatever the policy's verdict depends on besides the signatures: content
+// and trust root, or why it is not ready. A positive override replaces its reverify interval.
+func matchPolicy(p *sigwatchv1alpha1.ImageSignaturePolicy, rp *ResolvedPolicy, err error, override time.Duration) matchedPolicy {
+	r := readinessOf(rp, err)
+	if !r.ready {
+		return matchedPolicy{name: p.Name, fingerprint: fingerprint("not-ready", fmt.Sprint(p.Generation), r.reason, r.message),
+			errReason: sigwatchv1alpha1.PolicyNotReadyReason, errMessage: fmt.Sprintf("the policy is not ready (%s): %s", r.reason, r.message)}
+	}
+	interval := rp.Policy.ReverifyInterval
+	if override > 0 {
+		interval = override
+	}
+	return matchedPolicy{name: p.Name, fingerprint: fingerprint(rp.Policy.Hash, rp.Root.Version), interval: interval}
+}
+
+// gcDecision is the garbage collector's decision about a SignedImage: the unusedSince to record, and
+// whether to delete it now. A running image is in use; a hand-made one (not managed) is never deleted; a
+// managed one is deleted once nothing has run it for grace.
+func gcDecision(managed, running bool, unusedSince *metav1.Time, now time.Time, grace time.Duration) (*metav1.Time, bool) {
+	switch {
+	case running:
+		return nil, false
+	case !managed:
+		return unusedSince, false
+	case unusedSince == nil:
+		return &metav1.Time{Time: now}, false
+	default:
+		return unusedSince, now.Sub(unusedSince.Time) >= grace
+	}
+}
+
+// verificationDelay decides when the next verification is due. A settled verdict waits for the
+// jittered reverify interval. While a policy's result is transient (the registry or a trust root could
+// not be read), it is retried sooner: after half the time the failure has lasted, at least minRetry and
+// at most the interval; the failure started at the Verified condition's last transition when that was
+// already a transient Unknown, else now.
+func verificationDelay(prev *metav1.Condition, transient bool, now time.Time, jittered, minRetry, interval time.Duration) time.Duration {
+	if !transient {
+		return jittered
+	}
+	since := now
+	if prev != nil && prev.Status == metav1.ConditionUnknown && transientReasons[prev.Reason] {
+		since = prev.LastTransitionTime.Time
+	}
+	return retryAfter(since, now, minRetry, interval)
+}
+
+// anyTransient reports whether a policy's result may clear up by itself.
+func anyTransient(ps []sigwatchv1alpha1.PolicyResult) bool {
+	for _, p := range ps {
+		if p.Result == sigwatchv1alpha1.PolicyUnknown && transientReasons[p.Reason] {
+			return true
+		}
+	}
+	return false
+}
+
+// nextVisit is when the SignedImage is reconciled again: its next verification, or its garbage
+// collection if that comes first; never sooner than a second.
+func nextVisit(st sigwatchv1alpha1.SignedImageStatus, now time.Time, grace time.Duration) time.Duration {
+	next := time.Duration(0)
+	if st.NextVerificationTime != nil {
+		next = st.NextVerificationTime.Sub(now)
+	}
+	if st.UnusedSince != nil {
+		next = min(next, st.UnusedSince.Add(grace).Sub(now))
+	}
+	return max(next, time.Second)
 }
 
 // verificationDue decides whether the engine runs in this reconcile.
@@ -118,8 +190,8 @@ func applyResult(st *sigwatchv1alpha1.SignedImageStatus, res *verification.Resul
 	default:
 		v.status = metav1.ConditionUnknown
 	}
-	if v.status == metav1.ConditionUnknown && transientReasons[reason] {
-		return v // keep the last good signatures, signer and time
+	if v.status == metav1.ConditionUnknown && reason != sigwatchv1alpha1.NoMatchingPolicyReason {
+		return v // could not verify: keep the last good signatures, signer and time
 	}
 	st.Signatures = signatureInfos(res.Signatures)
 	st.Summary.Signer = ""
@@ -176,12 +248,14 @@ func truncate(s string, n int) string {
 	return s[:n-3] + "..."
 }
 
-// setConditions writes Verified and Ready from a verdict.
-func setConditions(st *sigwatchv1alpha1.SignedImageStatus, v verdict, generation int64, noMatch NoMatchPolicy) {
+// setConditions writes Verified, Ready and Stalled from a verdict; a condition whose status changes
+// records now as its last transition.
+func setConditions(st *sigwatchv1alpha1.SignedImageStatus, v verdict, generation int64, noMatch NoMatchPolicy, now time.Time) {
+	at := metav1.Time{Time: now}
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: sigwatchv1alpha1.VerifiedCondition,
-		Status: v.status, Reason: v.reason, Message: truncate(v.message, 32768), ObservedGeneration: generation})
+		Status: v.status, Reason: v.reason, Message: truncate(v.message, 32768), ObservedGeneration: generation, LastTransitionTime: at})
 	ready := metav1.Condition{Type: sigwatchv1alpha1.ReadyCondition, Status: metav1.ConditionFalse,
-		Reason: v.reason, Message: truncate(v.message, 32768), ObservedGeneration: generation}
+		Reason: v.reason, Message: truncate(v.message, 32768), ObservedGeneration: generation, LastTransitionTime: at}
 	if v.status == metav1.ConditionTrue || (v.reason == sigwatchv1alpha1.NoMatchingPolicyReason && noMatch == NoMatchIgnore) {
 		ready.Status = metav1.ConditionTrue
 	}
@@ -190,22 +264,27 @@ func setConditions(st *sigwatchv1alpha1.SignedImageStatus, v verdict, generation
 	// and that is to be warned about). kstatus then reports Failed rather than InProgress; a transient
 	// Unknown stays InProgress while it is retried.
 	stalled := metav1.Condition{Type: sigwatchv1alpha1.StalledCondition, Status: metav1.ConditionFalse,
-		Reason: v.reason, Message: truncate(v.message, 32768), ObservedGeneration: generation}
-	if v.status == metav1.ConditionFalse || (v.reason == sigwatchv1alpha1.NoMatchingPolicyReason && noMatch == NoMatchWarn) {
+		Reason: v.reason, Message: truncate(v.message, 32768), ObservedGeneration: generation, LastTransitionTime: at}
+	if v.status == metav1.ConditionFalse || v.reason == sigwatchv1alpha1.PolicyNotReadyReason ||
+		(v.reason == sigwatchv1alpha1.NoMatchingPolicyReason && noMatch == NoMatchWarn) {
 		stalled.Status = metav1.ConditionTrue
 	}
 	meta.SetStatusCondition(&st.Conditions, stalled)
 }
 
-// nextInterval is the shortest reverify interval of the policies, with ±10 % jitter so that many images
-// do not re-verify in the same second.
-func nextInterval(matched []matchedPolicy, fallback time.Duration, rnd *rand.Rand) time.Duration {
+// reverifyInterval is the shortest reverify interval of the policies, fallback when none has one.
+func reverifyInterval(matched []matchedPolicy, fallback time.Duration) time.Duration {
 	interval := fallback
 	for _, m := range matched {
 		if m.interval > 0 && m.interval < interval {
 			interval = m.interval
 		}
 	}
+	return interval
+}
+
+// jitter spreads an interval by ±10 %, so that many images do not re-verify in the same second.
+func jitter(interval time.Duration, rnd *rand.Rand) time.Duration {
 	return time.Duration(float64(interval) * (0.9 + 0.2*rnd.Float64()))
 }
 
@@ -233,14 +312,24 @@ func transition(before, after *metav1.Condition) bool {
 	return before.Status != after.Status || before.Reason != after.Reason
 }
 
+// Reasons of the Events on SignedImages and on the pods that run them.
+const (
+	// EventReasonVerified (Normal): the image became verified.
+	EventReasonVerified = "Verified"
+	// EventReasonVerificationFailed (Warning): the image became unverified (Verified=False).
+	EventReasonVerificationFailed = "VerificationFailed"
+	// EventReasonVerificationUnknown (Warning): the image could not be verified (Verified=Unknown).
+	EventReasonVerificationUnknown = "VerificationUnknown"
+)
+
 func eventReasonFor(c *metav1.Condition) (eventType, reason string) {
 	switch c.Status {
 	case metav1.ConditionTrue:
-		return "Normal", "Verified"
+		return corev1.EventTypeNormal, EventReasonVerified
 	case metav1.ConditionFalse:
-		return "Warning", "VerificationFailed"
+		return corev1.EventTypeWarning, EventReasonVerificationFailed
 	default:
-		return "Warning", "VerificationUnknown"
+		return corev1.EventTypeWarning, EventReasonVerificationUnknown
 	}
 }
 

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"regexp"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
@@ -106,18 +108,156 @@ func TestVerificationDue(t *testing.T) {
 	}
 }
 
-func TestNextIntervalJitter(t *testing.T) {
+func TestReverifyIntervalJitter(t *testing.T) {
 	g := NewWithT(t)
 	rnd := rand.New(rand.NewPCG(1, 2))
 	matched := []matchedPolicy{{interval: 2 * time.Hour}, {interval: 30 * time.Minute}, {interval: 0}}
+	g.Expect(reverifyInterval(matched, time.Hour)).To(Equal(30*time.Minute), "the shortest interval")
+	g.Expect(reverifyInterval(nil, time.Hour)).To(Equal(time.Hour), "no policy: the fallback")
+	g.Expect(reverifyInterval([]matchedPolicy{{interval: 0}}, time.Hour)).To(Equal(time.Hour), "a policy without an interval (not ready)")
 	seen := map[time.Duration]bool{}
 	for range 1000 {
-		d := nextInterval(matched, time.Hour, rnd)
-		g.Expect(d).To(BeNumerically(">=", 27*time.Minute), "the shortest interval, -10 %")
+		d := jitter(30*time.Minute, rnd)
+		g.Expect(d).To(BeNumerically(">=", 27*time.Minute), "-10 %")
 		g.Expect(d).To(BeNumerically("<=", 33*time.Minute), "+10 %")
 		seen[d.Round(time.Minute)] = true
 	}
 	g.Expect(len(seen)).To(BeNumerically(">=", 5), "spread over the window")
+}
+
+func TestGCDecision(t *testing.T) {
+	now := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *metav1.Time { return &metav1.Time{Time: now.Add(d)} }
+	const grace = 10 * time.Minute
+	for _, tc := range []struct {
+		name            string
+		managed, runs   bool
+		unusedSince     *metav1.Time
+		wantUnusedSince *metav1.Time
+		wantDelete      bool
+	}{
+		{"running: in use", true, true, nil, nil, false},
+		{"running again: the clock stops", true, true, at(-time.Hour), nil, false},
+		{"no pod any more: the clock starts", true, false, nil, at(0), false},
+		{"unused within the grace", true, false, at(-grace + time.Second), at(-grace + time.Second), false},
+		{"unused for exactly the grace: deleted", true, false, at(-grace), at(-grace), true},
+		{"unused past the grace: deleted", true, false, at(-time.Hour), at(-time.Hour), true},
+		{"hand-made and unused: never deleted, no clock", false, false, nil, nil, false},
+		{"hand-made with an old clock: never deleted", false, false, at(-time.Hour), at(-time.Hour), false},
+		{"hand-made and running", false, true, at(-time.Hour), nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			unused, del := gcDecision(tc.managed, tc.runs, tc.unusedSince, now, grace)
+			g.Expect(del).To(Equal(tc.wantDelete))
+			if tc.wantUnusedSince == nil {
+				g.Expect(unused).To(BeNil())
+			} else {
+				g.Expect(unused).NotTo(BeNil())
+				g.Expect(unused.Time).To(Equal(tc.wantUnusedSince.Time))
+			}
+		})
+	}
+}
+
+func TestVerificationDelay(t *testing.T) {
+	now := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	cond := func(s metav1.ConditionStatus, reason string, since time.Duration) *metav1.Condition {
+		return &metav1.Condition{Type: sigwatchv1alpha1.VerifiedCondition, Status: s, Reason: reason, LastTransitionTime: metav1.Time{Time: now.Add(since)}}
+	}
+	const jittered, minRetry, interval = 55 * time.Minute, 10 * time.Second, time.Hour
+	for _, tc := range []struct {
+		name      string
+		prev      *metav1.Condition
+		transient bool
+		want      time.Duration
+	}{
+		{"settled verdict: the jittered interval", cond(metav1.ConditionTrue, sigwatchv1alpha1.VerifiedReason, -time.Hour), false, jittered},
+		{"settled failure: the jittered interval", cond(metav1.ConditionFalse, sigwatchv1alpha1.SignatureMissingReason, 0), false, jittered},
+		{"first transient failure: the minimum", cond(metav1.ConditionTrue, sigwatchv1alpha1.VerifiedReason, -time.Hour), true, minRetry},
+		{"first verification fails: the minimum", nil, true, minRetry},
+		{"outage for 10 minutes: half of it", cond(metav1.ConditionUnknown, sigwatchv1alpha1.RegistryUnavailableReason, -10*time.Minute), true, 5 * time.Minute},
+		{"outage for a day: at most the interval", cond(metav1.ConditionUnknown, sigwatchv1alpha1.RegistryUnavailableReason, -24*time.Hour), true, interval},
+		{"trust root outage counts too", cond(metav1.ConditionUnknown, sigwatchv1alpha1.TrustedRootUnavailableReason, -time.Minute), true, 30 * time.Second},
+		{"after a settled Unknown the clock restarts", cond(metav1.ConditionUnknown, sigwatchv1alpha1.PolicyNotReadyReason, -time.Hour), true, minRetry},
+		{"a policy that is not ready is not retried on a timer", cond(metav1.ConditionUnknown, sigwatchv1alpha1.PolicyNotReadyReason, -time.Hour), false, jittered},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			NewWithT(t).Expect(verificationDelay(tc.prev, tc.transient, now, jittered, minRetry, interval)).To(Equal(tc.want))
+		})
+	}
+}
+
+func TestAnyTransient(t *testing.T) {
+	g := NewWithT(t)
+	r := func(res sigwatchv1alpha1.PolicyResultType, reason string) sigwatchv1alpha1.PolicyResult {
+		return sigwatchv1alpha1.PolicyResult{Result: res, Reason: reason}
+	}
+	g.Expect(anyTransient(nil)).To(BeFalse())
+	g.Expect(anyTransient([]sigwatchv1alpha1.PolicyResult{r(sigwatchv1alpha1.PolicyVerified, sigwatchv1alpha1.VerifiedReason)})).To(BeFalse())
+	g.Expect(anyTransient([]sigwatchv1alpha1.PolicyResult{r(sigwatchv1alpha1.PolicyUnknown, sigwatchv1alpha1.PolicyNotReadyReason)})).To(BeFalse())
+	g.Expect(anyTransient([]sigwatchv1alpha1.PolicyResult{r(sigwatchv1alpha1.PolicyFailed, sigwatchv1alpha1.SignatureMissingReason),
+		r(sigwatchv1alpha1.PolicyUnknown, sigwatchv1alpha1.RegistryUnavailableReason)})).To(BeTrue(), "one policy failed, another could not read the registry: retry soon")
+}
+
+func TestNextVisit(t *testing.T) {
+	now := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *metav1.Time { return &metav1.Time{Time: now.Add(d)} }
+	for _, tc := range []struct {
+		name string
+		st   sigwatchv1alpha1.SignedImageStatus
+		want time.Duration
+	}{
+		{"next verification", sigwatchv1alpha1.SignedImageStatus{NextVerificationTime: at(time.Hour)}, time.Hour},
+		{"garbage collection first", sigwatchv1alpha1.SignedImageStatus{NextVerificationTime: at(time.Hour), UnusedSince: at(-5 * time.Minute)}, 5 * time.Minute},
+		{"verification first", sigwatchv1alpha1.SignedImageStatus{NextVerificationTime: at(time.Minute), UnusedSince: at(0)}, time.Minute},
+		{"overdue: a second", sigwatchv1alpha1.SignedImageStatus{NextVerificationTime: at(-time.Hour)}, time.Second},
+		{"never scheduled: a second", sigwatchv1alpha1.SignedImageStatus{}, time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			NewWithT(t).Expect(nextVisit(tc.st, now, 10*time.Minute)).To(Equal(tc.want))
+		})
+	}
+}
+
+func TestSetConditions(t *testing.T) {
+	T, F, U := metav1.ConditionTrue, metav1.ConditionFalse, metav1.ConditionUnknown
+	for _, tc := range []struct {
+		status               metav1.ConditionStatus
+		reason               string
+		noMatch              NoMatchPolicy
+		wantReady, wantStall metav1.ConditionStatus
+	}{
+		{T, sigwatchv1alpha1.VerifiedReason, NoMatchIgnore, T, F},
+		{T, sigwatchv1alpha1.VerifiedReason, NoMatchWarn, T, F},
+		{F, sigwatchv1alpha1.SignatureMissingReason, NoMatchIgnore, F, T},
+		{F, sigwatchv1alpha1.UntrustedSignerReason, NoMatchWarn, F, T},
+		{F, sigwatchv1alpha1.AttestationFailedReason, NoMatchIgnore, F, T},
+		{U, sigwatchv1alpha1.RegistryUnavailableReason, NoMatchIgnore, F, F},
+		{U, sigwatchv1alpha1.TrustedRootUnavailableReason, NoMatchWarn, F, F},
+		{U, sigwatchv1alpha1.VerificationErrorReason, NoMatchIgnore, F, F},
+		{U, sigwatchv1alpha1.PolicyNotReadyReason, NoMatchIgnore, F, T},
+		{U, sigwatchv1alpha1.PolicyNotReadyReason, NoMatchWarn, F, T},
+		{U, sigwatchv1alpha1.NoMatchingPolicyReason, NoMatchIgnore, T, F},
+		{U, sigwatchv1alpha1.NoMatchingPolicyReason, NoMatchWarn, F, T},
+	} {
+		t.Run(fmt.Sprintf("%s/%s/%s", tc.status, tc.reason, tc.noMatch), func(t *testing.T) {
+			g := NewWithT(t)
+			var st sigwatchv1alpha1.SignedImageStatus
+			now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+			setConditions(&st, verdict{status: tc.status, reason: tc.reason, message: "m"}, 3, tc.noMatch, now)
+			for typ, want := range map[string]metav1.ConditionStatus{
+				sigwatchv1alpha1.VerifiedCondition: tc.status, sigwatchv1alpha1.ReadyCondition: tc.wantReady, sigwatchv1alpha1.StalledCondition: tc.wantStall,
+			} {
+				c := meta.FindStatusCondition(st.Conditions, typ)
+				g.Expect(c).NotTo(BeNil(), typ)
+				g.Expect(c.Status).To(Equal(want), typ)
+				g.Expect(c.Reason).To(Equal(tc.reason), typ)
+				g.Expect(c.ObservedGeneration).To(Equal(int64(3)), typ)
+				g.Expect(c.LastTransitionTime.Time).To(Equal(now), "the injected clock, not the machine's")
+			}
+		})
+	}
 }
 
 func TestRetryAfterGrows(t *testing.T) {
@@ -158,10 +298,21 @@ func TestApplyResultKeepsLastGoodOnTransientFailure(t *testing.T) {
 	g.Expect(st.Summary.Signer).To(BeEmpty())
 	g.Expect(st.Signatures).To(BeEmpty())
 
-	broken := []matchedPolicy{{name: "p", fingerprint: "f"}, {name: "q", errReason: sigwatchv1alpha1.VerificationErrorReason, errMessage: "the policy is not ready"}}
-	v = applyResult(&st, good, broken, now)
+	v = applyResult(&st, good, matched, now.Add(3*time.Hour))
+	g.Expect(v.status).To(Equal(metav1.ConditionTrue))
+	broken := []matchedPolicy{{name: "p", fingerprint: "f"}, {name: "q", errReason: sigwatchv1alpha1.PolicyNotReadyReason, errMessage: "the policy is not ready"}}
+	v = applyResult(&st, good, broken, now.Add(4*time.Hour))
 	g.Expect(v.status).To(Equal(metav1.ConditionUnknown), "a policy that cannot be used makes the verdict Unknown")
+	g.Expect(v.reason).To(Equal(sigwatchv1alpha1.PolicyNotReadyReason))
 	g.Expect(st.Policies).To(HaveLen(2))
+	g.Expect(st.Summary.Signer).To(Equal(good.Signatures[0].Subject), "not ready is could-not-verify: the last good result is kept")
+	g.Expect(st.LastVerifiedTime.Time).To(Equal(now.Add(3 * time.Hour)))
+
+	none := &verification.Result{}
+	v = applyResult(&st, none, nil, now.Add(5*time.Hour))
+	g.Expect(v.reason).To(Equal(sigwatchv1alpha1.NoMatchingPolicyReason))
+	g.Expect(st.Signatures).To(BeEmpty(), "no policy covers the image: no signature was judged")
+	g.Expect(st.Summary.Signer).To(BeEmpty())
 }
 
 func TestTransitions(t *testing.T) {

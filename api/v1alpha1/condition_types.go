@@ -15,8 +15,9 @@ const (
 
 	// StalledCondition is True when waiting will not change things. On an ImageSignaturePolicy: the
 	// policy cannot work as written; it needs a change to its spec or to an object it refers to. On a
-	// SignedImage: the verdict is settled and not good (Verified=False, or no policy covers the image
-	// under --no-match-policy=warn), so kstatus reports Failed rather than InProgress.
+	// SignedImage: the verdict is settled and not good (Verified=False, a policy that covers the image is
+	// not ready, or no policy covers it under --no-match-policy=warn), so kstatus reports Failed rather
+	// than InProgress.
 	StalledCondition = "Stalled"
 )
 
@@ -63,11 +64,16 @@ const (
 	TrustedRootUnavailableReason = "TrustedRootUnavailable"
 
 	// VerificationErrorReason: verification failed for a reason that is neither the image's nor the
-	// registry's fault (for example a policy that is not ready).
+	// registry's fault.
 	VerificationErrorReason = "VerificationError"
 
 	// PendingReason: the image has not been verified yet.
 	PendingReason = "Pending"
+
+	// PolicyNotReadyReason: a policy that covers the image is not Ready (its Stalled condition says why:
+	// a field, a key or a trust root). Waiting will not help, so the image is Stalled too; it is judged
+	// again as soon as the policy, or the Secret or ConfigMap it reads, changes.
+	PolicyNotReadyReason = "PolicyNotReady"
 )
 
 // Reasons for Stalled=True and Ready=False on an ImageSignaturePolicy.

@@ -17,7 +17,6 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 	"k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
 	"github.com/sigwatch/sigwatch/internal/imageref"
@@ -43,10 +42,10 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Policy is a compiled ImageSignaturePolicy.
 type Policy struct {
-	Name                string
-	Generation          int64
-	Images              []string        // normalized globs
-	NamespaceSelector   labels.Selector // nil: every namespace
+	Name       string
+	Generation int64
+	// Scope is what the policy covers (the compiled policy's selector is known to parse).
+	Scope
 	Authorities         []*Authority
 	Attestations        []*Attestation
 	TrustedRoot         *sigwatchv1alpha1.ConfigMapKeyReference // nil: the public-good root
@@ -92,19 +91,16 @@ func Compile(p *sigwatchv1alpha1.ImageSignaturePolicy, in Inputs) (*Policy, erro
 		return nil, c.fail(sigwatchv1alpha1.InvalidPolicyReason, "spec.images", errors.New("at least one image pattern is required"))
 	}
 	for i, img := range p.Spec.Images {
-		pat := imageref.NormalizePattern(string(img))
-		if err := imageref.ValidatePattern(pat); err != nil {
+		if err := imageref.ValidatePattern(imageref.NormalizePattern(string(img))); err != nil {
 			return nil, c.fail(sigwatchv1alpha1.InvalidPolicyReason, fmt.Sprintf("spec.images[%d]", i), err)
 		}
-		out.Images = append(out.Images, pat)
 	}
 	if p.Spec.NamespaceSelector != nil {
-		sel, err := v1.LabelSelectorAsSelector(p.Spec.NamespaceSelector)
-		if err != nil {
+		if _, err := v1.LabelSelectorAsSelector(p.Spec.NamespaceSelector); err != nil {
 			return nil, c.fail(sigwatchv1alpha1.InvalidPolicyReason, "spec.namespaceSelector", err)
 		}
-		out.NamespaceSelector = sel
 	}
+	out.Scope = ScopeOf(p.Spec)
 	if p.Spec.SignatureRepository != "" {
 		repo, err := imageref.NormalizeRepository(p.Spec.SignatureRepository)
 		if err != nil {
@@ -275,21 +271,6 @@ func contentHash(spec sigwatchv1alpha1.ImageSignaturePolicySpec, keyPEMs []strin
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// Matches reports whether the policy covers the normalized repository in a namespace with the given
-// labels (nil labels: the namespace is not considered, as for the CLI).
-func (p *Policy) Matches(repository string, namespaceLabels labels.Set) bool {
-	if namespaceLabels != nil && p.NamespaceSelector != nil && !p.NamespaceSelector.Matches(namespaceLabels) {
-		return false
-	}
-	return p.MatchesImage(repository)
-}
-
-// MatchesImage reports whether one of the policy's globs matches the normalized repository.
-func (p *Policy) MatchesImage(repository string) bool {
-	for _, pat := range p.Images {
-		if imageref.Match(pat, repository) {
-			return true
-		}
-	}
-	return false
-}
+// MatchesImage reports whether one of the policy's globs matches the normalized repository, whatever the
+// namespace (the CLI's question).
+func (p *Policy) MatchesImage(repository string) bool { return p.Covers(repository, nil) }

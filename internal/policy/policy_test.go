@@ -241,9 +241,9 @@ func TestMatches(t *testing.T) {
 	p.Spec.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"team": "a"}}
 	cp, err := Compile(p, Inputs{})
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(cp.Matches("ghcr.io/yourorg/app", labels.Set{"team": "a"})).To(BeTrue())
-	g.Expect(cp.Matches("ghcr.io/yourorg/app", labels.Set{"team": "b"})).To(BeFalse())
-	g.Expect(cp.Matches("docker.io/library/nginx", labels.Set{"team": "a"})).To(BeTrue())
-	g.Expect(cp.Matches("ghcr.io/other/app", labels.Set{"team": "a"})).To(BeFalse())
-	g.Expect(cp.Matches("ghcr.io/yourorg/app", nil)).To(BeTrue(), "no namespace: the CLI")
+	g.Expect(cp.Covers("ghcr.io/yourorg/app", labels.Set{"team": "a"})).To(BeTrue())
+	g.Expect(cp.Covers("ghcr.io/yourorg/app", labels.Set{"team": "b"})).To(BeFalse())
+	g.Expect(cp.Covers("docker.io/library/nginx", labels.Set{"team": "a"})).To(BeTrue())
+	g.Expect(cp.Covers("ghcr.io/other/app", labels.Set{"team": "a"})).To(BeFalse())
+	g.Expect(cp.Covers("ghcr.io/yourorg/app", nil)).To(BeTrue(), "no namespace: the CLI")
 }

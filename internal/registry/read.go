@@ -32,7 +32,7 @@ const acceptManifests = string(types.OCIManifestSchema1) + "," + string(types.OC
 // which registries such as Docker Hub do not count against pull quotas. Size is 0 when the registry
 // sent no Content-Length. A missing manifest is ErrNotFound; for a digest reference, a registry that
 // reports another digest gives ErrDigestMismatch.
-func (c *Client) Head(ctx context.Context, ref name.Reference) (*v1.Descriptor, error) {
+func (c *Reader) Head(ctx context.Context, ref name.Reference) (*v1.Descriptor, error) {
 	desc, err := c.head(ctx, ref)
 	if err != nil {
 		return nil, fmt.Errorf("HEAD manifest %s: %w", ref, err)
@@ -40,7 +40,7 @@ func (c *Client) Head(ctx context.Context, ref name.Reference) (*v1.Descriptor, 
 	return desc, nil
 }
 
-func (c *Client) head(ctx context.Context, ref name.Reference) (*v1.Descriptor, error) {
+func (c *Reader) head(ctx context.Context, ref name.Reference) (*v1.Descriptor, error) {
 	resp, err := c.do(ctx, ref.Context(), http.MethodHead, apiURL(ref.Context(), "manifests", ref.Identifier()), acceptManifests)
 	if err != nil {
 		return nil, err
@@ -77,7 +77,7 @@ func (c *Client) head(ctx context.Context, ref name.Reference) (*v1.Descriptor, 
 // Manifest returns the manifest with the given digest in repo and its media type. It reads at most
 // Options.MaxManifestSize bytes (a larger manifest is ErrTooLarge, detected from Content-Length before
 // reading when the registry sends one) and checks the body against digest (ErrDigestMismatch).
-func (c *Client) Manifest(ctx context.Context, repo name.Repository, digest v1.Hash) ([]byte, types.MediaType, error) {
+func (c *Reader) Manifest(ctx context.Context, repo name.Repository, digest v1.Hash) ([]byte, types.MediaType, error) {
 	b, mt, err := c.manifest(ctx, repo, digest)
 	if err != nil {
 		return nil, "", fmt.Errorf("GET manifest %s: %w", repo.Digest(digest.String()), err)
@@ -85,7 +85,7 @@ func (c *Client) Manifest(ctx context.Context, repo name.Repository, digest v1.H
 	return b, mt, nil
 }
 
-func (c *Client) manifest(ctx context.Context, repo name.Repository, digest v1.Hash) ([]byte, types.MediaType, error) {
+func (c *Reader) manifest(ctx context.Context, repo name.Repository, digest v1.Hash) ([]byte, types.MediaType, error) {
 	resp, err := c.do(ctx, repo, http.MethodGet, apiURL(repo, "manifests", digest.String()), acceptManifests)
 	if err != nil {
 		return nil, "", err
@@ -104,7 +104,7 @@ func (c *Client) manifest(ctx context.Context, repo name.Repository, digest v1.H
 // Blob returns the blob with the given digest in repo, reading at most limit bytes: Options.MaxBlobSize,
 // or less when 0 < limit < MaxBlobSize (pass the size from the layer descriptor). A larger blob is
 // ErrTooLarge, a body that does not hash to digest is ErrDigestMismatch.
-func (c *Client) Blob(ctx context.Context, repo name.Repository, digest v1.Hash, limit int64) ([]byte, error) {
+func (c *Reader) Blob(ctx context.Context, repo name.Repository, digest v1.Hash, limit int64) ([]byte, error) {
 	b, err := c.blob(ctx, repo, digest, limit)
 	if err != nil {
 		return nil, fmt.Errorf("GET blob %s: %w", repo.Digest(digest.String()), err)
@@ -112,7 +112,7 @@ func (c *Client) Blob(ctx context.Context, repo name.Repository, digest v1.Hash,
 	return b, nil
 }
 
-func (c *Client) blob(ctx context.Context, repo name.Repository, digest v1.Hash, limit int64) ([]byte, error) {
+func (c *Reader) blob(ctx context.Context, repo name.Repository, digest v1.Hash, limit int64) ([]byte, error) {
 	if limit <= 0 || limit > c.opts.MaxBlobSize {
 		limit = c.opts.MaxBlobSize
 	}
@@ -137,7 +137,7 @@ func (c *Client) blob(ctx context.Context, repo name.Repository, digest v1.Hash,
 // go-containerregistry write); a missing tag means no referrers. The listing is read up to
 // Options.MaxManifestSize bytes per page (ErrTooLarge); more than Options.MaxReferrers kept
 // descriptors is ErrTooMany. See Fingerprint for change detection.
-func (c *Client) Referrers(ctx context.Context, repo name.Repository, digest v1.Hash, artifactType string) ([]v1.Descriptor, error) {
+func (c *Reader) Referrers(ctx context.Context, repo name.Repository, digest v1.Hash, artifactType string) ([]v1.Descriptor, error) {
 	descs, err := c.referrers(ctx, repo, digest, artifactType)
 	if err != nil {
 		return nil, fmt.Errorf("listing referrers of %s: %w", repo.Digest(digest.String()), err)
@@ -146,7 +146,7 @@ func (c *Client) Referrers(ctx context.Context, repo name.Repository, digest v1.
 	return descs, nil
 }
 
-func (c *Client) referrers(ctx context.Context, repo name.Repository, digest v1.Hash, artifactType string) ([]v1.Descriptor, error) {
+func (c *Reader) referrers(ctx context.Context, repo name.Repository, digest v1.Hash, artifactType string) ([]v1.Descriptor, error) {
 	u := apiURL(repo, "referrers", digest.String())
 	if artifactType != "" {
 		u += "?" + url.Values{"artifactType": {artifactType}}.Encode()
@@ -177,7 +177,7 @@ func (c *Client) referrers(ctx context.Context, repo name.Repository, digest v1.
 }
 
 // referrersTag reads the referrers tag schema: an OCI image index tagged sha256-<hex>.
-func (c *Client) referrersTag(ctx context.Context, repo name.Repository, digest v1.Hash, artifactType string) ([]v1.Descriptor, error) {
+func (c *Reader) referrersTag(ctx context.Context, repo name.Repository, digest v1.Hash, artifactType string) ([]v1.Descriptor, error) {
 	tag := digest.Algorithm + "-" + digest.Hex
 	// A HEAD first: registries that count manifest GETs against pull quotas do not count HEADs, and an
 	// unchanged index (same digest) is not read again.
@@ -266,8 +266,8 @@ func Fingerprint(descs []v1.Descriptor) string {
 
 // do sends a request for repo and returns the response when its status is one of ok (default 200).
 // Other statuses and transport failures are returned as classified errors.
-func (c *Client) do(ctx context.Context, repo name.Repository, method, u, accept string, ok ...int) (*http.Response, error) {
-	hc, err := c.client(ctx, repo)
+func (c *Reader) do(ctx context.Context, repo name.Repository, method, u, accept string, ok ...int) (*http.Response, error) {
+	hc, err := c.client(ctx, c.creds, repo)
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +288,7 @@ func (c *Client) do(ctx context.Context, repo name.Repository, method, u, accept
 	if err := transport.CheckError(resp, ok...); err != nil {
 		_ = resp.Body.Close()
 		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-			c.forget(ctx, repo)
+			c.forget(c.creds, repo)
 		}
 		return nil, classify(err)
 	}

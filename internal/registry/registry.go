@@ -15,7 +15,9 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"k8s.io/utils/lru"
 )
 
@@ -200,14 +202,35 @@ func (c *Client) observe(method string, code int) {
 	}
 }
 
-// client returns an HTTP client authenticated for pulling from repo, pinging the registry and fetching
-// a token when no recent one is cached.
-func (c *Client) client(ctx context.Context, repo name.Repository) (*http.Client, error) {
+// Credentials are the registry credentials of one request, for example the pull secrets of the pods
+// that run an image. The zero value means Options.Keychain.
+type Credentials struct {
+	// Keychain resolves the credentials per repository (nil: Options.Keychain).
+	Keychain authn.Keychain
+	// ID names the credentials Keychain holds (for example a hash of the pull secrets and their resource
+	// versions). It keys the cache of authenticated transports: requests with other credentials never
+	// reuse a transport, so it must differ whenever the credentials do.
+	ID string
+}
+
+// Reader reads registries with one set of credentials. Get one from Client.With; it is cheap and safe
+// for concurrent use.
+type Reader struct {
+	*Client
+	creds Credentials
+}
+
+// With returns a Reader whose requests use creds.
+func (c *Client) With(creds Credentials) *Reader { return &Reader{Client: c, creds: creds} }
+
+// client returns an HTTP client authenticated with creds for pulling from repo, pinging the registry and
+// fetching a token when no recent one is cached.
+func (c *Client) client(ctx context.Context, creds Credentials, repo name.Repository) (*http.Client, error) {
 	keychain := c.opts.Keychain
-	if kc, ok := ctx.Value(keychainKey{}).(scopedKeychain); ok {
-		keychain = kc.keychain
+	if creds.Keychain != nil {
+		keychain = creds.Keychain
 	}
-	key := c.authKey(ctx, repo)
+	key := authKey(creds, repo)
 	if v, ok := c.auth.Get(key); ok {
 		e := v.(authEntry)
 		if c.now().Sub(e.created) < authCacheTTL {
@@ -228,33 +251,38 @@ func (c *Client) client(ctx context.Context, repo name.Repository) (*http.Client
 	return &http.Client{Transport: rt}, nil
 }
 
-// forget drops the cached transports of repo, so that the next call authenticates again.
-func (c *Client) forget(ctx context.Context, repo name.Repository) {
-	c.auth.Remove(c.authKey(ctx, repo))
+// forget drops the cached transport of repo for creds, so that the next call authenticates again.
+func (c *Client) forget(creds Credentials, repo name.Repository) {
+	c.auth.Remove(authKey(creds, repo))
 }
 
-// authKey keys the cache of authenticated transports by credentials and repository.
-func (c *Client) authKey(ctx context.Context, repo name.Repository) string {
-	id := ""
-	if kc, ok := ctx.Value(keychainKey{}).(scopedKeychain); ok {
-		id = kc.id
+// authKey keys the cache of authenticated transports by credentials and repository. The default
+// keychain's transports are never shared with a request's own credentials, whatever their ID.
+func authKey(creds Credentials, repo name.Repository) string {
+	if creds.Keychain == nil {
+		return "default|" + repo.Name()
 	}
-	return id + "|" + repo.Name()
+	return "creds:" + creds.ID + "|" + repo.Name()
 }
 
-type keychainKey struct{}
-
-type scopedKeychain struct {
-	keychain authn.Keychain
-	id       string
+// Head is Reader.Head with Options.Keychain.
+func (c *Client) Head(ctx context.Context, ref name.Reference) (*v1.Descriptor, error) {
+	return c.With(Credentials{}).Head(ctx, ref)
 }
 
-// WithKeychain returns a context whose requests use keychain instead of Options.Keychain, for example the
-// pull secrets of the pods that run an image. id identifies the credentials (it keys the cache of
-// authenticated transports, so that one set of credentials is never used for a request made with
-// another).
-func WithKeychain(ctx context.Context, keychain authn.Keychain, id string) context.Context {
-	return context.WithValue(ctx, keychainKey{}, scopedKeychain{keychain: keychain, id: id})
+// Manifest is Reader.Manifest with Options.Keychain.
+func (c *Client) Manifest(ctx context.Context, repo name.Repository, digest v1.Hash) ([]byte, types.MediaType, error) {
+	return c.With(Credentials{}).Manifest(ctx, repo, digest)
+}
+
+// Blob is Reader.Blob with Options.Keychain.
+func (c *Client) Blob(ctx context.Context, repo name.Repository, digest v1.Hash, limit int64) ([]byte, error) {
+	return c.With(Credentials{}).Blob(ctx, repo, digest, limit)
+}
+
+// Referrers is Reader.Referrers with Options.Keychain.
+func (c *Client) Referrers(ctx context.Context, repo name.Repository, digest v1.Hash, artifactType string) ([]v1.Descriptor, error) {
+	return c.With(Credentials{}).Referrers(ctx, repo, digest, artifactType)
 }
 
 // secure returns repo marked insecure exactly when its registry matches Options.Insecure. The mark

@@ -2,34 +2,63 @@ package registry
 
 import (
 	"context"
+	"net/http"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
 	. "github.com/onsi/gomega"
 )
 
-type countingKeychain struct{ calls int }
+type countingKeychain struct {
+	calls int
+	auth  authn.Authenticator
+}
 
 func (k *countingKeychain) Resolve(authn.Resource) (authn.Authenticator, error) {
 	k.calls++
-	return authn.Anonymous, nil
+	if k.auth == nil {
+		return authn.Anonymous, nil
+	}
+	return k.auth, nil
 }
 
-// TestWithKeychainScopesCredentials: a request made with other credentials never reuses a transport
-// authenticated with the first ones.
-func TestWithKeychainScopesCredentials(t *testing.T) {
+// TestCredentialsScopeTransports: credentials travel with the request (Client.With), and a request made
+// with other credentials, or with none, never reuses a transport authenticated with the first ones.
+func TestCredentialsScopeTransports(t *testing.T) {
 	g := NewWithT(t)
-	c := New(Options{Insecure: []string{"127.0.0.1:*"}})
-	repo, err := name.NewRepository("127.0.0.1:1/app")
+	tr := newTestRegistry(t, true)
+	repo := tr.repo(t, "team/private")
+	img := tr.pushImage(t, repo, "v1", 64)
+	// From here on the registry answers only user "team" with the right password.
+	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if u, p, ok := r.BasicAuth(); ok && u == "team" && p == "s3cret" {
+			return false
+		}
+		w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+		w.WriteHeader(http.StatusUnauthorized)
+		return true
+	})
+	c := New(Options{Insecure: []string{"127.0.0.1:*"}, MaxRetries: -1})
+	good := &countingKeychain{auth: &authn.Basic{Username: "team", Password: "s3cret"}}
+	wrong := &countingKeychain{auth: &authn.Basic{Username: "team", Password: "guess"}}
+	ref := repo.Digest(mustDigest(t, img).String())
+
+	_, err := c.With(Credentials{Keychain: good, ID: "namespace-a"}).Head(context.Background(), ref)
+	g.Expect(err).NotTo(HaveOccurred(), "the pods' own credentials are used")
+	_, err = c.With(Credentials{Keychain: good, ID: "namespace-a"}).Head(context.Background(), ref)
 	g.Expect(err).NotTo(HaveOccurred())
-	a, b := &countingKeychain{}, &countingKeychain{}
-	ctxA := WithKeychain(context.Background(), a, "namespace-a")
-	ctxB := WithKeychain(context.Background(), b, "namespace-b")
-	g.Expect(c.authKey(ctxA, repo)).NotTo(Equal(c.authKey(ctxB, repo)))
-	g.Expect(c.authKey(context.Background(), repo)).To(Equal("|127.0.0.1:1/app"))
-	_, _ = c.client(ctxA, repo) // the registry is not there: the keychain is still asked first
-	_, _ = c.client(ctxB, repo)
-	g.Expect(a.calls).To(Equal(1))
-	g.Expect(b.calls).To(Equal(1))
+	g.Expect(good.calls).To(Equal(1), "the same credentials reuse their authenticated transport")
+
+	_, err = c.With(Credentials{Keychain: wrong, ID: "namespace-b"}).Head(context.Background(), ref)
+	g.Expect(err).To(Satisfy(IsUnavailable), "other credentials never ride on namespace-a's transport")
+	g.Expect(wrong.calls).To(Equal(1))
+
+	_, err = c.Head(context.Background(), ref)
+	g.Expect(err).To(Satisfy(IsUnavailable), "the default (anonymous) keychain never rides on it either")
+
+	_, err = c.With(Credentials{Keychain: wrong}).Head(context.Background(), ref)
+	g.Expect(err).To(Satisfy(IsUnavailable), "credentials without an ID do not share the default's transports")
+
+	g.Expect(authKey(Credentials{}, repo)).NotTo(Equal(authKey(Credentials{Keychain: good}, repo)))
+	g.Expect(authKey(Credentials{Keychain: good, ID: "a"}, repo)).NotTo(Equal(authKey(Credentials{Keychain: good, ID: "b"}, repo)))
 }

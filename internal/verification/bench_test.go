@@ -10,6 +10,7 @@ import (
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
 	"github.com/sigwatch/sigwatch/internal/imageref"
 	"github.com/sigwatch/sigwatch/internal/policy"
+	"github.com/sigwatch/sigwatch/internal/registry"
 	"github.com/sigwatch/sigwatch/internal/signatures"
 	testregistry "github.com/sigwatch/sigwatch/test/registry"
 	"github.com/sigwatch/sigwatch/test/sigstore"
@@ -103,14 +104,15 @@ func BenchmarkDiscovery(b *testing.B) {
 	imgs, _ := signedImages(b, 1, false)
 	eng, _ := newEngine(b, embeddedRoot(b))
 	where := signatures.Where{Image: imgs[0]}
+	d := eng.discoverer(registry.Credentials{})
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		st, err := eng.discovery.State(context.Background(), where, false)
+		st, err := d.State(context.Background(), where, false)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := eng.discovery.Fetch(context.Background(), st); err != nil {
+		if _, err := d.Fetch(context.Background(), st); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -152,7 +154,7 @@ func BenchmarkCachedVerdictMemory(b *testing.B) {
 
 // verdictKeyFor recomputes the cache key of a verdict.
 func verdictKeyFor(e *Engine, img imageref.Image, p *policy.Policy) string {
-	st, err := e.discovery.State(context.Background(), signatures.Where{Image: img}, false)
+	st, err := e.discoverer(registry.Credentials{}).State(context.Background(), signatures.Where{Image: img}, false)
 	if err != nil {
 		return ""
 	}

@@ -25,8 +25,8 @@ type RootResolver func(ctx context.Context, p *policy.Policy) (*trust.Root, erro
 
 // Options configure an Engine.
 type Options struct {
-	// Registry reads the registry (an *registry.Client).
-	Registry signatures.Registry
+	// Registry reads the registries, with each request's credentials.
+	Registry *registry.Client
 	// Roots resolves each policy's trust root.
 	Roots RootResolver
 	// Timeout is the deadline of one verification (default 60s).
@@ -46,7 +46,6 @@ type Options struct {
 // Engine verifies image digests. It is safe for concurrent use; one Engine serves every SignedImage.
 type Engine struct {
 	opts      Options
-	discovery *signatures.Discoverer
 	verifiers verifiers
 	verdicts  *lru.Cache // cacheKey -> policyVerdict
 	states    *lru.Cache // where -> stateEntry
@@ -65,9 +64,7 @@ func New(opts Options) *Engine {
 		opts.Clock = time.Now
 	}
 	return &Engine{
-		opts: opts,
-		discovery: &signatures.Discoverer{Registry: opts.Registry,
-			MaxSignatures: opts.MaxSignatures, MaxAttestations: opts.MaxAttestations},
+		opts:     opts,
 		verdicts: lru.New(opts.CacheSize),
 		states:   lru.New(opts.CacheSize),
 	}
@@ -80,6 +77,15 @@ type Request struct {
 	// Fresh skips the cached registry state (not the cached verdicts, which depend on it): a forced
 	// re-verification asks the registry again.
 	Fresh bool
+	// Credentials read the registry (zero: the registry client's own keychain), for example the pull
+	// secrets of the pods that run the image.
+	Credentials registry.Credentials
+}
+
+// discoverer finds signatures with one request's credentials.
+func (e *Engine) discoverer(creds registry.Credentials) *signatures.Discoverer {
+	return &signatures.Discoverer{Registry: e.opts.Registry.With(creds),
+		MaxSignatures: e.opts.MaxSignatures, MaxAttestations: e.opts.MaxAttestations}
 }
 
 // policyVerdict is what is cached per (digest, signature set, policy, trust root).
@@ -124,7 +130,7 @@ func (e *Engine) Verify(ctx context.Context, req Request) *Result {
 	seen := map[string]int{} // signature manifest+format+subject -> index in res.Signatures
 	for _, sigRepo := range order {
 		where := signatures.Where{Image: req.Image, SignatureRepository: sigRepo}
-		verdicts, cached := e.verifyGroup(ctx, where, groups[sigRepo], req.Fresh)
+		verdicts, cached := e.verifyGroup(ctx, e.discoverer(req.Credentials), where, groups[sigRepo], req.Fresh)
 		res.Cached = res.Cached && cached
 		for _, v := range verdicts {
 			res.Policies = append(res.Policies, v.result)
@@ -152,7 +158,7 @@ func mergeSignatures(res *Result, seen map[string]int, sigs []Signature) {
 }
 
 // verifyGroup judges the policies whose signatures live in one place.
-func (e *Engine) verifyGroup(ctx context.Context, where signatures.Where, pols []*policy.Policy, fresh bool) ([]policyVerdict, bool) {
+func (e *Engine) verifyGroup(ctx context.Context, d *signatures.Discoverer, where signatures.Where, pols []*policy.Policy, fresh bool) ([]policyVerdict, bool) {
 	out := make([]policyVerdict, len(pols))
 	roots := make([]*trust.Root, len(pols))
 	pending := []int{}
@@ -170,7 +176,7 @@ func (e *Engine) verifyGroup(ctx context.Context, where signatures.Where, pols [
 	if len(pending) == 0 {
 		return out, false
 	}
-	st, err := e.state(ctx, where, attestations, fresh)
+	st, err := e.state(ctx, d, where, attestations, fresh)
 	if err != nil {
 		for _, i := range pending {
 			out[i] = policyVerdict{result: errorResult(pols[i].Name, where.Image, err)}
@@ -178,7 +184,7 @@ func (e *Engine) verifyGroup(ctx context.Context, where signatures.Where, pols [
 		return out, false
 	}
 	allCached := true
-	fetch := sync.OnceValues(func() ([]signatures.Candidate, error) { return e.fetch(ctx, st) })
+	fetch := sync.OnceValues(func() ([]signatures.Candidate, error) { return e.fetch(ctx, d, st) })
 	for _, i := range pending {
 		p := pols[i]
 		key := strings.Join([]string{where.Image.Digest, where.SignatureRepository, st.Key(), p.Hash, roots[i].Version}, "|")
@@ -205,7 +211,7 @@ func (e *Engine) verifyGroup(ctx context.Context, where signatures.Where, pols [
 
 // state learns what exists for the digest, sharing one round of requests between concurrent and recent
 // callers.
-func (e *Engine) state(ctx context.Context, where signatures.Where, attestations, fresh bool) (*signatures.State, error) {
+func (e *Engine) state(ctx context.Context, d *signatures.Discoverer, where signatures.Where, attestations, fresh bool) (*signatures.State, error) {
 	key := fmt.Sprintf("%s|%s|%t", where.Image, where.SignatureRepository, attestations)
 	if !fresh && e.opts.StateTTL > 0 {
 		if v, ok := e.states.Get(key); ok {
@@ -216,7 +222,7 @@ func (e *Engine) state(ctx context.Context, where signatures.Where, attestations
 		}
 	}
 	v, err, _ := e.flight.Do("state|"+key, func() (any, error) {
-		st, err := e.discovery.State(ctx, where, attestations)
+		st, err := d.State(ctx, where, attestations)
 		if err != nil {
 			return nil, err
 		}
@@ -229,9 +235,9 @@ func (e *Engine) state(ctx context.Context, where signatures.Where, attestations
 	return v.(*signatures.State), nil
 }
 
-func (e *Engine) fetch(ctx context.Context, st *signatures.State) ([]signatures.Candidate, error) {
+func (e *Engine) fetch(ctx context.Context, d *signatures.Discoverer, st *signatures.State) ([]signatures.Candidate, error) {
 	v, err, _ := e.flight.Do("fetch|"+st.Where.Image.String()+"|"+st.Where.SignatureRepository+"|"+st.Key(), func() (any, error) {
-		return e.discovery.Fetch(ctx, st)
+		return d.Fetch(ctx, st)
 	})
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/registry"
 	"github.com/sigwatch/sigwatch/internal/signatures"
 	"github.com/sigwatch/sigwatch/internal/trust"
 	testregistry "github.com/sigwatch/sigwatch/test/registry"
@@ -40,9 +41,9 @@ func TestCosignReferrerVector(t *testing.T) {
 			eng, _ := newEngine(t, tr)
 
 			where := signatures.Where{Image: image(t, d)}
-			st, err := eng.discovery.State(ctx, where, true)
+			st, err := eng.discoverer(registry.Credentials{}).State(ctx, where, true)
 			g.Expect(err).NotTo(HaveOccurred())
-			cands, err := eng.discovery.Fetch(ctx, st)
+			cands, err := eng.discoverer(registry.Credentials{}).Fetch(ctx, st)
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(cands).To(HaveLen(1))
 			c := &cands[0]

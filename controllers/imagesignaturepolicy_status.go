@@ -1,0 +1,48 @@
+package controllers
+
+import (
+	"errors"
+	"fmt"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/policy"
+)
+
+// readiness is what a policy's inputs mean, decided in one place for both controllers: the policy
+// controller writes it as Ready and Stalled, the SignedImage controller judges the images a policy that
+// is not ready covers as PolicyNotReady.
+type readiness struct {
+	ready   bool
+	reason  string
+	message string
+}
+
+// readinessOf decides the readiness of a resolved policy from PolicyResolver.Resolve's answer, which must
+// not be transient (that is retried, not reported).
+func readinessOf(rp *ResolvedPolicy, err error) readiness {
+	if err != nil {
+		var perr *policy.Error
+		if errors.As(err, &perr) {
+			return readiness{reason: perr.Reason, message: fmt.Sprintf("%s: %v", perr.Field, perr.Err)}
+		}
+		return readiness{reason: sigwatchv1alpha1.InvalidPolicyReason, message: err.Error()}
+	}
+	return readiness{ready: true, reason: sigwatchv1alpha1.PolicyReadyReason,
+		message: fmt.Sprintf("%d authorities, %d attestations, trust root %s", len(rp.Policy.Authorities), len(rp.Policy.Attestations), rp.Root.Source)}
+}
+
+// conditions are the policy's Ready and Stalled conditions: a policy that is not ready is stalled until
+// its spec or an object it reads changes.
+func (r readiness) conditions(generation int64) (ready, stalled metav1.Condition) {
+	ready = metav1.Condition{Type: sigwatchv1alpha1.ReadyCondition, Status: metav1.ConditionTrue, Reason: r.reason,
+		Message: r.message, ObservedGeneration: generation}
+	stalled = metav1.Condition{Type: sigwatchv1alpha1.StalledCondition, Status: metav1.ConditionFalse, Reason: r.reason,
+		Message: "the policy compiled and its trust root and keys loaded", ObservedGeneration: generation}
+	if !r.ready {
+		ready.Status = metav1.ConditionFalse
+		stalled.Status, stalled.Message = metav1.ConditionTrue, r.message
+	}
+	return ready, stalled
+}
