@@ -225,10 +225,7 @@ func signatureInfos(sigs []verification.Signature) []sigwatchv1alpha1.SignatureI
 func signerOf(sigs []verification.Signature) string {
 	for _, s := range sigs {
 		if s.Verified() && s.PredicateType == "" {
-			if s.Subject != "" {
-				return s.Subject
-			}
-			return "key:" + s.KeyID[:min(12, len(s.KeyID))]
+			return verification.Signer(s.Subject, s.KeyID)
 		}
 	}
 	return ""

@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -138,7 +136,10 @@ func RunManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) error {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
 	if _, err := controllers.Setup(ctx, mgr, controllers.Config{
-		PublicGood: publicGoodLoader(o, logger),
+		PublicGood: (&trust.PublicGoodCache{
+			Options: trust.PublicGoodOptions{Offline: o.OfflineTrustRoot, CacheDir: o.TUFCacheDir},
+			Warn:    func(err error) { logger.Info("public-good trust root", "warning", err.Error()) },
+		}).Get,
 		Registry: registry.Options{
 			Insecure:       o.InsecureRegistries,
 			RequestTimeout: o.RegistryTimeout,
@@ -163,43 +164,6 @@ func RunManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) error {
 	logger.Info("starting", "version", versionString(), "insecureRegistries", strings.Join(o.InsecureRegistries, ","),
 		"maxConcurrentVerifications", o.MaxConcurrent, "gcGrace", o.GCGrace, "noMatchPolicy", o.NoMatchPolicy)
 	return mgr.Start(ctx)
-}
-
-// publicGoodLoader loads the public-good trust root once (TUF, falling back to the embedded snapshot)
-// and refreshes it daily.
-func publicGoodLoader(o ManagerOptions, logger logr.Logger) func(context.Context) (*trust.Root, error) {
-	var (
-		mu     sync.Mutex
-		root   *trust.Root
-		loaded time.Time
-	)
-	return func(ctx context.Context) (*trust.Root, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		refresh := 24 * time.Hour
-		if root != nil && root.Source == trust.SourceEmbedded && !o.OfflineTrustRoot {
-			refresh = 10 * time.Minute // TUF failed: try again soon
-		}
-		if root != nil && time.Since(loaded) < refresh {
-			return root, nil
-		}
-		r, err := trust.PublicGood(ctx, trust.PublicGoodOptions{Offline: o.OfflineTrustRoot, CacheDir: o.TUFCacheDir})
-		if err != nil {
-			logger.Info("public-good trust root", "source", sourceOf(r), "warning", err.Error())
-		}
-		if r == nil {
-			return nil, err
-		}
-		root, loaded = r, time.Now()
-		return root, nil
-	}
-}
-
-func sourceOf(r *trust.Root) string {
-	if r == nil {
-		return "none"
-	}
-	return r.Source
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {

@@ -171,23 +171,18 @@ func cliRoots(ctx context.Context, f verifyFlags, stderr io.Writer) (verificatio
 		}
 		return func(context.Context, *policy.Policy) (*trust.Root, error) { return tr, nil }, nil
 	}
-	var publicGood *trust.Root
+	publicGood := &trust.PublicGoodCache{Options: trust.PublicGoodOptions{Offline: f.offline},
+		Warn: func(err error) { fmt.Fprintf(stderr, "sigwatch verify: %v\n", err) }}
 	return func(ctx context.Context, p *policy.Policy) (*trust.Root, error) {
 		if p.TrustedRoot != nil {
 			return nil, fmt.Errorf("%w: policy %s uses the trusted root in ConfigMap %s/%s; pass it with --trusted-root",
 				trust.ErrUnavailable, p.Name, p.TrustedRoot.Namespace, p.TrustedRoot.Name)
 		}
-		if publicGood == nil {
-			tr, err := trust.PublicGood(ctx, trust.PublicGoodOptions{Offline: f.offline})
-			if err != nil {
-				fmt.Fprintf(stderr, "sigwatch verify: %v\n", err)
-			}
-			if tr == nil {
-				return nil, errors.Join(trust.ErrUnavailable, err)
-			}
-			publicGood = tr
+		tr, err := publicGood.Get(ctx)
+		if err != nil {
+			return nil, errors.Join(trust.ErrUnavailable, err)
 		}
-		return publicGood, nil
+		return tr, nil
 	}, nil
 }
 
@@ -224,10 +219,7 @@ func printText(w io.Writer, res *verification.Result) {
 			if s.PredicateType != "" {
 				kind = "attestation " + s.PredicateType
 			}
-			signer := s.Subject
-			if signer == "" && s.KeyID != "" {
-				signer = "key " + s.KeyID[:12]
-			}
+			signer := verification.Signer(s.Subject, s.KeyID)
 			accepted := "yes, by " + s.Authority
 			if !s.Verified() {
 				accepted = "no: " + s.Reason

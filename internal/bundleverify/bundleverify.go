@@ -13,16 +13,16 @@ package bundleverify
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
-	"github.com/sigstore/sigstore-go/pkg/root"
-	"github.com/sigstore/sigstore-go/pkg/tlog"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 
+	"github.com/sigwatch/sigwatch/internal/sigconf"
 	"github.com/sigwatch/sigwatch/internal/trust"
 )
 
@@ -118,11 +118,11 @@ func Verify(ctx context.Context, req Request) (*Result, error) {
 	if err := checks.signerKindMatches(b); err != nil {
 		return nil, err
 	}
-	opts, err := checks.verifierOptions(b, req.TrustRoot)
+	rules, err := checks.rules(b)
 	if err != nil {
 		return nil, err
 	}
-	v, err := verify.NewVerifier(checks.material, opts...)
+	v, err := sigconf.NewVerifier(rules, req.TrustRoot, checks.key)
 	if err != nil {
 		return nil, fmt.Errorf("configuring the verifier: %w", err) // a bug here, not the request's fault
 	}
@@ -141,8 +141,8 @@ type checks struct {
 	keyless  bool
 	artifact verify.ArtifactPolicyOption
 	signer   verify.PolicyOption
-	material root.TrustedMaterial
 	keyID    string
+	key      crypto.PublicKey
 }
 
 func compile(req *Request) (*checks, error) {
@@ -163,7 +163,7 @@ func compile(req *Request) (*checks, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &checks{keyless: keyless, artifact: artifact, material: req.TrustRoot.Material}
+	c := &checks{keyless: keyless, artifact: artifact}
 	if keyless {
 		ci, err := req.Identity.certificateIdentity()
 		if err != nil {
@@ -172,14 +172,11 @@ func compile(req *Request) (*checks, error) {
 		c.signer = verify.WithCertificateIdentity(ci)
 		return c, nil
 	}
-	pk, err := parsePublicKey(req.PublicKey)
+	key, id, err := sigconf.ParsePublicKey(req.PublicKey)
 	if err != nil {
-		return nil, err
+		return nil, invalid("PublicKey: %v", err)
 	}
-	c.signer, c.keyID = verify.WithKey(), pk.id
-	// The trust root still vouches for the logs and timestamp authorities; the key vouches for the
-	// signature.
-	c.material = root.TrustedMaterialCollection{req.TrustRoot.Material, pk.material}
+	c.signer, c.keyID, c.key = verify.WithKey(), id, key
 	return c, nil
 }
 
@@ -200,43 +197,19 @@ func (c *checks) signerKindMatches(b *bundle.Bundle) error {
 	return nil
 }
 
-// verifierOptions states the rules of the package comment.
-func (c *checks) verifierOptions(b *bundle.Bundle, tr *trust.Root) ([]verify.VerifierOption, error) {
+// rules states the rules of the package comment: a keyless bundle needs a log entry; a key-signed one
+// has what it carries verified.
+func (c *checks) rules(b *bundle.Bundle) (sigconf.Rules, error) {
 	if c.keyless {
-		// Fulcio certificates live minutes: they are checked at a time a log or a timestamp authority
-		// certified, never at "now".
-		opts := []verify.VerifierOption{verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1)}
-		if tr.RequireSCT() {
-			opts = append(opts, verify.WithSignedCertificateTimestamps(1))
-		}
-		return opts, nil
+		return sigconf.Rules{Keyless: true, TransparencyLog: true}, nil
 	}
 	entries, err := b.TlogEntries()
 	if err != nil {
-		return nil, notVerified("reading transparency log entries: %w", err)
+		return sigconf.Rules{}, notVerified("reading transparency log entries: %w", err)
 	}
-	signedTimestamps, err := b.Timestamps()
-	if err != nil {
-		return nil, notVerified("reading RFC 3161 timestamps: %w", err)
+	r := sigconf.Rules{TransparencyLog: len(entries) > 0}
+	if r.CarriesTime, err = sigconf.CarriesTime(b, r.TransparencyLog); err != nil {
+		return sigconf.Rules{}, notVerified("%w", err)
 	}
-	var opts []verify.VerifierOption
-	if len(entries) > 0 {
-		opts = append(opts, verify.WithTransparencyLog(1))
-	}
-	// What the bundle carries is verified; with nothing to certify a time, the key (valid at any time)
-	// is enough.
-	if len(signedTimestamps) > 0 || hasInclusionPromise(entries) {
-		return append(opts, verify.WithObserverTimestamps(1)), nil
-	}
-	return append(opts, verify.WithNoObserverTimestamps()), nil
-}
-
-// hasInclusionPromise reports whether a log entry carries a signed integrated time (Rekor v1 SET).
-func hasInclusionPromise(entries []*tlog.Entry) bool {
-	for _, e := range entries {
-		if e.HasInclusionPromise() {
-			return true
-		}
-	}
-	return false
+	return r, nil
 }

@@ -5,12 +5,14 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"math/big"
 	"path/filepath"
 	"testing"
 
@@ -367,6 +369,14 @@ func TestVerifyRejectsInvalidRequest(t *testing.T) {
 		"bad key": {func(r *bundleverify.Request) {
 			r.Identity, r.PublicKey = bundleverify.Identity{}, []byte("not a key")
 		}, "PublicKey"},
+		"a key the verifier cannot use, refused as the policy compiler refuses it": {func(r *bundleverify.Request) {
+			n := new(big.Int).Lsh(big.NewInt(1), 8191)
+			der, err := x509.MarshalPKIXPublicKey(&rsa.PublicKey{N: n.Add(n, big.NewInt(1)), E: 65537})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Identity, r.PublicKey = bundleverify.Identity{}, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+		}, "RSA key of 8192 bits is not accepted"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			g := NewWithT(t)

@@ -2,18 +2,14 @@ package bundleverify
 
 import (
 	"bytes"
-	"crypto"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"regexp"
 	"strings"
-	"time"
 
-	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/verify"
-	"github.com/sigstore/sigstore/pkg/cryptoutils"
-	"github.com/sigstore/sigstore/pkg/signature"
+
+	"github.com/sigwatch/sigwatch/internal/sigconf"
 )
 
 // Identity is the signer a keyless bundle must come from: exactly one of CertificateIdentity and
@@ -32,14 +28,6 @@ type Identity struct {
 
 func (id Identity) empty() bool { return id == Identity{} }
 
-// anchor makes a regular expression match whole values only: sigstore-go matches unanchored.
-func anchor(re string) string {
-	if re == "" {
-		return ""
-	}
-	return "^(?:" + re + ")$"
-}
-
 // certificateIdentity checks the exactly-one rules and compiles the anchored matchers.
 func (id Identity) certificateIdentity() (verify.CertificateIdentity, error) {
 	switch {
@@ -52,17 +40,20 @@ func (id Identity) certificateIdentity() (verify.CertificateIdentity, error) {
 	case id.CertificateOIDCIssuer == "" && id.CertificateOIDCIssuerRegexp == "":
 		return verify.CertificateIdentity{}, invalid("one of CertificateOIDCIssuer and CertificateOIDCIssuerRegexp is required")
 	}
-	// Compile here first so that the error names the field and quotes the expression as given.
+	// Anchored here so that an error names the field and quotes the expression as given.
+	anchored := map[string]string{}
 	for _, re := range []struct{ field, value string }{
 		{"CertificateIdentityRegexp", id.CertificateIdentityRegexp},
 		{"CertificateOIDCIssuerRegexp", id.CertificateOIDCIssuerRegexp},
 	} {
-		if _, err := regexp.Compile(anchor(re.value)); err != nil {
+		a, err := sigconf.Anchor(re.value)
+		if err != nil {
 			return verify.CertificateIdentity{}, invalid("%s %q: %v", re.field, re.value, err)
 		}
+		anchored[re.field] = a
 	}
-	ci, err := verify.NewShortCertificateIdentity(id.CertificateOIDCIssuer, anchor(id.CertificateOIDCIssuerRegexp),
-		id.CertificateIdentity, anchor(id.CertificateIdentityRegexp))
+	ci, err := verify.NewShortCertificateIdentity(id.CertificateOIDCIssuer, anchored["CertificateOIDCIssuerRegexp"],
+		id.CertificateIdentity, anchored["CertificateIdentityRegexp"])
 	if err != nil {
 		return verify.CertificateIdentity{}, invalid("certificate identity: %v", err)
 	}
@@ -110,42 +101,6 @@ func (r *Request) artifactPolicy() (verify.ArtifactPolicyOption, error) {
 	default:
 		return nil, invalid("one of Artifact and ArtifactDigest is required")
 	}
-}
-
-// publicKey is a parsed PublicKey: the trusted material that vouches for it and its ID.
-type publicKey struct {
-	material root.TrustedMaterial
-	id       string
-}
-
-// parsePublicKey loads a PEM public key as trusted material valid at any time: a key has no validity
-// window of its own.
-func parsePublicKey(pemData []byte) (*publicKey, error) {
-	pub, err := cryptoutils.UnmarshalPEMToPublicKey(pemData)
-	if err != nil {
-		return nil, invalid("PublicKey: %v", err)
-	}
-	sv, err := signature.LoadDefaultVerifier(pub)
-	if err != nil {
-		return nil, invalid("PublicKey: %v", err)
-	}
-	id, err := keyID(pub)
-	if err != nil {
-		return nil, invalid("PublicKey: %v", err)
-	}
-	key := root.NewExpiringKey(sv, time.Time{}, time.Time{})
-	material := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) { return key, nil })
-	return &publicKey{material: material, id: id}, nil
-}
-
-// keyID is the hex sha256 of the key's PKIX DER form, as sigwatch names keys elsewhere.
-func keyID(pub crypto.PublicKey) (string, error) {
-	der, err := cryptoutils.MarshalPublicKeyToDER(pub)
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(der)
-	return hex.EncodeToString(sum[:]), nil
 }
 
 func invalid(format string, args ...any) error {

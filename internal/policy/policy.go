@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
@@ -20,6 +19,7 @@ import (
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
 	"github.com/sigwatch/sigwatch/internal/imageref"
+	"github.com/sigwatch/sigwatch/internal/sigconf"
 )
 
 // DefaultReverifyInterval applies when a policy does not set reverifyInterval.
@@ -181,7 +181,7 @@ func (c *compiler) authority(field string, a sigwatchv1alpha1.Authority, in Inpu
 		if err != nil {
 			return nil, "", err
 		}
-		key, id, err := ParsePublicKey([]byte(pem))
+		key, id, err := sigconf.ParsePublicKey([]byte(pem))
 		if err != nil {
 			return nil, "", c.fail(sigwatchv1alpha1.KeyUnavailableReason, keyField, err)
 		}
@@ -219,11 +219,11 @@ func (c *compiler) identity(field string, id sigwatchv1alpha1.Identity) (verify.
 	if (id.Subject == "") == (id.SubjectRegExp == "") {
 		return verify.CertificateIdentity{}, c.fail(sigwatchv1alpha1.InvalidPolicyReason, field, errors.New("exactly one of subject or subjectRegExp must be set"))
 	}
-	issuerRE, err := anchored(id.IssuerRegExp)
+	issuerRE, err := sigconf.Anchor(id.IssuerRegExp)
 	if err != nil {
 		return verify.CertificateIdentity{}, c.fail(sigwatchv1alpha1.InvalidPolicyReason, field+".issuerRegExp", err)
 	}
-	subjectRE, err := anchored(id.SubjectRegExp)
+	subjectRE, err := sigconf.Anchor(id.SubjectRegExp)
 	if err != nil {
 		return verify.CertificateIdentity{}, c.fail(sigwatchv1alpha1.InvalidPolicyReason, field+".subjectRegExp", err)
 	}
@@ -248,17 +248,6 @@ func (c *compiler) identity(field string, id sigwatchv1alpha1.Identity) (verify.
 		return verify.CertificateIdentity{}, c.fail(sigwatchv1alpha1.InvalidPolicyReason, field, err)
 	}
 	return ci, nil
-}
-
-// anchored makes a regular expression match the whole value, as the API promises. Empty stays empty.
-func anchored(re string) (string, error) {
-	if re == "" {
-		return "", nil
-	}
-	if _, err := regexp.Compile(re); err != nil {
-		return "", err
-	}
-	return `^(?:` + re + `)$`, nil
 }
 
 func contentHash(spec sigwatchv1alpha1.ImageSignaturePolicySpec, keyPEMs []string) string {

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -10,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"math/big"
 	"testing"
 	"time"
 
@@ -116,8 +118,15 @@ func TestCompileKeys(t *testing.T) {
 		{"P-256", ecKey(t, elliptic.P256()), ""},
 		{"P-384", ecKey(t, elliptic.P384()), ""},
 		{"RSA 2048", pemKey(t, &rsaKey.PublicKey), ""},
+		{"RSA 3072", pemKey(t, rsaOfSize(3072)), ""},
+		{"RSA 4096", pemKey(t, rsaOfSize(4096)), ""},
+		{"Ed25519", pemKey(t, edKey(t)), ""},
+		{"RSA in PKCS #1", string(pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&rsaKey.PublicKey)})), ""},
 		{"P-521 refused", ecKey(t, elliptic.P521()), "P-521"},
-		{"RSA 1024 refused", pemKey(t, &smallRSA.PublicKey), "too small"},
+		{"RSA 1024 refused", pemKey(t, &smallRSA.PublicKey), "RSA key of 1024 bits is not accepted"},
+		{"RSA 8192 refused (the verifier could not use it)", pemKey(t, rsaOfSize(8192)), "RSA key of 8192 bits is not accepted"},
+		{"RSA of an odd size refused", pemKey(t, rsaOfSize(2560)), "RSA key of 2560 bits is not accepted"},
+		{"a certificate is not a key", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{1}})), `PEM block is "CERTIFICATE"`},
 		{"not PEM", "ssh-ed25519 AAAA", "no PEM block"},
 		{"truncated DER", "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n", "parsing public key"},
 	}
@@ -246,4 +255,21 @@ func TestMatches(t *testing.T) {
 	g.Expect(cp.Covers("docker.io/library/nginx", labels.Set{"team": "a"})).To(BeTrue())
 	g.Expect(cp.Covers("ghcr.io/other/app", labels.Set{"team": "a"})).To(BeFalse())
 	g.Expect(cp.Covers("ghcr.io/yourorg/app", nil)).To(BeTrue(), "no namespace: the CLI")
+}
+
+// rsaOfSize is an RSA public key with a modulus of exactly bits bits (not a product of two primes: only
+// its size matters to what is accepted, and generating a real 8192-bit key takes seconds).
+func rsaOfSize(bits int) *rsa.PublicKey {
+	n := new(big.Int).Lsh(big.NewInt(1), uint(bits-1))
+	n.Add(n, big.NewInt(1))
+	return &rsa.PublicKey{N: n, E: 65537}
+}
+
+func edKey(t *testing.T) ed25519.PublicKey {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub
 }

@@ -13,15 +13,13 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
-	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/verify"
-	"github.com/sigstore/sigstore/pkg/signature"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
 	"github.com/sigwatch/sigwatch/internal/policy"
+	"github.com/sigwatch/sigwatch/internal/sigconf"
 	"github.com/sigwatch/sigwatch/internal/signatures"
 	"github.com/sigwatch/sigwatch/internal/trust"
 )
@@ -67,19 +65,19 @@ type verifiers struct {
 
 type verifierKey struct {
 	policyHash, authority, rootVersion string
-	tlog                               bool
+	rules                              sigconf.Rules
 }
 
-func (vs *verifiers) get(p *policy.Policy, a *policy.Authority, tr *trust.Root, tlog bool) (*verify.Verifier, error) {
-	k := verifierKey{p.Hash, a.Name, tr.Version, tlog}
+func (vs *verifiers) get(p *policy.Policy, a *policy.Authority, tr *trust.Root, rules sigconf.Rules) (*verify.Verifier, error) {
+	k := verifierKey{p.Hash, a.Name, tr.Version, rules}
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
 	if v, ok := vs.m[k]; ok {
 		return v, nil
 	}
-	v, err := newVerifier(a, tr, tlog)
+	v, err := sigconf.NewVerifier(rules, tr, a.Key)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("authority %s: %w", a.Name, err)
 	}
 	if vs.m == nil {
 		vs.m = map[verifierKey]*verify.Verifier{}
@@ -89,30 +87,6 @@ func (vs *verifiers) get(p *policy.Policy, a *policy.Authority, tr *trust.Root, 
 	}
 	vs.m[k] = v
 	return v, nil
-}
-
-func newVerifier(a *policy.Authority, tr *trust.Root, tlog bool) (*verify.Verifier, error) {
-	var opts []verify.VerifierOption
-	if tlog {
-		opts = append(opts, verify.WithTransparencyLog(1))
-	}
-	if a.Keyless() {
-		// Certificates are short-lived: their validity is checked at a time a log or a timestamp
-		// authority certified, never at "now".
-		opts = append(opts, verify.WithObserverTimestamps(1))
-		if tr.RequireSCT() {
-			opts = append(opts, verify.WithSignedCertificateTimestamps(1))
-		}
-		return verify.NewVerifier(tr.Material, opts...)
-	}
-	sv, err := signature.LoadDefaultVerifier(a.Key)
-	if err != nil {
-		return nil, fmt.Errorf("authority %s: loading key: %w", a.Name, err)
-	}
-	key := root.NewExpiringKey(sv, time.Time{}, time.Time{})
-	keys := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) { return key, nil })
-	opts = append(opts, verify.WithNoObserverTimestamps())
-	return verify.NewVerifier(root.TrustedMaterialCollection{tr.Material, keys}, opts...)
 }
 
 // judge verifies one candidate, already bound to the digest, under one authority.
@@ -139,7 +113,13 @@ func (vs *verifiers) judge(c *signatures.Candidate, digest string, p *policy.Pol
 	if logMissing {
 		tlog = false // judge the rest, so that TransparencyLogMissing is only said of an allowed signer
 	}
-	v, err := vs.get(p, a, tr, tlog)
+	rules := sigconf.Rules{Keyless: a.Keyless(), TransparencyLog: tlog}
+	if !a.Keyless() {
+		if rules.CarriesTime, err = sigconf.CarriesTime(c.Bundle, tlog); err != nil {
+			return o.fail(sigwatchv1alpha1.InvalidSignatureReason, "%v", err)
+		}
+	}
+	v, err := vs.get(p, a, tr, rules)
 	if err != nil {
 		return o.fail(sigwatchv1alpha1.InvalidSignatureReason, "%v", err)
 	}
@@ -226,9 +206,23 @@ func lastLine(err error) string {
 // signerOf names who made a verified signature: the certificate's subject, or the authority's key.
 func signerOf(res *verify.VerificationResult, a *policy.Authority) string {
 	if res != nil && res.Signature != nil && res.Signature.Certificate != nil {
-		return res.Signature.Certificate.SubjectAlternativeName
+		return Signer(res.Signature.Certificate.SubjectAlternativeName, a.KeyID)
 	}
-	return "key " + short(a.KeyID)
+	return Signer("", a.KeyID)
+}
+
+// Signer is how sigwatch names who made a signature, everywhere (messages, status, the CLI): the
+// certificate's subject for a keyless signature, else "key " and the first 12 hex digits of the key ID;
+// "" when neither is known.
+func Signer(subject, keyID string) string {
+	switch {
+	case subject != "":
+		return subject
+	case keyID != "":
+		return "key " + short(keyID)
+	default:
+		return ""
+	}
 }
 
 // describe fills what a person wants to see about a signature: from the verified result when there is

@@ -22,3 +22,12 @@ func TestCloserOutcome(t *testing.T) {
 	g.Expect(closer(noLog, untrusted)).To(BeTrue())
 	g.Expect(closer(invalid, noLog)).To(BeFalse())
 }
+
+func TestSigner(t *testing.T) {
+	g := NewWithT(t)
+	g.Expect(Signer("https://github.com/o/r/.github/workflows/release.yml@refs/heads/main", "0123456789abcdef")).
+		To(Equal("https://github.com/o/r/.github/workflows/release.yml@refs/heads/main"), "keyless: the certificate's subject")
+	g.Expect(Signer("", "0123456789abcdef0123")).To(Equal("key 0123456789ab"))
+	g.Expect(Signer("", "abc")).To(Equal("key abc"))
+	g.Expect(Signer("", "")).To(BeEmpty())
+}

@@ -81,11 +81,7 @@ func (r *Result) Verdict() (sigwatchv1alpha1.PolicyResultType, string, string) {
 func verifiedMessage(r *Result) string {
 	for _, s := range r.Signatures {
 		if s.Verified() && s.PredicateType == "" {
-			who := s.Subject
-			if who == "" {
-				who = "key " + s.KeyID
-			}
-			return fmt.Sprintf("signed by %s (%s)", who, s.Format)
+			return fmt.Sprintf("signed by %s (%s)", Signer(s.Subject, s.KeyID), s.Format)
 		}
 	}
 	return "verified"
