@@ -36,7 +36,9 @@ type Config struct {
 	IntervalOverride time.Duration
 	// MinRetry is the first delay after a transient failure (default 10s).
 	MinRetry time.Duration
-	Clock    clock.PassiveClock
+	// Clock is the one clock of the controllers, the verification engine and the registry client's
+	// retries (default: the real clock).
+	Clock clock.Clock
 }
 
 // Setup registers the field indexes, the metrics and the three controllers with mgr, and returns the
@@ -47,13 +49,18 @@ func Setup(ctx context.Context, mgr ctrl.Manager, c Config) (*registry.Client, e
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
 	store := &PolicyStore{Reader: mgr.GetCache(), APIReader: mgr.GetAPIReader(), PublicGood: c.PublicGood}
+	if c.Clock == nil {
+		c.Clock = clock.RealClock{}
+	}
 	ropts := c.Registry
 	ropts.Observer = m.ObserveRequest
+	ropts.Clock = c.Clock
 	reg := registry.New(ropts)
 	if c.StateTTL == 0 {
 		c.StateTTL = 30 * time.Second
 	}
-	engine := verification.New(verification.Options{Registry: reg, Roots: store.Root, Timeout: c.VerificationDeadline, StateTTL: c.StateTTL})
+	engine := verification.New(verification.Options{Registry: reg, Roots: store.Root, Timeout: c.VerificationDeadline,
+		StateTTL: c.StateTTL, Clock: c.Clock.Now})
 	if err := SetupIndexes(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("registering field indexes: %w", err)
 	}

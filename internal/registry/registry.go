@@ -18,6 +18,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"k8s.io/utils/clock"
 	"k8s.io/utils/lru"
 )
 
@@ -83,6 +84,10 @@ type Options struct {
 
 	// UserAgent is prepended to go-containerregistry's User-Agent header.
 	UserAgent string
+
+	// Clock times retries, Retry-After and the cache of authenticated transports (default: the real
+	// clock).
+	Clock clock.Clock
 }
 
 // RequestKey identifies a counter of Client.Requests: an HTTP method and a status code (0 for a
@@ -103,7 +108,7 @@ type Client struct {
 	// tagIndexes caches referrers fallback indexes by repository and manifest digest.
 	tagIndexes *lru.Cache
 
-	// now and sleep are replaced by tests.
+	// now and sleep come from Options.Clock; tests that must not wait replace sleep.
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) error
 
@@ -125,8 +130,8 @@ func New(opts Options) *Client {
 		insecure:   newHostMatcher(opts.Insecure),
 		auth:       lru.New(authCacheSize),
 		tagIndexes: lru.New(4096),
-		now:        time.Now,
-		sleep:      sleepContext,
+		now:        opts.Clock.Now,
+		sleep:      sleepOn(opts.Clock),
 		requests:   map[RequestKey]int{},
 	}
 	c.base = transport.NewUserAgent(&retryTransport{
@@ -145,6 +150,9 @@ func New(opts Options) *Client {
 func withDefaults(o Options) Options {
 	if o.Keychain == nil {
 		o.Keychain = anonymous{}
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
 	}
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = defaultRequestTimeout

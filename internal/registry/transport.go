@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"k8s.io/utils/clock"
 )
 
 // retryTransport sits under go-containerregistry's auth transports, so it sees every real request,
@@ -130,14 +132,16 @@ func (b *cancelOnClose) Close() error {
 	return err
 }
 
-// sleepContext waits for d or until ctx is done.
-func sleepContext(ctx context.Context, d time.Duration) error {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return nil
+// sleepOn returns a function that waits on clk for d or until ctx is done.
+func sleepOn(clk clock.Clock) func(ctx context.Context, d time.Duration) error {
+	return func(ctx context.Context, d time.Duration) error {
+		timer := clk.NewTimer(d)
+		defer timer.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C():
+			return nil
+		}
 	}
 }
