@@ -5,12 +5,14 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	. "github.com/onsi/gomega"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -122,10 +124,16 @@ func TestVerdictsForRunningPods(t *testing.T) {
 		g.Expect(p.Status.FailedImages).To(BeEquivalentTo(2))
 	})
 
-	// Nothing changes on the next reconciles: no new Event.
-	annotate(t, good, "unrelated", "x")
-	time.Sleep(2 * time.Second)
-	g.Expect(events(t, ns, "SignedImage", good.Name)).To(HaveLen(1))
+	// A forced re-verification with the same verdict: it is written (lastHandledReverify), and no new
+	// Event comes.
+	annotate(t, good, sigwatchv1alpha1.ReverifyAnnotation, "same-verdict")
+	eventually(t, func(g Gomega) {
+		got := &sigwatchv1alpha1.SignedImage{}
+		g.Expect(env.Client.Get(context.Background(), client.ObjectKeyFromObject(good), got)).To(Succeed())
+		g.Expect(got.Status.LastHandledReverify).To(Equal("same-verdict"))
+	})
+	g.Consistently(func() []eventsv1.Event { return events(t, ns, "SignedImage", good.Name) }).
+		WithTimeout(2 * time.Second).WithPolling(100 * time.Millisecond).Should(HaveLen(1))
 }
 
 func annotate(t *testing.T, si *sigwatchv1alpha1.SignedImage, key, value string) {
@@ -187,39 +195,48 @@ func TestRegistryOutageKeepsLastGood(t *testing.T) {
 
 	f.reg.Restart(t)
 	verified(t, si, metav1.ConditionTrue, sigwatchv1alpha1.VerifiedReason)
-	g.Expect(seen()).NotTo(ContainElement(string(metav1.ConditionFalse)), "never False during the outage")
+	eventually(t, func(g Gomega) {
+		g.Expect(seen()).To(ContainElement(string(metav1.ConditionTrue)), "the watch saw the recovery")
+	})
 	g.Expect(seen()).To(ContainElement(string(metav1.ConditionUnknown)))
+	g.Expect(seen()).NotTo(ContainElement(string(metav1.ConditionFalse)), "never False during the outage, in any version written: %v", seen())
 }
 
-// watchVerified polls the object's Verified status in the background and returns what it saw.
+// watchVerified watches the object from its current resource version and returns every Verified status
+// it went through since: a real watch sees every version written, where polling could miss a short one.
 func watchVerified(t *testing.T, si *sigwatchv1alpha1.SignedImage) func() []string {
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	statuses := make(chan string, 1000)
+	t.Helper()
+	wc, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := wc.Watch(context.Background(), &sigwatchv1alpha1.SignedImageList{}, client.InNamespace(si.Namespace),
+		client.MatchingFields{"metadata.name": si.Name}, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: si.ResourceVersion}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	var (
+		mu  sync.Mutex
+		all []string
+	)
 	go func() {
-		for ctx.Err() == nil {
-			got := &sigwatchv1alpha1.SignedImage{}
-			if env.Client.Get(ctx, client.ObjectKeyFromObject(si), got) == nil {
-				if c := meta.FindStatusCondition(got.Status.Conditions, sigwatchv1alpha1.VerifiedCondition); c != nil {
-					select {
-					case statuses <- string(c.Status):
-					default:
-					}
-				}
+		for ev := range w.ResultChan() {
+			got, ok := ev.Object.(*sigwatchv1alpha1.SignedImage)
+			if !ok {
+				continue
 			}
-			time.Sleep(20 * time.Millisecond)
+			if c := meta.FindStatusCondition(got.Status.Conditions, sigwatchv1alpha1.VerifiedCondition); c != nil {
+				mu.Lock()
+				all = append(all, string(c.Status))
+				mu.Unlock()
+			}
 		}
 	}()
-	var all []string
 	return func() []string {
-		for {
-			select {
-			case s := <-statuses:
-				all = append(all, s)
-			default:
-				return all
-			}
-		}
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), all...)
 	}
 }
 
@@ -289,8 +306,18 @@ func TestGarbageCollection(t *testing.T) {
 		err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(managed), &sigwatchv1alpha1.SignedImage{})
 		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "the managed SignedImage is deleted after the grace period")
 	})
-	time.Sleep(3 * time.Second)
-	g.Expect(env.Client.Get(context.Background(), client.ObjectKeyFromObject(handMade), &sigwatchv1alpha1.SignedImage{})).To(Succeed(), "hand-made SignedImages are never deleted")
+	// The hand-made one has been unused for longer than the grace too: a visit (forced by the annotation,
+	// written as lastHandledReverify) runs the garbage collector on it, and it stays.
+	annotate(t, handMade, sigwatchv1alpha1.ReverifyAnnotation, "after-grace")
+	eventually(t, func(g Gomega) {
+		got := &sigwatchv1alpha1.SignedImage{}
+		g.Expect(env.Client.Get(context.Background(), client.ObjectKeyFromObject(handMade), got)).To(Succeed(), "hand-made SignedImages are never deleted")
+		g.Expect(got.Status.LastHandledReverify).To(Equal("after-grace"))
+		g.Expect(got.Status.UnusedSince).To(BeNil())
+	})
+	g.Consistently(func() error {
+		return env.Client.Get(context.Background(), client.ObjectKeyFromObject(handMade), &sigwatchv1alpha1.SignedImage{})
+	}).WithTimeout(2 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
 }
 
 func TestInvalidPolicyIsStalled(t *testing.T) {
