@@ -1,6 +1,7 @@
 # sigwatch — continuous Sigstore signature verification of running images.
 #
-# `make test` is the whole test suite: go vet, `make verify` (generated files are current) and every test
+# `make test` is the whole test suite: go vet, `make lint` (kube-api-linter over api/), `make verify`
+# (generated files are current) and every test
 # against a real kube-apiserver + etcd, the real cosign and the real keyless Sigstore stack. The tiers:
 #   make test-unit         no API server and no tool binary: runs on a fresh clone in seconds
 #   make test-integration  adds the envtest API server and cosign (build tag `integration`)
@@ -16,6 +17,7 @@ LOCALBIN ?= $(CURDIR)/bin
 K8S_ASSETS ?= $(LOCALBIN)/k8s
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 CRD_REF_DOCS ?= $(LOCALBIN)/crd-ref-docs
+GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
 GO_TEST_FLAGS ?= -count=1 -timeout=45m
 # Every test file that needs a tool binary or a control plane carries one of these build tags.
 ALL_TAGS := integration,e2e
@@ -56,6 +58,10 @@ fmt: ## Run gofmt.
 vet: ## Run go vet over every file, tagged tests included.
 	go vet -tags $(ALL_TAGS) ./...
 
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## Run kube-api-linter over the API types (.golangci.yml).
+	$(GOLANGCI_LINT) run ./api/...
+
 .PHONY: verify
 verify: manifests generate docs ## Regenerate everything and fail if the tree is then dirty.
 	@go mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy'"; exit 1; }
@@ -65,7 +71,7 @@ verify: manifests generate docs ## Regenerate everything and fail if the tree is
 		git status --porcelain -- api config docs go.mod go.sum; git diff --stat -- api config docs; exit 1; fi
 
 .PHONY: test
-test: vet verify envtest-assets $(LOCALBIN)/cosign sigstore-stack ## Run go vet, make verify and every test (what CI runs).
+test: vet lint verify envtest-assets $(LOCALBIN)/cosign sigstore-stack ## Run go vet, make lint, make verify and every test (what CI runs).
 	KUBEBUILDER_ASSETS="$(K8S_ASSETS)" go test -tags $(ALL_TAGS) $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-unit
@@ -136,6 +142,11 @@ $(CONTROLLER_GEN): hack/tools/codegen/go.mod hack/tools/codegen/go.sum
 
 $(CRD_REF_DOCS): hack/tools/codegen/go.mod hack/tools/codegen/go.sum
 	cd hack/tools/codegen && go build -o $(CRD_REF_DOCS) github.com/elastic/crd-ref-docs
+
+# golangci-lint v2 with kube-api-linter compiled in (kube-api-linter's own main package).
+$(GOLANGCI_LINT): hack/tools/golangci-lint/go.mod hack/tools/golangci-lint/go.sum
+	@echo "building golangci-lint $(call modversion,hack/tools/golangci-lint,github.com/golangci/golangci-lint/v2) with kube-api-linter (a few minutes the first time)"
+	cd hack/tools/golangci-lint && go build -trimpath -o $@ sigs.k8s.io/kube-api-linter/cmd/golangci-lint-kube-api-linter
 
 .PHONY: envtest-assets
 envtest-assets: $(K8S_ASSETS)/kube-apiserver $(K8S_ASSETS)/etcd ## Build kube-apiserver and etcd for envtest into bin/k8s.

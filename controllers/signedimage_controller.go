@@ -92,9 +92,6 @@ func (r *SignedImageReconciler) defaults() {
 	if r.MinRetry <= 0 {
 		r.MinRetry = 10 * time.Second
 	}
-	if r.rnd == nil {
-		r.rnd = rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5157))
-	}
 }
 
 // +kubebuilder:rbac:groups=sigwatch.dev,resources=signedimages,verbs=get;list;watch;create;update;patch;delete
@@ -222,7 +219,7 @@ func (r *SignedImageReconciler) verifyWhenDue(ctx context.Context, v *visit) (bo
 		return false, nil
 	}
 	req := verification.Request{Image: imageOf(si), Policies: v.ready,
-		Fresh: si.Annotations[sigwatchv1alpha1.ReverifyAnnotation] != si.Status.LastHandledReverify}
+		Fresh: reverifyToken(si) != si.Status.LastHandledReverify}
 	if r.Credentials != nil {
 		req.Credentials = r.Credentials.For(ctx, si.Namespace, v.pods)
 	}
@@ -234,7 +231,7 @@ func (r *SignedImageReconciler) verifyWhenDue(ctx context.Context, v *visit) (bo
 	out := applyResult(&si.Status, res, v.matched, v.now)
 	setConditions(&si.Status, out, si.Generation, r.NoMatch, v.now)
 	si.Status.ObservedGeneration = si.Generation
-	si.Status.LastHandledReverify = si.Annotations[sigwatchv1alpha1.ReverifyAnnotation]
+	si.Status.LastHandledReverify = reverifyToken(si)
 	si.Status.Summary.Policies = policySummary(si.Status.Policies)
 
 	fallback := policy.DefaultReverifyInterval
@@ -255,6 +252,9 @@ func imageOf(si *sigwatchv1alpha1.SignedImage) imageref.Image {
 func (r *SignedImageReconciler) random() *rand.Rand {
 	r.rndMu.Lock()
 	defer r.rndMu.Unlock()
+	if r.rnd == nil {
+		r.rnd = rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5157))
+	}
 	return rand.New(rand.NewPCG(r.rnd.Uint64(), r.rnd.Uint64()))
 }
 
@@ -390,7 +390,7 @@ func policySummary(ps []sigwatchv1alpha1.PolicyResult) string {
 	for _, p := range ps {
 		names = append(names, p.Name)
 	}
-	return strings.Join(names, ",")
+	return truncate(strings.Join(names, ","), 1024)
 }
 
 func workloadSummary(ws []sigwatchv1alpha1.WorkloadReference) string {

@@ -5,9 +5,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -124,7 +126,7 @@ func verificationDue(si *sigwatchv1alpha1.SignedImage, matched []matchedPolicy, 
 		return true
 	case st.ObservedGeneration != si.Generation:
 		return true
-	case si.Annotations[sigwatchv1alpha1.ReverifyAnnotation] != st.LastHandledReverify:
+	case reverifyToken(si) != st.LastHandledReverify:
 		return true
 	case st.NextVerificationTime == nil || !now.Before(st.NextVerificationTime.Time):
 		return true
@@ -133,6 +135,10 @@ func verificationDue(si *sigwatchv1alpha1.SignedImage, matched []matchedPolicy, 
 	for _, p := range st.Policies {
 		prev[p.Name] = p.Fingerprint
 	}
+	// The status lists the first maxListedPolicies by name: compare those (a change to a policy past
+	// them waits for the interval).
+	matched = slices.SortedFunc(slices.Values(matched), func(a, b matchedPolicy) int { return strings.Compare(a.name, b.name) })
+	matched = matched[:min(len(matched), maxListedPolicies)]
 	if len(prev) != len(matched) {
 		return true
 	}
@@ -172,8 +178,8 @@ func applyResult(st *sigwatchv1alpha1.SignedImageStatus, res *verification.Resul
 	sort.Slice(all, func(i, j int) bool { return all[i].Policy < all[j].Policy })
 	combined := verification.Result{Image: res.Image, Policies: all, Signatures: res.Signatures}
 	result, reason, message := combined.Verdict()
-	policies := make([]sigwatchv1alpha1.PolicyResult, 0, len(all))
-	for _, p := range all {
+	policies := make([]sigwatchv1alpha1.PolicyResult, 0, min(len(all), maxListedPolicies))
+	for _, p := range all[:min(len(all), maxListedPolicies)] {
 		policies = append(policies, sigwatchv1alpha1.PolicyResult{
 			Name: p.Policy, Result: p.Result, Reason: p.Reason, Message: truncate(p.Message, 1024),
 			Authority: p.Authority, Fingerprint: fps[p.Policy],
@@ -212,11 +218,13 @@ func signatureInfos(sigs []verification.Signature) []sigwatchv1alpha1.SignatureI
 		if len(out) == max {
 			break
 		}
+		// Certificate claims come from the registry: cut to the API's bounds, so that the status can
+		// always be written.
 		out = append(out, sigwatchv1alpha1.SignatureInfo{
-			Format: s.Format, Subject: s.Subject, Issuer: s.Issuer, KeyID: s.KeyID,
-			GitHubWorkflowRepository: s.GitHubWorkflowRepository, GitHubWorkflowRef: s.GitHubWorkflowRef,
+			Format: s.Format, Subject: truncate(s.Subject, 1024), Issuer: truncate(s.Issuer, 1024), KeyID: truncate(s.KeyID, 64),
+			GitHubWorkflowRepository: truncate(s.GitHubWorkflowRepository, 512), GitHubWorkflowRef: truncate(s.GitHubWorkflowRef, 512),
 			TransparencyLogIndex: s.TransparencyLogIndex, IntegratedTime: metaTime(s.IntegratedTime),
-			TimestampTime: metaTime(s.TimestampTime), SignatureDigest: s.ManifestDigest,
+			TimestampTime: metaTime(s.TimestampTime), SignatureDigest: truncate(s.ManifestDigest, 135),
 		})
 	}
 	return out
@@ -225,7 +233,7 @@ func signatureInfos(sigs []verification.Signature) []sigwatchv1alpha1.SignatureI
 func signerOf(sigs []verification.Signature) string {
 	for _, s := range sigs {
 		if s.Verified() && s.PredicateType == "" {
-			return verification.Signer(s.Subject, s.KeyID)
+			return truncate(verification.Signer(s.Subject, s.KeyID), 1024)
 		}
 	}
 	return ""
@@ -238,11 +246,35 @@ func metaTime(t *time.Time) *metav1.Time {
 	return &metav1.Time{Time: *t}
 }
 
+// truncate cuts s to at most n bytes (so at most n characters), at a character boundary, marking the cut
+// with "...".
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n-3] + "..."
+	s = s[:n-3]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s + "..."
+}
+
+// Bounds of the lists in the status (the CRD's MaxItems).
+const (
+	maxListedPolicies  = 64
+	maxListedWorkloads = 256
+	maxListedContainer = 64
+)
+
+// reverifyToken is what status.lastHandledReverify records of the reverify annotation: its value, or
+// its sha256 when it is longer than the field may be.
+func reverifyToken(si *sigwatchv1alpha1.SignedImage) string {
+	v := si.Annotations[sigwatchv1alpha1.ReverifyAnnotation]
+	if len(v) <= 256 {
+		return v
+	}
+	sum := sha256.Sum256([]byte(v))
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // setConditions writes Verified, Ready and Stalled from a verdict; a condition whose status changes

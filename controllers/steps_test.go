@@ -119,7 +119,7 @@ func newStepEnv(t *testing.T, funcs interceptor.Funcs, objs ...client.Object) *s
 	}
 	e := &stepEnv{t: t, c: c, clock: clocktesting.NewFakeClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)),
 		verifier: &fakeVerifier{result: sigwatchv1alpha1.PolicyVerified, reason: sigwatchv1alpha1.VerifiedReason},
-		recorder: events.NewFakeRecorder(100)}
+		recorder: events.NewFakeRecorder(1000)}
 	e.store = &PolicyStore{Reader: c, APIReader: c, PublicGood: func(context.Context) (*trust.Root, error) { return embedded, nil }}
 	e.si = &SignedImageReconciler{Client: c, Verifier: e.verifier, Policies: e.store, Recorder: e.recorder, Clock: e.clock,
 		GCGrace: stepGrace, NoMatch: NoMatchIgnore, MinRetry: 10 * time.Second}

@@ -26,7 +26,6 @@ var (
 // ReplicaSet, or the bare Pod. Owners are read as metadata only.
 func workloadsOf(ctx context.Context, c client.Reader, pods []corev1.Pod, img imageref.Image) []sigwatchv1alpha1.WorkloadReference {
 	byKey := map[string]*sigwatchv1alpha1.WorkloadReference{}
-	var out []sigwatchv1alpha1.WorkloadReference
 	for i := range pods {
 		pod := &pods[i]
 		kind, name := topOwner(ctx, c, pod)
@@ -41,10 +40,21 @@ func workloadsOf(ctx context.Context, c client.Reader, pods []corev1.Pod, img im
 			w.Containers = union(w.Containers, containers)
 			continue
 		}
-		out = append(out, sigwatchv1alpha1.WorkloadReference{Kind: kind, Name: name, Containers: containers})
-		byKey[key] = &out[len(out)-1]
+		// Owner kinds and names come from pods' owner references: cut to the API's bounds.
+		byKey[key] = &sigwatchv1alpha1.WorkloadReference{Kind: truncate(kind, 63), Name: truncate(name, 253), Containers: containers}
 	}
-	return sortedWorkloads(out)
+	if len(byKey) == 0 {
+		return nil
+	}
+	out := make([]sigwatchv1alpha1.WorkloadReference, 0, len(byKey))
+	for _, w := range byKey {
+		if len(w.Containers) > maxListedContainer {
+			w.Containers = w.Containers[:maxListedContainer]
+		}
+		out = append(out, *w)
+	}
+	out = sortedWorkloads(out)
+	return out[:min(len(out), maxListedWorkloads)]
 }
 
 func topOwner(ctx context.Context, c client.Reader, pod *corev1.Pod) (string, string) {

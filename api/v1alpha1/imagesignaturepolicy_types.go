@@ -14,7 +14,7 @@ type ImageSignaturePolicySpec struct {
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=64
 	// +listType=set
-	Images []ImagePattern `json:"images"`
+	Images []ImagePattern `json:"images,omitempty"`
 
 	// namespaceSelector limits the policy to the namespaces whose labels match. Absent, the policy applies
 	// in every namespace.
@@ -28,7 +28,7 @@ type ImageSignaturePolicySpec struct {
 	// +kubebuilder:validation:MaxItems=16
 	// +listType=map
 	// +listMapKey=name
-	Authorities []Authority `json:"authorities"`
+	Authorities []Authority `json:"authorities,omitempty"`
 
 	// attestations must all be present, signed by one of the authorities, with all their conditions
 	// true.
@@ -41,7 +41,7 @@ type ImageSignaturePolicySpec struct {
 	// trustedRoot is the Sigstore trust root (Fulcio, Rekor, TSA and CT keys) for a private Sigstore or an
 	// air-gapped cluster. Absent, the public-good Sigstore trust root is used.
 	// +optional
-	TrustedRoot *TrustedRootSource `json:"trustedRoot,omitempty"`
+	TrustedRoot *TrustedRootSource `json:"trustedRoot,omitzero"` //nolint:kubeapilinter // a pointer: absent and present are told apart in Go by nil, as everywhere in sigwatch
 
 	// signatureRepository is the repository where signatures are stored when they are not stored beside
 	// the image (what cosign's COSIGN_REPOSITORY does), for example `registry.example.com/signatures`.
@@ -57,7 +57,7 @@ type ImageSignaturePolicySpec struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="reverifyInterval must be at least 1m"
-	ReverifyInterval *metav1.Duration `json:"reverifyInterval,omitempty"`
+	ReverifyInterval *metav1.Duration `json:"reverifyInterval,omitempty"` //nolint:kubeapilinter // a duration string ("1h"), as Flux and Argo CD policies are written; CEL keeps it at least 1m
 }
 
 // ImagePattern is a glob over a normalized image repository, without tag or digest.
@@ -75,11 +75,11 @@ type Authority struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
-	Name string `json:"name"`
+	Name string `json:"name,omitempty"`
 
 	// keyless trusts Fulcio certificates issued to one of the listed identities.
 	// +optional
-	Keyless *KeylessAuthority `json:"keyless,omitempty"`
+	Keyless *KeylessAuthority `json:"keyless,omitzero"` //nolint:kubeapilinter // a pointer: absent and present are told apart in Go by nil, as everywhere in sigwatch
 
 	// key trusts signatures made with one public key.
 	// +optional
@@ -98,7 +98,7 @@ type KeylessAuthority struct {
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=32
 	// +listType=atomic
-	Identities []Identity `json:"identities"`
+	Identities []Identity `json:"identities"` //nolint:kubeapilinter // each Identity has exactly one of issuer/issuerRegExp and of subject/subjectRegExp (CEL), so no one field is required
 }
 
 // Identity is an OIDC issuer and subject, as Fulcio writes them into a certificate: exactly one of
@@ -156,6 +156,8 @@ type GitHubWorkflowClaims struct {
 	// sha is the commit the workflow ran on (OID 1.3.6.1.4.1.57264.1.3).
 	// +optional
 	// +kubebuilder:validation:Pattern=`^[a-f0-9]{40}([a-f0-9]{24})?$`
+	// +kubebuilder:validation:MinLength=40
+	// +kubebuilder:validation:MaxLength=64
 	SHA string `json:"sha,omitempty"`
 
 	// trigger is the event that started the workflow, for example `push` (OID 1.3.6.1.4.1.57264.1.2).
@@ -183,7 +185,7 @@ type KeyAuthority struct {
 
 	// secretRef names a Secret key that holds the PEM public key.
 	// +optional
-	SecretRef *SecretKeyReference `json:"secretRef,omitempty"`
+	SecretRef *SecretKeyReference `json:"secretRef,omitzero"` //nolint:kubeapilinter // a pointer: absent and present are told apart in Go by nil, as everywhere in sigwatch
 }
 
 // SecretKeyReference names one key of a Secret.
@@ -192,19 +194,19 @@ type SecretKeyReference struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	Name string `json:"name"`
+	Name string `json:"name,omitempty"`
 
 	// namespace of the Secret.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
-	Namespace string `json:"namespace"`
+	Namespace string `json:"namespace,omitempty"`
 
 	// key in the Secret's data.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	Key string `json:"key"`
+	Key string `json:"key,omitempty"`
 }
 
 // TransparencyLogMode says whether a transparency log entry is required.
@@ -235,14 +237,14 @@ type Attestation struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
-	Name string `json:"name"`
+	Name string `json:"name,omitempty"`
 
 	// predicateType is the in-toto predicate type URI, for example `https://slsa.dev/provenance/v1`.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
 	// +kubebuilder:validation:XValidation:rule="isURL(self)",message="predicateType must be a URI"
-	PredicateType string `json:"predicateType"`
+	PredicateType string `json:"predicateType,omitempty"`
 
 	// conditions are CEL expressions over `predicate` that must all be true, for example
 	// `predicate.runDetails.builder.id == "https://github.com/actions/runner"`.
@@ -251,14 +253,14 @@ type Attestation struct {
 	// +kubebuilder:validation:items:MinLength=1
 	// +kubebuilder:validation:items:MaxLength=4096
 	// +listType=atomic
-	Conditions []string `json:"conditions,omitempty"`
+	Conditions []string `json:"conditions,omitempty"` //nolint:kubeapilinter // CEL conditions on the predicate, not metav1.Conditions; renaming would break every policy
 }
 
 // TrustedRootSource says where a Sigstore trusted_root.json comes from.
 type TrustedRootSource struct {
 	// configMapRef names the ConfigMap key that holds the trusted_root.json.
 	// +required
-	ConfigMapRef ConfigMapKeyReference `json:"configMapRef"`
+	ConfigMapRef ConfigMapKeyReference `json:"configMapRef,omitzero"`
 }
 
 // ConfigMapKeyReference names one key of a ConfigMap.
@@ -267,13 +269,13 @@ type ConfigMapKeyReference struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	Name string `json:"name"`
+	Name string `json:"name,omitempty"`
 
 	// namespace of the ConfigMap.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
-	Namespace string `json:"namespace"`
+	Namespace string `json:"namespace,omitempty"`
 
 	// key in the ConfigMap's data; `trusted_root.json` by default.
 	// +optional
@@ -285,32 +287,38 @@ type ConfigMapKeyReference struct {
 
 // ImageSignaturePolicyStatus is the observed state of an ImageSignaturePolicy.
 type ImageSignaturePolicyStatus struct {
-	// observedGeneration is the generation of the spec that the status describes.
-	// +optional
-	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-
-	// conditions: Ready (the policy compiled and its trust root and keys loaded) and Stalled (the policy
-	// cannot work as written).
+	// conditions are Ready (the policy compiled and its trust root and keys loaded) and Stalled (the
+	// policy cannot work as written).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// observedGeneration is the generation of the spec that the status describes.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// matchedImages counts the SignedImages the policy covers.
 	// +optional
-	MatchedImages int32 `json:"matchedImages"`
+	// +kubebuilder:validation:Minimum=0
+	MatchedImages int32 `json:"matchedImages"` //nolint:kubeapilinter // a count: 0 is a value, always written
 
 	// verifiedImages counts the covered SignedImages that the policy verified.
 	// +optional
-	VerifiedImages int32 `json:"verifiedImages"`
+	// +kubebuilder:validation:Minimum=0
+	VerifiedImages int32 `json:"verifiedImages"` //nolint:kubeapilinter // a count: 0 is a value, always written
 
 	// failedImages counts the covered SignedImages that failed the policy.
 	// +optional
-	FailedImages int32 `json:"failedImages"`
+	// +kubebuilder:validation:Minimum=0
+	FailedImages int32 `json:"failedImages"` //nolint:kubeapilinter // a count: 0 is a value, always written
 
 	// unknownImages counts the covered SignedImages whose verdict under the policy is unknown.
 	// +optional
-	UnknownImages int32 `json:"unknownImages"`
+	// +kubebuilder:validation:Minimum=0
+	UnknownImages int32 `json:"unknownImages"` //nolint:kubeapilinter // a count: 0 is a value, always written
 }
 
 // ImageSignaturePolicy says which image repositories must be signed by which identities or keys, with
@@ -324,16 +332,18 @@ type ImageSignaturePolicyStatus struct {
 // +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.failedImages`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ImageSignaturePolicy struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard object metadata.
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// spec is the desired policy.
 	// +required
-	Spec ImageSignaturePolicySpec `json:"spec"`
+	Spec ImageSignaturePolicySpec `json:"spec,omitzero"`
 
 	// status is the observed state of the policy.
 	// +optional
-	Status ImageSignaturePolicyStatus `json:"status,omitempty"`
+	Status ImageSignaturePolicyStatus `json:"status,omitzero"` //nolint:kubeapilinter // a value, as in every kubebuilder API; written by the controller only
 }
 
 // ImageSignaturePolicyList is a list of ImageSignaturePolicy.
@@ -341,7 +351,8 @@ type ImageSignaturePolicy struct {
 type ImageSignaturePolicyList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
-	Items           []ImageSignaturePolicy `json:"items"`
+	// items are the ImageSignaturePolicies.
+	Items []ImageSignaturePolicy `json:"items"`
 }
 
 func init() {

@@ -14,14 +14,16 @@ type SignedImageSpec struct {
 	// +kubebuilder:validation:MaxLength=255
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-zA-Z0-9.-]+(:[0-9]+)?(/[a-z0-9]+((\\\\.|_|__|-+)[a-z0-9]+)*)+$')",message="image is a normalized repository (registry/path), without tag or digest"
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="image is immutable"
-	Image string `json:"image"`
+	Image string `json:"image,omitempty"`
 
 	// digest is the manifest digest that is verified, `sha256:` and 64 hex characters. Tags are never
 	// verified.
 	// +required
 	// +kubebuilder:validation:Pattern=`^sha256:[a-f0-9]{64}$`
+	// +kubebuilder:validation:MinLength=71
+	// +kubebuilder:validation:MaxLength=71
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="digest is immutable"
-	Digest string `json:"digest"`
+	Digest string `json:"digest,omitempty"`
 }
 
 // PolicyResultType is the verdict of one policy on an image.
@@ -41,28 +43,37 @@ const (
 type PolicyResult struct {
 	// name of the ImageSignaturePolicy.
 	// +required
-	Name string `json:"name"`
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name,omitempty"`
 
 	// result is Verified, Failed or Unknown.
 	// +required
-	Result PolicyResultType `json:"result"`
+	Result PolicyResultType `json:"result,omitempty"`
 
 	// reason is one of the Verified condition's reasons.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
 	Reason string `json:"reason,omitempty"`
 
 	// message says why, in one line.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
 	Message string `json:"message,omitempty"`
 
 	// authority is the name of the authority whose signer satisfied the policy.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
 	Authority string `json:"authority,omitempty"`
 
 	// fingerprint identifies the policy content, keys and trust root the result was reached with. When
 	// it changes, the image is verified again at once.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
 	Fingerprint string `json:"fingerprint,omitempty"`
 }
 
@@ -81,26 +92,37 @@ const (
 type SignatureInfo struct {
 	// format is bundle or legacy.
 	// +required
-	Format SignatureFormat `json:"format"`
+	Format SignatureFormat `json:"format,omitempty"`
 
-	// subject is the certificate's identity (SAN) for keyless signatures.
+	// subject is the certificate's identity (SAN) for keyless signatures (cut at 1024 characters).
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
 	Subject string `json:"subject,omitempty"`
 
-	// issuer is the OIDC issuer of the certificate for keyless signatures.
+	// issuer is the OIDC issuer of the certificate for keyless signatures (cut at 1024 characters).
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
 	Issuer string `json:"issuer,omitempty"`
 
-	// keyID identifies the public key for key-based signatures (sha256 of its DER form).
+	// keyID identifies the public key for key-based signatures (hex sha256 of its DER form).
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
 	KeyID string `json:"keyID,omitempty"`
 
-	// githubWorkflowRepository is the GitHub repository claim of the certificate.
+	// githubWorkflowRepository is the GitHub repository claim of the certificate (cut at 512
+	// characters).
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
 	GitHubWorkflowRepository string `json:"githubWorkflowRepository,omitempty"`
 
-	// githubWorkflowRef is the GitHub ref claim of the certificate.
+	// githubWorkflowRef is the GitHub ref claim of the certificate (cut at 512 characters).
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
 	GitHubWorkflowRef string `json:"githubWorkflowRef,omitempty"`
 
 	// transparencyLogIndex is the index of the signature's transparency log entry.
@@ -113,26 +135,35 @@ type SignatureInfo struct {
 
 	// timestampTime is the time certified by a timestamp authority.
 	// +optional
-	TimestampTime *metav1.Time `json:"timestampTime,omitempty"`
+	TimestampTime *metav1.Time `json:"timestampTime,omitempty"` //nolint:kubeapilinter // the time a timestamp authority certified: "timestamp" is the thing, not a naming habit
 
 	// signatureDigest is the digest of the manifest that holds the signature.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=135
 	SignatureDigest string `json:"signatureDigest,omitempty"`
 }
 
 // WorkloadReference is a top-level owner of pods that run the image.
 type WorkloadReference struct {
-	// kind of the workload: Deployment, StatefulSet, DaemonSet, CronJob, Job, ReplicaSet or Pod.
+	// kind of the workload: Deployment, StatefulSet, DaemonSet, CronJob, Job, ReplicaSet or Pod (or
+	// the kind of another controller that owns the pods).
 	// +required
-	Kind string `json:"kind"`
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Kind string `json:"kind,omitempty"`
 
 	// name of the workload.
 	// +required
-	Name string `json:"name"`
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name,omitempty"`
 
-	// containers that run the image.
+	// containers that run the image (at most 64 listed).
 	// +optional
 	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=253
 	Containers []string `json:"containers,omitempty"`
 }
 
@@ -141,54 +172,70 @@ type WorkloadReference struct {
 type SignedImageSummary struct {
 	// shortDigest is the first 12 hex characters of the digest.
 	// +optional
+	// +kubebuilder:validation:MinLength=12
+	// +kubebuilder:validation:MaxLength=12
 	ShortDigest string `json:"shortDigest,omitempty"`
 
-	// signer is the identity (certificate subject, or key:<keyID>) of the signature that satisfied the
-	// policies.
+	// signer is who made the signature that satisfied the policies: the certificate subject, or "key "
+	// and the first 12 hex digits of the key ID.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
 	Signer string `json:"signer,omitempty"`
 
-	// policies are the names of the matching policies, comma-separated.
+	// policies are the names of the matching policies, comma-separated (cut at 1024 characters).
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
 	Policies string `json:"policies,omitempty"`
 
-	// workloads are the kind/name of the workloads that run the image, comma-separated.
+	// workloads are the kind/name of the workloads that run the image, comma-separated (cut at 256
+	// characters).
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
 	Workloads string `json:"workloads,omitempty"`
 }
 
 // SignedImageStatus is the verdict on the image digest.
 type SignedImageStatus struct {
-	// observedGeneration is the generation of the spec that the status describes.
-	// +optional
-	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-
-	// conditions: Verified (True, False or Unknown with a reason), Ready (True when the image is
+	// conditions are Verified (True, False or Unknown with a reason), Ready (True when the image is
 	// verified) and Stalled (True when the verdict is settled and not good, so that kstatus reports
 	// Failed; a transient Unknown is retried and stays InProgress).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// observedGeneration is the generation of the spec that the status describes.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// summary repeats the status in the short strings that kubectl's columns show.
 	// +optional
-	Summary SignedImageSummary `json:"summary,omitempty"`
+	Summary SignedImageSummary `json:"summary,omitzero"` //nolint:kubeapilinter // display strings, empty until the first visit
 
-	// policies are the verdicts of the ImageSignaturePolicies that cover the image.
+	// policies are the verdicts of the ImageSignaturePolicies that cover the image (at most 64 listed;
+	// the verdict counts them all).
 	// +optional
 	// +listType=map
 	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=64
 	Policies []PolicyResult `json:"policies,omitempty"`
 
-	// signatures are the signatures examined at the last verification that reached a verdict.
+	// signatures are the signatures examined at the last verification that reached a verdict (the
+	// first 16, accepted ones first).
 	// +optional
 	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
 	Signatures []SignatureInfo `json:"signatures,omitempty"`
 
-	// workloads are the top-level owners of the pods that run the image.
+	// workloads are the top-level owners of the pods that run the image (at most 256 listed).
 	// +optional
 	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=256
 	Workloads []WorkloadReference `json:"workloads,omitempty"`
 
 	// lastVerifiedTime is when the image was last found verified.
@@ -203,8 +250,11 @@ type SignedImageStatus struct {
 	// +optional
 	NextVerificationTime *metav1.Time `json:"nextVerificationTime,omitempty"`
 
-	// lastHandledReverify is the value of the sigwatch.dev/reverify annotation that was last acted on.
+	// lastHandledReverify is the value of the sigwatch.dev/reverify annotation that was last acted on
+	// (its sha256, "sha256:" and 64 hex digits, when the value is longer than 256 characters).
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
 	LastHandledReverify string `json:"lastHandledReverify,omitempty"`
 
 	// unusedSince is when the last pod that ran the digest went away. sigwatch deletes a SignedImage it
@@ -229,16 +279,18 @@ type SignedImageStatus struct {
 // +kubebuilder:printcolumn:name="Policies",type=string,JSONPath=`.status.summary.policies`,priority=1
 // +kubebuilder:printcolumn:name="Workloads",type=string,JSONPath=`.status.summary.workloads`,priority=1
 type SignedImage struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard object metadata.
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// spec names the image digest.
 	// +required
-	Spec SignedImageSpec `json:"spec"`
+	Spec SignedImageSpec `json:"spec,omitzero"`
 
 	// status is the verdict.
 	// +optional
-	Status SignedImageStatus `json:"status,omitempty"`
+	Status SignedImageStatus `json:"status,omitzero"` //nolint:kubeapilinter // a value, as in every kubebuilder API; written by the controller only
 }
 
 // SignedImageList is a list of SignedImage.
@@ -246,7 +298,8 @@ type SignedImage struct {
 type SignedImageList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
-	Items           []SignedImage `json:"items"`
+	// items are the SignedImages.
+	Items []SignedImage `json:"items"`
 }
 
 func init() {

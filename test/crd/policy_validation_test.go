@@ -181,6 +181,11 @@ authorities:
 authorities:
   - name: ci
     keyless: {identities: [{issuer: https://a, subject: s, githubWorkflow: {sha: main}}]}`,
+			[]string{"spec.authorities[0].keyless.identities[0].githubWorkflow.sha", "at least 40 chars long"}},
+		{"githubWorkflow sha of a commit's length, not hex", `images: [ghcr.io/o/**]
+authorities:
+  - name: ci
+    keyless: {identities: [{issuer: https://a, subject: s, githubWorkflow: {sha: ` + strings.Repeat("g", 40) + `}}]}`,
 			[]string{"spec.authorities[0].keyless.identities[0].githubWorkflow.sha", "should match"}},
 		{"key with publicKey and secretRef", `images: [ghcr.io/o/**]
 authorities:

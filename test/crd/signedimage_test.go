@@ -44,10 +44,11 @@ func TestSignedImageValidation(t *testing.T) {
 		name, image, digest string
 		want                []string
 	}{
-		{"digest without algorithm", "ghcr.io/o/app", strings.TrimPrefix(digestA, "sha256:"), []string{"spec.digest", "should match"}},
-		{"digest too short", "ghcr.io/o/app", "sha256:abc", []string{"spec.digest", "should match"}},
+		{"digest without algorithm", "ghcr.io/o/app", strings.TrimPrefix(digestA, "sha256:"), []string{"spec.digest", "at least 71 chars long"}},
+		{"digest too short", "ghcr.io/o/app", "sha256:abc", []string{"spec.digest", "at least 71 chars long"}},
+		{"digest of the right length, not hex", "ghcr.io/o/app", "sha256:" + strings.Repeat("z", 64), []string{"spec.digest", "should match"}},
 		{"digest upper case", "ghcr.io/o/app", strings.ToUpper(digestA), []string{"spec.digest", "should match"}},
-		{"sha512 digest", "ghcr.io/o/app", "sha512:" + strings.Repeat("a", 128), []string{"spec.digest", "should match"}},
+		{"sha512 digest", "ghcr.io/o/app", "sha512:" + strings.Repeat("a", 128), []string{"spec.digest", "may not be more than 71"}},
 		{"image with a tag", "ghcr.io/o/app:v1", digestA, []string{"spec.image", "without tag or digest"}},
 		{"image with a digest", "ghcr.io/o/app@" + digestA, digestA, []string{"spec.image", "without tag or digest"}},
 		{"image missing", "", digestA, []string{"spec.image"}},

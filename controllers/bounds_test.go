@@ -1,0 +1,162 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/yaml"
+
+	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/verification"
+)
+
+// crd reads a generated CRD of config/crd/bases.
+func crd(t *testing.T, file string) *apiextensionsv1.CustomResourceDefinition {
+	t.Helper()
+	data, err := os.ReadFile("../config/crd/bases/" + file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &apiextensionsv1.CustomResourceDefinition{}
+	if err := yaml.Unmarshal(data, c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// statusValidator validates objects against a CRD's schema as the API server does (structural schema;
+// the CEL rules, which the status has none of, are not run).
+func statusValidator(t *testing.T, file string) validation.SchemaValidator {
+	t.Helper()
+	internal := &apiextensions.JSONSchemaProps{}
+	if err := apiextensionsv1.Convert_v1_JSONSchemaProps_To_apiextensions_JSONSchemaProps(crd(t, file).Spec.Versions[0].Schema.OpenAPIV3Schema, internal, nil); err != nil {
+		t.Fatal(err)
+	}
+	v, _, err := validation.NewSchemaValidator(internal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// hostileVerifier answers with what a hostile registry and certificate can make the engine report:
+// huge claims, many signatures.
+type hostileVerifier struct{}
+
+func (hostileVerifier) Verify(_ context.Context, req verification.Request) *verification.Result {
+	res := &verification.Result{Image: req.Image}
+	for _, p := range req.Policies {
+		res.Policies = append(res.Policies, verification.PolicyResult{Policy: p.Name, Result: sigwatchv1alpha1.PolicyFailed,
+			Reason: sigwatchv1alpha1.UntrustedSignerReason, Message: strings.Repeat("ü", 5000), Authority: "ci"})
+	}
+	for i := range 40 {
+		res.Signatures = append(res.Signatures, verification.Signature{Format: sigwatchv1alpha1.SignatureFormatBundle,
+			Subject: strings.Repeat("s", 70000), Issuer: "https://" + strings.Repeat("i", 5000), KeyID: strings.Repeat("k", 300),
+			GitHubWorkflowRepository: strings.Repeat("r", 3000), GitHubWorkflowRef: "refs/" + strings.Repeat("é", 3000),
+			ManifestDigest: fmt.Sprintf("sha256:%064d", i), Reason: sigwatchv1alpha1.UntrustedSignerReason, Message: "no"})
+	}
+	return res
+}
+
+// TestStatusStaysWithinTheCRDBounds: whatever the registry, the certificates, the pods and the
+// annotations hold, the status the controller writes validates against the generated CRD (else the
+// status could never be written, and the verdict would freeze).
+func TestStatusStaysWithinTheCRDBounds(t *testing.T) {
+	g := NewWithT(t)
+	si := managedSI()
+	si.Annotations = map[string]string{sigwatchv1alpha1.ReverifyAnnotation: strings.Repeat("x", 10000)}
+	objs := []client.Object{si}
+	for i := range 70 {
+		p := keyPolicyObj(t, fmt.Sprintf("policy-%02d-%s", i, strings.Repeat("n", 200)))
+		objs = append(objs, p)
+	}
+	for i := range 300 {
+		pod := runningPod(fmt.Sprintf("web-%03d", i))
+		pod.OwnerReferences = []metav1.OwnerReference{{APIVersion: "example.com/v1", Kind: "Very" + strings.Repeat("Long", 40) + "Kind",
+			Name: fmt.Sprintf("owner-%03d-%s", i, strings.Repeat("o", 250)), UID: "u", Controller: ptr.To(true)}}
+		for c := range 70 {
+			pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: fmt.Sprintf("c%02d", c), Image: stepRepo + ":v1"})
+			pod.Status.ContainerStatuses = append(pod.Status.ContainerStatuses, corev1.ContainerStatus{Name: fmt.Sprintf("c%02d", c),
+				ImageID: "docker-pullable://" + stepRepo + "@" + dig})
+		}
+		objs = append(objs, pod)
+	}
+	e := newStepEnv(t, interceptor.Funcs{}, objs...)
+	e.si.Verifier = hostileVerifier{}
+	e.mustReconcile()
+	got := e.get()
+
+	g.Expect(got.Status.Policies).To(HaveLen(64))
+	g.Expect(got.Status.Workloads).To(HaveLen(256))
+	g.Expect(got.Status.Workloads[0].Containers).To(HaveLen(64))
+	g.Expect(got.Status.LastHandledReverify).To(HavePrefix("sha256:"))
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(got)
+	g.Expect(err).NotTo(HaveOccurred())
+	res := statusValidator(t, "sigwatch.dev_signedimages.yaml").Validate(u)
+	g.Expect(res.Errors).To(BeEmpty(), "the written status validates against the CRD")
+
+	// The reverify annotation is still honoured once: the next visit is not forced again.
+	e.clock.Step(1)
+	rv := e.get().ResourceVersion
+	e.mustReconcile()
+	g.Expect(e.get().ResourceVersion).To(Equal(rv), "a long reverify value is recorded by its hash and not acted on twice")
+
+	// And the validator does reject what is out of bounds, so the check above means something.
+	got.Status.Summary.Signer = strings.Repeat("s", 1025)
+	u, err = runtime.DefaultUnstructuredConverter.ToUnstructured(got)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(statusValidator(t, "sigwatch.dev_signedimages.yaml").Validate(u).Errors).NotTo(BeEmpty())
+}
+
+// TestStatusSchemasAreBounded: every string and list in both statuses has a maximum (an unbounded
+// status is an etcd size and CEL cost risk), and conditions come first. kube-api-linter (make lint)
+// checks the Go types; this checks the generated CRDs that the API server enforces.
+func TestStatusSchemasAreBounded(t *testing.T) {
+	for _, file := range []string{"sigwatch.dev_signedimages.yaml", "sigwatch.dev_imagesignaturepolicies.yaml"} {
+		t.Run(file, func(t *testing.T) {
+			g := NewWithT(t)
+			status := crd(t, file).Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["status"]
+			var unbounded []string
+			walkSchema("status", status, func(path string, s apiextensionsv1.JSONSchemaProps) {
+				switch {
+				case s.Type == "string" && s.MaxLength == nil && s.Format != "date-time" && len(s.Enum) == 0:
+					unbounded = append(unbounded, path)
+				case s.Type == "array" && s.MaxItems == nil:
+					unbounded = append(unbounded, path)
+				}
+			})
+			g.Expect(unbounded).To(BeEmpty(), "strings without maxLength and lists without maxItems")
+		})
+	}
+	for _, typ := range []any{sigwatchv1alpha1.SignedImageStatus{}, sigwatchv1alpha1.ImageSignaturePolicyStatus{}} {
+		first := fmt.Sprintf("%T", typ)
+		g := NewWithT(t)
+		g.Expect(firstField(typ)).To(Equal("Conditions"), "%s: conditions come first", first)
+	}
+}
+
+func walkSchema(path string, s apiextensionsv1.JSONSchemaProps, visit func(string, apiextensionsv1.JSONSchemaProps)) {
+	visit(path, s)
+	for name, p := range s.Properties {
+		walkSchema(path+"."+name, p, visit)
+	}
+	if s.Items != nil && s.Items.Schema != nil {
+		walkSchema(path+"[]", *s.Items.Schema, visit)
+	}
+}
+
+func firstField(v any) string { return reflect.TypeOf(v).Field(0).Name }
