@@ -3,15 +3,18 @@ package registry
 import (
 	"context"
 	"testing"
+
+	testregistry "github.com/sigwatch/sigwatch/test/registry"
 )
 
 // BenchmarkHeadAndReferrers measures the change-detection round trip against the loopback registry:
 // a HEAD of a tag and a referrers listing filtered to Sigstore bundles.
 func BenchmarkHeadAndReferrers(b *testing.B) {
-	tr := newTestRegistry(b, true)
-	repo := tr.repo(b, "app")
-	img := tr.pushImage(b, repo, "v1", 256)
-	tr.pushReferrer(b, repo, img, bundleType, "one")
+	reg := testregistry.Start(b, true)
+	repo := reg.Repository(b, "app")
+	img := testregistry.RandomImage(b, 256)
+	reg.PushTag(b, "app", "v1", img)
+	reg.PushReferrer(b, "app", img, bundleType, "one")
 	digest := mustDigest(b, img)
 	tag := repo.Tag("v1")
 	c, _ := newTestClient(Options{})

@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	. "github.com/onsi/gomega"
+
+	testregistry "github.com/sigwatch/sigwatch/test/registry"
 )
 
 type countingKeychain struct {
@@ -26,11 +28,12 @@ func (k *countingKeychain) Resolve(authn.Resource) (authn.Authenticator, error) 
 // with other credentials, or with none, never reuses a transport authenticated with the first ones.
 func TestCredentialsScopeTransports(t *testing.T) {
 	g := NewWithT(t)
-	tr := newTestRegistry(t, true)
-	repo := tr.repo(t, "team/private")
-	img := tr.pushImage(t, repo, "v1", 64)
+	reg := testregistry.Start(t, true)
+	repo := reg.Repository(t, "team/private")
+	img := testregistry.RandomImage(t, 64)
+	reg.PushTag(t, "team/private", "v1", img)
 	// From here on the registry answers only user "team" with the right password.
-	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	reg.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
 		if u, p, ok := r.BasicAuth(); ok && u == "team" && p == "s3cret" {
 			return false
 		}

@@ -18,12 +18,15 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	. "github.com/onsi/gomega"
+
+	testregistry "github.com/sigwatch/sigwatch/test/registry"
 )
 
 func TestHead(t *testing.T) {
-	tr := newTestRegistry(t, false)
-	repo := tr.repo(t, "app")
-	img := tr.pushImage(t, repo, "v1", 256)
+	reg := testregistry.Start(t, false)
+	repo := reg.Repository(t, "app")
+	img := testregistry.RandomImage(t, 256)
+	reg.PushTag(t, "app", "v1", img)
 	digest := mustDigest(t, img)
 
 	cases := []struct {
@@ -34,7 +37,7 @@ func TestHead(t *testing.T) {
 		{name: "existing tag", ref: repo.Tag("v1").String()},
 		{name: "existing digest", ref: repo.Digest(digest.String()).String()},
 		{name: "missing tag", ref: repo.Tag("nope").String(), wantErr: ErrNotFound},
-		{name: "missing repository", ref: tr.repo(t, "other").Tag("v1").String(), wantErr: ErrNotFound},
+		{name: "missing repository", ref: reg.Repository(t, "other").Tag("v1").String(), wantErr: ErrNotFound},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -60,24 +63,25 @@ func TestHead(t *testing.T) {
 
 func TestHeadIsNotCountedAsGet(t *testing.T) {
 	g := NewWithT(t)
-	tr := newTestRegistry(t, false)
-	repo := tr.repo(t, "app")
-	tr.pushImage(t, repo, "v1", 256)
+	reg := testregistry.Start(t, false)
+	repo := reg.Repository(t, "app")
+	reg.PushTag(t, "app", "v1", testregistry.RandomImage(t, 256))
 	c, _ := newTestClient(Options{})
-	tr.requests()
+	reg.TakeRequestLog()
 
 	_, err := c.Head(context.Background(), repo.Tag("v1"))
 
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(tr.requests()).To(ContainElement("HEAD /v2/app/manifests/v1"))
+	g.Expect(reg.TakeRequestLog()).To(ContainElement("HEAD /v2/app/manifests/v1"))
 	g.Expect(c.Requests()).To(HaveKeyWithValue(RequestKey{Method: http.MethodHead, Code: http.StatusOK}, 1))
 }
 
 func TestManifestByDigest(t *testing.T) {
 	g := NewWithT(t)
-	tr := newTestRegistry(t, false)
-	repo := tr.repo(t, "app")
-	img := tr.pushImage(t, repo, "v1", 256)
+	reg := testregistry.Start(t, false)
+	repo := reg.Repository(t, "app")
+	img := testregistry.RandomImage(t, 256)
+	reg.PushTag(t, "app", "v1", img)
 	c, _ := newTestClient(Options{})
 
 	b, mt, err := c.Manifest(context.Background(), repo, mustDigest(t, img))
@@ -89,9 +93,9 @@ func TestManifestByDigest(t *testing.T) {
 
 func TestManifestNotFound(t *testing.T) {
 	g := NewWithT(t)
-	tr := newTestRegistry(t, false)
-	repo := tr.repo(t, "app")
-	tr.pushImage(t, repo, "v1", 256)
+	reg := testregistry.Start(t, false)
+	repo := reg.Repository(t, "app")
+	reg.PushTag(t, "app", "v1", testregistry.RandomImage(t, 256))
 	c, _ := newTestClient(Options{})
 	missing := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}
 
@@ -103,13 +107,14 @@ func TestManifestNotFound(t *testing.T) {
 
 func TestManifestDigestMismatch(t *testing.T) {
 	g := NewWithT(t)
-	tr := newTestRegistry(t, false)
-	repo := tr.repo(t, "app")
-	asked := tr.pushImage(t, repo, "v1", 256)
+	reg := testregistry.Start(t, false)
+	repo := reg.Repository(t, "app")
+	asked := testregistry.RandomImage(t, 256)
+	reg.PushTag(t, "app", "v1", asked)
 	other, err := random.Image(256, 1)
 	g.Expect(err).NotTo(HaveOccurred())
 	askedDigest := mustDigest(t, asked)
-	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	reg.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
 		if !isPath(r, http.MethodGet, "/manifests/"+askedDigest.String()) {
 			return false
 		}
@@ -140,12 +145,13 @@ func TestManifestTooLarge(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			tr := newTestRegistry(t, false)
-			repo := tr.repo(t, "app")
-			img := tr.pushImage(t, repo, "v1", 256)
+			reg := testregistry.Start(t, false)
+			repo := reg.Repository(t, "app")
+			img := testregistry.RandomImage(t, 256)
+			reg.PushTag(t, "app", "v1", img)
 			digest := mustDigest(t, img)
 			written := make(chan int64, 1)
-			tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+			reg.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
 				if !isPath(r, http.MethodGet, "/manifests/"+digest.String()) {
 					return false
 				}
@@ -185,9 +191,10 @@ func serveBytes(w http.ResponseWriter, n int64, contentLength bool) int64 {
 }
 
 func TestBlob(t *testing.T) {
-	tr := newTestRegistry(t, false)
-	repo := tr.repo(t, "app")
-	img := tr.pushImage(t, repo, "v1", 64<<10)
+	reg := testregistry.Start(t, false)
+	repo := reg.Repository(t, "app")
+	img := testregistry.RandomImage(t, 64<<10)
+	reg.PushTag(t, "app", "v1", img)
 	layers, err := img.Layers()
 	if err != nil {
 		t.Fatal(err)
@@ -216,9 +223,9 @@ func TestBlob(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			tr.setFault(nil)
+			reg.ClearIntercepts()
 			if tc.fault {
-				tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+				reg.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
 					if !isPath(r, http.MethodGet, "/blobs/"+layerDigest.String()) {
 						return false
 					}
@@ -243,11 +250,11 @@ func TestBlob(t *testing.T) {
 
 func TestRetryAfter429(t *testing.T) {
 	g := NewWithT(t)
-	tr := newTestRegistry(t, false)
-	repo := tr.repo(t, "app")
-	tr.pushImage(t, repo, "v1", 256)
+	reg := testregistry.Start(t, false)
+	repo := reg.Repository(t, "app")
+	reg.PushTag(t, "app", "v1", testregistry.RandomImage(t, 256))
 	var once sync.Once
-	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	reg.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
 		if !isPath(r, http.MethodHead, "/manifests/v1") {
 			return false
 		}
@@ -282,9 +289,9 @@ func TestRetryAfter429(t *testing.T) {
 
 func TestRetryAfterBeyondCapGivesUp(t *testing.T) {
 	g := NewWithT(t)
-	tr := newTestRegistry(t, false)
-	repo := tr.repo(t, "app")
-	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	reg := testregistry.Start(t, false)
+	repo := reg.Repository(t, "app")
+	reg.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
 		if !isPath(r, http.MethodHead, "/manifests/v1") {
 			return false
 		}
@@ -304,9 +311,9 @@ func TestRetryAfterBeyondCapGivesUp(t *testing.T) {
 
 func TestUnavailable503(t *testing.T) {
 	g := NewWithT(t)
-	tr := newTestRegistry(t, false)
-	repo := tr.repo(t, "app")
-	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	reg := testregistry.Start(t, false)
+	repo := reg.Repository(t, "app")
+	reg.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
 		if !isPath(r, http.MethodHead, "/manifests/v1") {
 			return false
 		}
@@ -344,9 +351,9 @@ func TestConnectionRefused(t *testing.T) {
 
 func TestRequestTimeout(t *testing.T) {
 	g := NewWithT(t)
-	tr := newTestRegistry(t, false)
-	repo := tr.repo(t, "app")
-	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	reg := testregistry.Start(t, false)
+	repo := reg.Repository(t, "app")
+	reg.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
 		if !isPath(r, http.MethodHead, "/manifests/v1") {
 			return false
 		}
@@ -369,9 +376,9 @@ func TestRequestTimeout(t *testing.T) {
 
 func TestAuthFailureIsUnavailable(t *testing.T) {
 	g := NewWithT(t)
-	tr := newTestRegistry(t, false)
-	repo := tr.repo(t, "app")
-	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	reg := testregistry.Start(t, false)
+	repo := reg.Repository(t, "app")
+	reg.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
 		if !strings.HasPrefix(r.URL.Path, "/v2/app/") {
 			return false
 		}
@@ -388,10 +395,10 @@ func TestAuthFailureIsUnavailable(t *testing.T) {
 }
 
 func TestKeychainCredentials(t *testing.T) {
-	tr := newTestRegistry(t, false)
-	repo := tr.repo(t, "app")
-	tr.pushImage(t, repo, "v1", 256)
-	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	reg := testregistry.Start(t, false)
+	repo := reg.Repository(t, "app")
+	reg.PushTag(t, "app", "v1", testregistry.RandomImage(t, 256))
+	reg.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
 		if user, pass, ok := r.BasicAuth(); ok && user == "robot" && pass == "secret" {
 			return false
 		}
@@ -435,17 +442,17 @@ func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) {
 
 func TestHTTPSUnlessInsecure(t *testing.T) {
 	g := NewWithT(t)
-	tr := newTestRegistry(t, false)
-	repo := tr.repo(t, "app")
-	tr.pushImage(t, repo, "v1", 256)
-	tr.requests()
+	reg := testregistry.Start(t, false)
+	repo := reg.Repository(t, "app")
+	reg.PushTag(t, "app", "v1", testregistry.RandomImage(t, 256))
+	reg.TakeRequestLog()
 	c, _ := newTestClient(Options{Insecure: []string{"registry.local:5000"}})
 
 	_, err := c.Head(context.Background(), repo.Tag("v1"))
 
 	g.Expect(IsUnavailable(err)).To(BeTrue())
 	g.Expect(err.Error()).To(And(ContainSubstring(repo.Tag("v1").String()), ContainSubstring("not listed as insecure")))
-	g.Expect(tr.requests()).To(BeEmpty(), "no plain HTTP request reached the registry")
+	g.Expect(reg.TakeRequestLog()).To(BeEmpty(), "no plain HTTP request reached the registry")
 	g.Expect(c.Requests()).To(Equal(map[RequestKey]int{{Method: http.MethodGet, Code: 0}: 1}), "one failed HTTPS ping")
 }
 
@@ -461,16 +468,18 @@ func TestReferrers(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			tr := newTestRegistry(t, tc.referrersAPI)
-			repo := tr.repo(t, "app")
-			img := tr.pushImage(t, repo, "v1", 256)
+			reg := testregistry.Start(t, tc.referrersAPI)
+			repo := reg.Repository(t, "app")
+			img := testregistry.RandomImage(t, 256)
+			reg.PushTag(t, "app", "v1", img)
 			digest := mustDigest(t, img)
-			sig1 := tr.pushReferrer(t, repo, img, bundleType, "one")
-			sbom := tr.pushReferrer(t, repo, img, otherType, "sbom")
-			unsigned := tr.pushImage(t, repo, "v2", 256)
+			sig1 := reg.PushReferrer(t, "app", img, bundleType, "one")
+			sbom := reg.PushReferrer(t, "app", img, otherType, "sbom")
+			unsigned := testregistry.RandomImage(t, 256)
+			reg.PushTag(t, "app", "v2", unsigned)
 			c, _ := newTestClient(Options{})
 			ctx := context.Background()
-			tr.requests()
+			reg.TakeRequestLog()
 
 			bundles, err := c.Referrers(ctx, repo, digest, bundleType)
 			g.Expect(err).NotTo(HaveOccurred())
@@ -479,9 +488,9 @@ func TestReferrers(t *testing.T) {
 			g.Expect(bundles[0].ArtifactType).To(Equal(bundleType))
 			fallbackTag := "GET /v2/app/manifests/sha256-" + digest.Hex
 			if tc.referrersAPI {
-				g.Expect(tr.requests()).NotTo(ContainElement(fallbackTag))
+				g.Expect(reg.TakeRequestLog()).NotTo(ContainElement(fallbackTag))
 			} else {
-				g.Expect(tr.requests()).To(ContainElement(fallbackTag))
+				g.Expect(reg.TakeRequestLog()).To(ContainElement(fallbackTag))
 			}
 
 			all, err := c.Referrers(ctx, repo, digest, "")
@@ -497,7 +506,7 @@ func TestReferrers(t *testing.T) {
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(Fingerprint(again)).To(Equal(before), "unchanged listing, same fingerprint")
 
-			sig2 := tr.pushReferrer(t, repo, img, bundleType, "two")
+			sig2 := reg.PushReferrer(t, "app", img, bundleType, "two")
 			after, err := c.Referrers(ctx, repo, digest, bundleType)
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(digestsOf(after)).To(ConsistOf(sig1, sig2))
@@ -510,11 +519,12 @@ func TestReferrersTooMany(t *testing.T) {
 	for _, referrersAPI := range []bool{true, false} {
 		t.Run(fmt.Sprintf("referrers API %v", referrersAPI), func(t *testing.T) {
 			g := NewWithT(t)
-			tr := newTestRegistry(t, referrersAPI)
-			repo := tr.repo(t, "app")
-			img := tr.pushImage(t, repo, "v1", 256)
+			reg := testregistry.Start(t, referrersAPI)
+			repo := reg.Repository(t, "app")
+			img := testregistry.RandomImage(t, 256)
+			reg.PushTag(t, "app", "v1", img)
 			for i := range 3 {
-				tr.pushReferrer(t, repo, img, bundleType, fmt.Sprint(i))
+				reg.PushReferrer(t, "app", img, bundleType, fmt.Sprint(i))
 			}
 			c, _ := newTestClient(Options{MaxReferrers: 2})
 
@@ -547,8 +557,8 @@ func TestReferrersPaginated(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			tr := newTestRegistry(t, true)
-			tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+			reg := testregistry.Start(t, true)
+			reg.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
 				if !isPath(r, http.MethodGet, "/referrers/"+subject.String()) {
 					return false
 				}
@@ -563,7 +573,7 @@ func TestReferrersPaginated(t *testing.T) {
 			})
 			c, _ := newTestClient(Options{})
 
-			descs, err := c.Referrers(context.Background(), tr.repo(t, "app"), subject, bundleType)
+			descs, err := c.Referrers(context.Background(), reg.Repository(t, "app"), subject, bundleType)
 
 			if tc.wantErr != "" {
 				g.Expect(err).To(MatchError(ContainSubstring(tc.wantErr)))
