@@ -84,13 +84,22 @@ type simpleSigning struct {
 	} `json:"critical"`
 }
 
+// CosignSignatureType is critical.type of a cosign simple-signing payload (cosign and sigstore/sigstore's
+// payload.Cosign refuse any other).
+const CosignSignatureType = "cosign container image signature"
+
+// inTotoStatementTypes are the in-toto statement _type values accepted (v1, and v0.1 that cosign v2
+// wrote).
+var inTotoStatementTypes = []string{"https://in-toto.io/Statement/v1", "https://in-toto.io/Statement/v0.1"}
+
 // ErrBinding reports a signature that is bound to something else than the image digest.
 var ErrBinding = errors.New("signature is not bound to the image digest")
 
 // CheckBinding checks what sigstore-go does not: that the candidate is about digest. A legacy
-// signature's payload must name it in critical.image.docker-manifest-digest; a bundle signature must be a
-// DSSE statement of predicate type CosignSignPredicate (or a message signature over that payload) whose
-// subject is the digest; an attestation's subject must be the digest.
+// signature's payload must be of the cosign type and name it in critical.image.docker-manifest-digest; a
+// bundle signature must be an in-toto statement of predicate type CosignSignPredicate whose subject is
+// the digest (a message signature carries no payload to bind, and is refused); an attestation's subject
+// must be the digest.
 func (c *Candidate) CheckBinding(digest string) error {
 	switch {
 	case c.Err != nil:
@@ -100,11 +109,17 @@ func (c *Candidate) CheckBinding(digest string) error {
 		if err := json.Unmarshal(c.Payload, &ss); err != nil {
 			return fmt.Errorf("%w: simple-signing payload does not parse: %v", ErrBinding, err)
 		}
+		if ss.Critical.Type != CosignSignatureType {
+			return fmt.Errorf("%w: payload type %q is not a %s", ErrBinding, ss.Critical.Type, CosignSignatureType)
+		}
 		if got := ss.Critical.Image.DockerManifestDigest; got != digest {
 			return fmt.Errorf("%w: the payload signs %s", ErrBinding, orNothing(got))
 		}
 		return nil
 	case c.Statement != nil:
+		if !slices.Contains(inTotoStatementTypes, c.Statement.Type) {
+			return fmt.Errorf("%w: %q is not an in-toto statement type", ErrBinding, c.Statement.Type)
+		}
 		if c.Kind == KindSignature && c.Statement.PredicateType != CosignSignPredicate {
 			return fmt.Errorf("%w: predicate type %q is not a cosign signature", ErrBinding, c.Statement.PredicateType)
 		}

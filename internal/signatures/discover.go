@@ -89,6 +89,10 @@ func (s *State) Key() string {
 	if s.AttTag != nil {
 		parts = append(parts, "a:"+s.AttTag.Descriptor.Digest.String())
 	}
+	if s.Attestations && len(parts) > 0 {
+		// Fetch returns attestation bundles only when asked: the same manifests are other candidates.
+		parts = append(parts, "attestations")
+	}
 	return strings.Join(parts, ",")
 }
 
@@ -286,11 +290,11 @@ func (d *Discoverer) bundleCandidate(ctx context.Context, r Located) (Candidate,
 		c.Err = fmt.Errorf("bundle of referrer %s does not parse: %w", c.ManifestDigest, err)
 		return c, nil
 	}
-	c.Bundle = b
 	if c.Statement, err = statementOf(b); err != nil {
 		c.Err = fmt.Errorf("bundle of referrer %s: %w", c.ManifestDigest, err)
 		return c, nil
 	}
+	c.Bundle = b
 	if c.Statement != nil && c.Statement.PredicateType != CosignSignPredicate {
 		c.Kind = KindAttestation
 	}
@@ -347,6 +351,9 @@ func (d *Discoverer) tagCandidates(ctx context.Context, tag Located, kind Kind) 
 			c.Statement, c.Err = statementOf(c.Bundle)
 		default:
 			c.Payload = data
+		}
+		if c.Err != nil {
+			c.Bundle = nil // Bundle is nil when Err is set
 		}
 		out = append(out, c)
 	}
