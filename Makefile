@@ -1,11 +1,11 @@
 # sigwatch — continuous Sigstore signature verification of running images.
 #
 # `make test` is the whole test suite: go vet, `make lint` (kube-api-linter over api/), `make verify`
-# (generated files are current) and every test
-# against a real kube-apiserver + etcd, the real cosign and the real keyless Sigstore stack. The tiers:
+# (generated files are current) and every test against a real kube-apiserver + etcd, the real cosign and
+# the real keyless Sigstore stack. The tiers:
 #   make test-unit         no API server and no tool binary: runs on a fresh clone in seconds
 #   make test-integration  adds the envtest API server and cosign (build tag `integration`)
-#   make test-e2e          the real keyless stack, the demo and the installers (build tag `e2e`)
+#   make test-e2e          the real keyless stack and the demo (build tag `e2e`)
 # The first run builds the tools from source through the Go module proxy (about 15 minutes on 2 cores);
 # later runs reuse bin/, and a tool is rebuilt when its module under hack/tools/ changes.
 
@@ -83,7 +83,7 @@ test-integration: envtest-assets $(LOCALBIN)/cosign ## Run the unit tests and th
 	KUBEBUILDER_ASSETS="$(K8S_ASSETS)" go test -tags integration $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-e2e
-test-e2e: envtest-assets $(LOCALBIN)/cosign sigstore-stack ## Run the end-to-end suites: the real keyless stack, the demo, the installers.
+test-e2e: envtest-assets $(LOCALBIN)/cosign sigstore-stack ## Run the end-to-end suites: the real keyless stack and the demo.
 	KUBEBUILDER_ASSETS="$(K8S_ASSETS)" go test -tags e2e $(GO_TEST_FLAGS) ./test/...
 
 ##@ Build and run
