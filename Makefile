@@ -136,17 +136,21 @@ docker-push: ## Push the container image IMG.
 
 $(KUSTOMIZE): hack/tools/kustomize/go.mod hack/tools/kustomize/go.sum
 	cd hack/tools/kustomize && go build -o $@ sigs.k8s.io/kustomize/kustomize/v5
+	@touch $@ # go build leaves an up-to-date binary as it was: mark it newer than its module
 
 $(CONTROLLER_GEN): hack/tools/codegen/go.mod hack/tools/codegen/go.sum
 	cd hack/tools/codegen && go build -o $(CONTROLLER_GEN) sigs.k8s.io/controller-tools/cmd/controller-gen
+	@touch $@ # go build leaves an up-to-date binary as it was: mark it newer than its module
 
 $(CRD_REF_DOCS): hack/tools/codegen/go.mod hack/tools/codegen/go.sum
 	cd hack/tools/codegen && go build -o $(CRD_REF_DOCS) github.com/elastic/crd-ref-docs
+	@touch $@ # go build leaves an up-to-date binary as it was: mark it newer than its module
 
 # golangci-lint v2 with kube-api-linter compiled in (kube-api-linter's own main package).
 $(GOLANGCI_LINT): hack/tools/golangci-lint/go.mod hack/tools/golangci-lint/go.sum
 	@echo "building golangci-lint $(call modversion,hack/tools/golangci-lint,github.com/golangci/golangci-lint/v2) with kube-api-linter (a few minutes the first time)"
 	cd hack/tools/golangci-lint && go build -trimpath -o $@ sigs.k8s.io/kube-api-linter/cmd/golangci-lint-kube-api-linter
+	@touch $@ # go build leaves an up-to-date binary as it was: mark it newer than its module
 
 .PHONY: envtest-assets
 envtest-assets: $(K8S_ASSETS)/kube-apiserver $(K8S_ASSETS)/etcd ## Build kube-apiserver and etcd for envtest into bin/k8s.
@@ -163,10 +167,12 @@ TSA_VERSION    = $(call modversion,hack/tools/sigstore,github.com/sigstore/times
 $(K8S_ASSETS)/kube-apiserver: hack/tools/envtest/kube-apiserver/go.mod hack/tools/envtest/kube-apiserver/go.sum
 	@echo "building kube-apiserver $(KUBE_VERSION) from source (about 9 minutes the first time on 2 cores)"
 	cd hack/tools/envtest/kube-apiserver && go build -trimpath -o $@ k8s.io/kubernetes/cmd/kube-apiserver
+	@touch $@ # go build leaves an up-to-date binary as it was: mark it newer than its module
 
 $(K8S_ASSETS)/etcd: hack/tools/envtest/etcd/go.mod hack/tools/envtest/etcd/go.sum $(wildcard hack/tools/envtest/etcd/*.go)
 	@echo "building etcd $(ETCD_VERSION) from source (about 2 minutes the first time)"
 	cd hack/tools/envtest/etcd && go build -trimpath -o $@ .
+	@touch $@ # go build leaves an up-to-date binary as it was: mark it newer than its module
 
 .PHONY: cosign
 cosign: $(LOCALBIN)/cosign ## Build the cosign CLI that the tests sign images with into bin/.
@@ -174,6 +180,7 @@ cosign: $(LOCALBIN)/cosign ## Build the cosign CLI that the tests sign images wi
 $(LOCALBIN)/cosign: hack/tools/cosign/go.mod hack/tools/cosign/go.sum
 	@echo "building cosign $(COSIGN_VERSION) from source (a few minutes the first time on 2 cores)"
 	cd hack/tools/cosign && go build -trimpath -o $@ github.com/sigstore/cosign/v3/cmd/cosign
+	@touch $@ # go build leaves an up-to-date binary as it was: mark it newer than its module
 
 .PHONY: sigstore-stack
 sigstore-stack: $(LOCALBIN)/fulcio $(LOCALBIN)/rekor-server $(LOCALBIN)/timestamp-server ## Build Fulcio, Rekor v2 and the timestamp authority for the e2e tests and the demo.
@@ -185,11 +192,14 @@ SIGSTORE_MOD := hack/tools/sigstore/go.mod hack/tools/sigstore/go.sum
 $(LOCALBIN)/fulcio: $(SIGSTORE_MOD)
 	@echo "building fulcio $(FULCIO_VERSION) from source (about a minute the first time on 2 cores)"
 	cd hack/tools/sigstore && go build -trimpath -o $@ github.com/sigstore/fulcio
+	@touch $@ # go build leaves an up-to-date binary as it was: mark it newer than its module
 
 $(LOCALBIN)/rekor-server: $(SIGSTORE_MOD)
 	@echo "building the rekor-tiles $(REKOR_VERSION) POSIX server from source (about 30 seconds the first time)"
 	cd hack/tools/sigstore && go build -trimpath -o $@ github.com/sigstore/rekor-tiles/v2/cmd/rekor-server/posix
+	@touch $@ # go build leaves an up-to-date binary as it was: mark it newer than its module
 
 $(LOCALBIN)/timestamp-server: $(SIGSTORE_MOD) $(wildcard hack/tools/sigstore/timestamp-server/*.go)
 	@echo "building timestamp-authority $(TSA_VERSION) from source (about a minute the first time)"
 	cd hack/tools/sigstore && go build -trimpath -o $@ ./timestamp-server
+	@touch $@ # go build leaves an up-to-date binary as it was: mark it newer than its module

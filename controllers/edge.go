@@ -31,9 +31,10 @@ type PolicyResolver interface {
 }
 
 // CredentialSource returns the registry credentials of the pods of a namespace that run an image.
-// PullSecrets implements it.
+// PullSecrets implements it. An error means they could not be read just now (retried), never that
+// there are none.
 type CredentialSource interface {
-	For(ctx context.Context, namespace string, pods []corev1.Pod) registry.Credentials
+	For(ctx context.Context, namespace string, pods []corev1.Pod) (registry.Credentials, error)
 }
 
 var (

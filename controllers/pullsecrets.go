@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	k8schain "github.com/google/go-containerregistry/pkg/authn/kubernetes"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -29,8 +30,10 @@ type PullSecrets struct {
 }
 
 // For returns the credentials of the pods of a namespace: their pull secrets and their service
-// accounts', then Fallback, with an ID that changes whenever one of the secrets does.
-func (p *PullSecrets) For(ctx context.Context, namespace string, pods []corev1.Pod) registry.Credentials {
+// accounts', then Fallback, with an ID that changes whenever one of the secrets does. A pull secret or
+// service account that does not exist is skipped, as the kubelet skips it; any other error reading one
+// is returned, rather than verifying with fewer credentials than the pods have.
+func (p *PullSecrets) For(ctx context.Context, namespace string, pods []corev1.Pod) (registry.Credentials, error) {
 	names := map[string]bool{}
 	accounts := map[string]bool{}
 	for _, pod := range pods {
@@ -45,10 +48,14 @@ func (p *PullSecrets) For(ctx context.Context, namespace string, pods []corev1.P
 	}
 	for sa := range accounts {
 		var acct corev1.ServiceAccount
-		if err := p.Reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: sa}, &acct); err == nil {
-			for _, s := range acct.ImagePullSecrets {
-				names[s.Name] = true
-			}
+		err := p.Reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: sa}, &acct)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return registry.Credentials{}, fmt.Errorf("reading service account %s/%s: %w", namespace, sa, err)
+		}
+		for _, s := range acct.ImagePullSecrets {
+			names[s.Name] = true
 		}
 	}
 	sorted := make([]string, 0, len(names))
@@ -61,7 +68,10 @@ func (p *PullSecrets) For(ctx context.Context, namespace string, pods []corev1.P
 	for _, n := range sorted {
 		var s corev1.Secret
 		if err := p.Reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: n}, &s); err != nil {
-			log.FromContext(ctx).V(1).Info("image pull secret unreadable", "secret", n, "error", err.Error())
+			if !apierrors.IsNotFound(err) {
+				return registry.Credentials{}, fmt.Errorf("reading image pull secret %s/%s: %w", namespace, n, err)
+			}
+			log.FromContext(ctx).V(1).Info("image pull secret not found (skipped, as the kubelet does)", "secret", n)
 			continue
 		}
 		secrets = append(secrets, s)
@@ -70,7 +80,9 @@ func (p *PullSecrets) For(ctx context.Context, namespace string, pods []corev1.P
 	var chain []authn.Keychain
 	if len(secrets) > 0 {
 		kc, err := k8schain.NewFromPullSecrets(ctx, secrets)
-		if err == nil {
+		if err != nil {
+			log.FromContext(ctx).Info("image pull secrets unusable; verifying without them", "namespace", namespace, "error", err.Error())
+		} else {
 			chain = append(chain, kc)
 		}
 	}
@@ -78,7 +90,7 @@ func (p *PullSecrets) For(ctx context.Context, namespace string, pods []corev1.P
 		chain = append(chain, p.Fallback)
 	}
 	if len(chain) == 0 {
-		return registry.Credentials{Keychain: authn.NewMultiKeychain(), ID: "anonymous"}
+		return registry.Credentials{Keychain: authn.NewMultiKeychain(), ID: "anonymous"}, nil
 	}
-	return registry.Credentials{Keychain: authn.NewMultiKeychain(chain...), ID: hex.EncodeToString(h.Sum(nil))[:16]}
+	return registry.Credentials{Keychain: authn.NewMultiKeychain(chain...), ID: hex.EncodeToString(h.Sum(nil))[:16]}, nil
 }

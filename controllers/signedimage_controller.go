@@ -183,7 +183,7 @@ func (r *SignedImageReconciler) collectGarbage(ctx context.Context, v *visit) (b
 
 // matchPolicies finds the policies that cover the image in its namespace, with their fingerprints, and
 // the ready ones for the verifier. A policy that is not ready is reported (PolicyNotReady), never dropped;
-// a transient failure to read a policy's inputs ends the visit with the error, to be retried.
+// one whose inputs could not be read just now is a transient Unknown (VerificationError), retried.
 func (r *SignedImageReconciler) matchPolicies(ctx context.Context, v *visit) (bool, error) {
 	si := v.si
 	var ns corev1.Namespace
@@ -201,7 +201,12 @@ func (r *SignedImageReconciler) matchPolicies(ctx context.Context, v *visit) (bo
 		}
 		rp, err := r.Policies.Resolve(ctx, p)
 		if IsTransient(err) {
-			return false, fmt.Errorf("SignedImage %s: %w", klog.KObj(si), err)
+			// Could not read the policy's inputs (the API server timed out, throttled, refused): this
+			// policy's result is a transient Unknown, retried with backoff; the others are judged.
+			log.FromContext(ctx).Info("could not read a policy's inputs; retrying", "imageSignaturePolicy", p.Name, "error", err.Error())
+			v.matched = append(v.matched, matchedPolicy{name: p.Name, fingerprint: fingerprint("transient", p.Name),
+				errReason: sigwatchv1alpha1.VerificationErrorReason, errMessage: "could not read the policy's inputs (retrying): " + err.Error()})
+			continue
 		}
 		m := matchPolicy(p, rp, err, r.IntervalOverride)
 		v.matched = append(v.matched, m)
@@ -220,14 +225,21 @@ func (r *SignedImageReconciler) verifyWhenDue(ctx context.Context, v *visit) (bo
 	}
 	req := verification.Request{Image: imageOf(si), Policies: v.ready,
 		Fresh: reverifyToken(si) != si.Status.LastHandledReverify}
+	var res *verification.Result
 	if r.Credentials != nil {
-		req.Credentials = r.Credentials.For(ctx, si.Namespace, v.pods)
+		creds, err := r.Credentials.For(ctx, si.Namespace, v.pods)
+		if err != nil {
+			// Without the pods' pull secrets the registry would say 401: could not verify, retried.
+			res = unknownFor(req, sigwatchv1alpha1.VerificationErrorReason, "reading the image pull secrets (retrying): "+err.Error())
+		}
+		req.Credentials = creds
 	}
-	start := time.Now()
-	res := r.Verifier.Verify(ctx, req)
-	r.Metrics.observeVerification(res, time.Since(start))
+	if res == nil {
+		start := time.Now()
+		res = r.Verifier.Verify(ctx, req)
+		r.Metrics.observeVerification(res, time.Since(start))
+	}
 
-	prevVerified := meta.FindStatusCondition(v.before.Status.Conditions, sigwatchv1alpha1.VerifiedCondition)
 	out := applyResult(&si.Status, res, v.matched, v.now)
 	setConditions(&si.Status, out, si.Generation, r.NoMatch, v.now)
 	si.Status.ObservedGeneration = si.Generation
@@ -239,7 +251,7 @@ func (r *SignedImageReconciler) verifyWhenDue(ctx context.Context, v *visit) (bo
 		fallback = r.IntervalOverride
 	}
 	interval := reverifyInterval(v.matched, fallback)
-	wait := verificationDelay(prevVerified, anyTransient(si.Status.Policies), v.now, jitter(interval, r.random()), r.MinRetry, interval)
+	wait := verificationDelay(v.before.Status, anyTransient(si.Status.Policies), jitter(interval, r.random()), r.MinRetry, interval)
 	si.Status.NextVerificationTime = &metav1.Time{Time: v.now.Add(wait)}
 	log.FromContext(ctx).V(1).Info("verified", "image", req.Image.String(), "verified", out.status, "reason", out.reason, "cached", res.Cached, "next", wait)
 	return false, nil
@@ -290,7 +302,9 @@ func (r *SignedImageReconciler) emitEvents(ctx context.Context, si *sigwatchv1al
 		return
 	}
 	for i := range pods {
-		r.Recorder.Eventf(&pods[i], si, eventType, reason, "Verify", "image %s@%s: %s", si.Spec.Image, si.Status.Summary.ShortDigest, note)
+		// The Events API takes notes of at most 1024 bytes.
+		r.Recorder.Eventf(&pods[i], si, eventType, reason, "Verify", "%s",
+			truncate(fmt.Sprintf("image %s@%s: %s", si.Spec.Image, si.Status.Summary.ShortDigest, note), 1024))
 	}
 	log.FromContext(ctx).Info("verification changed", "verified", after.Status, "reason", after.Reason)
 }

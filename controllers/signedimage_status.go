@@ -71,7 +71,7 @@ func gcDecision(managed, running bool, unusedSince *metav1.Time, now time.Time, 
 	case running:
 		return nil, false
 	case !managed:
-		return unusedSince, false
+		return nil, false // no clock: a SignedImage made by hand is never collected
 	case unusedSince == nil:
 		return &metav1.Time{Time: now}, false
 	default:
@@ -80,19 +80,28 @@ func gcDecision(managed, running bool, unusedSince *metav1.Time, now time.Time, 
 }
 
 // verificationDelay decides when the next verification is due. A settled verdict waits for the
-// jittered reverify interval. While a policy's result is transient (the registry or a trust root could
-// not be read), it is retried sooner: after half the time the failure has lasted, at least minRetry and
-// at most the interval; the failure started at the Verified condition's last transition when that was
-// already a transient Unknown, else now.
-func verificationDelay(prev *metav1.Condition, transient bool, now time.Time, jittered, minRetry, interval time.Duration) time.Duration {
+// jittered reverify interval. While a policy's result is transient (the registry, a trust root or a
+// policy's inputs could not be read), it is retried sooner: minRetry after the first failure, then
+// twice the previous delay each time, up to the interval. prev is the status before this verification.
+func verificationDelay(prev sigwatchv1alpha1.SignedImageStatus, transient bool, jittered, minRetry, interval time.Duration) time.Duration {
 	if !transient {
 		return jittered
 	}
-	since := now
-	if prev != nil && prev.Status == metav1.ConditionUnknown && transientReasons[prev.Reason] {
-		since = prev.LastTransitionTime.Time
+	d := minRetry
+	if anyTransient(prev.Policies) && prev.LastAttemptTime != nil && prev.NextVerificationTime != nil {
+		d = 2 * prev.NextVerificationTime.Sub(prev.LastAttemptTime.Time)
 	}
-	return retryAfter(since, now, minRetry, interval)
+	return min(max(d, minRetry), interval)
+}
+
+// unknownFor is the result of a verification that could not start: every policy Unknown for reason.
+func unknownFor(req verification.Request, reason, message string) *verification.Result {
+	res := &verification.Result{Image: req.Image}
+	for _, p := range req.Policies {
+		res.Policies = append(res.Policies, verification.PolicyResult{Policy: p.Name, Result: sigwatchv1alpha1.PolicyUnknown,
+			Reason: reason, Message: message})
+	}
+	return res
 }
 
 // anyTransient reports whether a policy's result may clear up by itself.
@@ -315,19 +324,6 @@ func reverifyInterval(matched []matchedPolicy, fallback time.Duration) time.Dura
 // jitter spreads an interval by ±10 %, so that many images do not re-verify in the same second.
 func jitter(interval time.Duration, rnd *rand.Rand) time.Duration {
 	return time.Duration(float64(interval) * (0.9 + 0.2*rnd.Float64()))
-}
-
-// retryAfter spaces retries of a transient failure: half the time the failure has lasted, at least min
-// and at most the verification interval.
-func retryAfter(since, now time.Time, min, interval time.Duration) time.Duration {
-	d := now.Sub(since) / 2
-	if d < min {
-		d = min
-	}
-	if d > interval {
-		d = interval
-	}
-	return d
 }
 
 // transition describes a change of the Verified condition worth an Event, or "" for none.

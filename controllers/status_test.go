@@ -143,7 +143,7 @@ func TestGCDecision(t *testing.T) {
 		{"unused for exactly the grace: deleted", true, false, at(-grace), at(-grace), true},
 		{"unused past the grace: deleted", true, false, at(-time.Hour), at(-time.Hour), true},
 		{"hand-made and unused: never deleted, no clock", false, false, nil, nil, false},
-		{"hand-made with an old clock: never deleted", false, false, at(-time.Hour), at(-time.Hour), false},
+		{"hand-made with an old clock (label removed): the clock is cleared, never deleted", false, false, at(-time.Hour), nil, false},
 		{"hand-made and running", false, true, at(-time.Hour), nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -162,28 +162,38 @@ func TestGCDecision(t *testing.T) {
 
 func TestVerificationDelay(t *testing.T) {
 	now := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
-	cond := func(s metav1.ConditionStatus, reason string, since time.Duration) *metav1.Condition {
-		return &metav1.Condition{Type: sigwatchv1alpha1.VerifiedCondition, Status: s, Reason: reason, LastTransitionTime: metav1.Time{Time: now.Add(since)}}
-	}
 	const jittered, minRetry, interval = 55 * time.Minute, 10 * time.Second, time.Hour
+	result := func(res sigwatchv1alpha1.PolicyResultType, reason string) sigwatchv1alpha1.PolicyResult {
+		return sigwatchv1alpha1.PolicyResult{Name: "p", Result: res, Reason: reason}
+	}
+	// prev is a status whose last attempt was scheduled again after delay.
+	prev := func(delay time.Duration, ps ...sigwatchv1alpha1.PolicyResult) sigwatchv1alpha1.SignedImageStatus {
+		return sigwatchv1alpha1.SignedImageStatus{Policies: ps, LastAttemptTime: &metav1.Time{Time: now.Add(-delay)},
+			NextVerificationTime: &metav1.Time{Time: now}}
+	}
+	verified := result(sigwatchv1alpha1.PolicyVerified, sigwatchv1alpha1.VerifiedReason)
+	down := result(sigwatchv1alpha1.PolicyUnknown, sigwatchv1alpha1.RegistryUnavailableReason)
 	for _, tc := range []struct {
 		name      string
-		prev      *metav1.Condition
+		prev      sigwatchv1alpha1.SignedImageStatus
 		transient bool
 		want      time.Duration
 	}{
-		{"settled verdict: the jittered interval", cond(metav1.ConditionTrue, sigwatchv1alpha1.VerifiedReason, -time.Hour), false, jittered},
-		{"settled failure: the jittered interval", cond(metav1.ConditionFalse, sigwatchv1alpha1.SignatureMissingReason, 0), false, jittered},
-		{"first transient failure: the minimum", cond(metav1.ConditionTrue, sigwatchv1alpha1.VerifiedReason, -time.Hour), true, minRetry},
-		{"first verification fails: the minimum", nil, true, minRetry},
-		{"outage for 10 minutes: half of it", cond(metav1.ConditionUnknown, sigwatchv1alpha1.RegistryUnavailableReason, -10*time.Minute), true, 5 * time.Minute},
-		{"outage for a day: at most the interval", cond(metav1.ConditionUnknown, sigwatchv1alpha1.RegistryUnavailableReason, -24*time.Hour), true, interval},
-		{"trust root outage counts too", cond(metav1.ConditionUnknown, sigwatchv1alpha1.TrustedRootUnavailableReason, -time.Minute), true, 30 * time.Second},
-		{"after a settled Unknown the clock restarts", cond(metav1.ConditionUnknown, sigwatchv1alpha1.PolicyNotReadyReason, -time.Hour), true, minRetry},
-		{"a policy that is not ready is not retried on a timer", cond(metav1.ConditionUnknown, sigwatchv1alpha1.PolicyNotReadyReason, -time.Hour), false, jittered},
+		{"settled verdict: the jittered interval", prev(time.Hour, verified), false, jittered},
+		{"settled failure: the jittered interval", prev(time.Hour, result(sigwatchv1alpha1.PolicyFailed, sigwatchv1alpha1.SignatureMissingReason)), false, jittered},
+		{"a policy that is not ready is not retried on a timer", prev(time.Hour, result(sigwatchv1alpha1.PolicyUnknown, sigwatchv1alpha1.PolicyNotReadyReason)), false, jittered},
+		{"first transient failure: the minimum", prev(time.Hour, verified), true, minRetry},
+		{"first verification fails: the minimum", sigwatchv1alpha1.SignedImageStatus{}, true, minRetry},
+		{"second failure: twice the first delay", prev(minRetry, down), true, 2 * minRetry},
+		{"a long outage: twice the last delay", prev(10*time.Minute, down), true, 20 * time.Minute},
+		{"at most the interval", prev(45*time.Minute, down), true, interval},
+		{"a trust root that cannot be read counts too", prev(time.Minute, result(sigwatchv1alpha1.PolicyUnknown, sigwatchv1alpha1.TrustedRootUnavailableReason)), true, 2 * time.Minute},
+		{"backs off when another policy failed (Verified is False, not Unknown)",
+			prev(time.Minute, result(sigwatchv1alpha1.PolicyFailed, sigwatchv1alpha1.SignatureMissingReason), down), true, 2 * time.Minute},
+		{"a forced verification soon after: never below the minimum", prev(time.Second, down), true, minRetry},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			NewWithT(t).Expect(verificationDelay(tc.prev, tc.transient, now, jittered, minRetry, interval)).To(Equal(tc.want))
+			NewWithT(t).Expect(verificationDelay(tc.prev, tc.transient, jittered, minRetry, interval)).To(Equal(tc.want))
 		})
 	}
 }
@@ -258,14 +268,6 @@ func TestSetConditions(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestRetryAfterGrows(t *testing.T) {
-	g := NewWithT(t)
-	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	g.Expect(retryAfter(start, start, 10*time.Second, time.Hour)).To(Equal(10 * time.Second))
-	g.Expect(retryAfter(start, start.Add(10*time.Minute), 10*time.Second, time.Hour)).To(Equal(5 * time.Minute))
-	g.Expect(retryAfter(start, start.Add(10*time.Hour), 10*time.Second, time.Hour)).To(Equal(time.Hour))
 }
 
 func TestApplyResultKeepsLastGoodOnTransientFailure(t *testing.T) {

@@ -84,11 +84,11 @@ func (f *fakeVerifier) Verify(_ context.Context, req verification.Request) *veri
 // fakeCredentials hands out fixed credentials and records the pods they were asked for.
 type fakeCredentials struct{ pods []string }
 
-func (f *fakeCredentials) For(_ context.Context, _ string, pods []corev1.Pod) registry.Credentials {
+func (f *fakeCredentials) For(_ context.Context, _ string, pods []corev1.Pod) (registry.Credentials, error) {
 	for _, p := range pods {
 		f.pods = append(f.pods, p.Name)
 	}
-	return registry.Credentials{ID: "pull-secrets-of-" + strings.Join(f.pods, ",")}
+	return registry.Credentials{ID: "pull-secrets-of-" + strings.Join(f.pods, ",")}, nil
 }
 
 // stepEnv is a fake cluster with one namespace, the reconcilers and their fakes.
@@ -360,8 +360,8 @@ func (h *hiccup) funcs() interceptor.Funcs {
 
 // TestStepTransientPolicyInputIsNotTerminal: an API hiccup reading a policy's key Secret (its metadata
 // or its content) is retried, not cached: the policy is never stalled for it and is Ready on the next
-// try, without any edit. The SignedImage visit returns the error too and writes nothing (the last good
-// result stays). A Secret that is really gone stalls the policy, naming the field.
+// try, without any edit. Its images are a transient Unknown meanwhile (never False, not stalled, the
+// last good result kept, retried soon). A Secret that is really gone stalls the policy, naming the field.
 func TestStepTransientPolicyInputIsNotTerminal(t *testing.T) {
 	g := NewWithT(t)
 	p := keyPolicyObj(t, "from-secret")
@@ -396,17 +396,25 @@ func TestStepTransientPolicyInputIsNotTerminal(t *testing.T) {
 		g.Expect(meta.IsStatusConditionTrue(policyNow().Status.Conditions, sigwatchv1alpha1.ReadyCondition)).To(BeTrue(), "%s: the last readiness stays", what)
 
 		e.dueNow()
-		_, err = e.reconcile()
-		g.Expect(err).To(HaveOccurred(), "%s: the SignedImage visit is retried too", what)
-		g.Expect(e.get().Status).To(Equal(before.Status), "%s: and writes nothing: the last good result stays", what)
+		e.mustReconcile()
+		down := e.get()
+		c := verifiedOf(down)
+		g.Expect(c.Status).To(Equal(metav1.ConditionUnknown), "%s: the image could not be verified (never False)", what)
+		g.Expect(c.Reason).To(Equal(sigwatchv1alpha1.VerificationErrorReason), "%s", what)
+		g.Expect(c.Message).To(ContainSubstring("could not read the policy's inputs"), "%s", what)
+		g.Expect(meta.IsStatusConditionTrue(down.Status.Conditions, sigwatchv1alpha1.StalledCondition)).To(BeFalse(), "%s: not stalled", what)
+		g.Expect(down.Status.Signatures).To(Equal(before.Status.Signatures), "%s: the last good result stays", what)
+		g.Expect(down.Status.LastVerifiedTime.Time).To(BeTemporally("==", before.Status.LastVerifiedTime.Time), "%s", what)
+		g.Expect(down.Status.NextVerificationTime.Sub(e.clock.Now())).To(Equal(10*time.Second), "%s: retried soon", what)
 		g.Expect(h.times).To(BeZero())
 
 		_, err = e.policies.Reconcile(context.Background(), req)
 		g.Expect(err).NotTo(HaveOccurred(), "%s: the retry", what)
 		ready := meta.FindStatusCondition(policyNow().Status.Conditions, sigwatchv1alpha1.ReadyCondition)
 		g.Expect(ready.Status).To(Equal(metav1.ConditionTrue), "%s: Ready on the next try, without an edit: %s", what, ready.Message)
+		e.dueNow()
 		e.mustReconcile()
-		g.Expect(verifiedOf(e.get()).Status).To(Equal(metav1.ConditionTrue), "%s", what)
+		g.Expect(verifiedOf(e.get()).Status).To(Equal(metav1.ConditionTrue), "%s: verified again once the inputs read", what)
 	}
 
 	g.Expect(e.c.Delete(context.Background(), secret)).To(Succeed())
@@ -522,4 +530,30 @@ func TestReadiness(t *testing.T) {
 			g.Expect(ready.ObservedGeneration).To(Equal(int64(4)))
 		})
 	}
+}
+
+// TestStepPullSecretsThatCannotBeReadAreRetried: when the pods' pull secrets (or their service account)
+// cannot be read just now, the image is not verified with fewer credentials than the pods have: it is a
+// transient Unknown, retried. A pull secret that does not exist is skipped, as the kubelet skips it.
+func TestStepPullSecretsThatCannotBeReadAreRetried(t *testing.T) {
+	g := NewWithT(t)
+	pod := runningPod("web-1")
+	pod.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "regcred"}, {Name: "gone"}}
+	regcred := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: stepNS, Name: "regcred"}, Type: corev1.SecretTypeDockerConfigJson,
+		Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(`{"auths":{"ghcr.io":{"auth":"dXNlcjpwYXNz"}}}`)}}
+	h := &hiccup{kind: "Secret", name: "regcred", times: 1}
+	e := newStepEnv(t, h.funcs(), keyPolicyObj(t, "key"), managedSI(), pod, regcred)
+	e.si.Credentials = &PullSecrets{Reader: e.c}
+
+	e.mustReconcile()
+	c := verifiedOf(e.get())
+	g.Expect(c.Status).To(Equal(metav1.ConditionUnknown))
+	g.Expect(c.Reason).To(Equal(sigwatchv1alpha1.VerificationErrorReason))
+	g.Expect(c.Message).To(ContainSubstring("reading image pull secret shop/regcred"))
+	g.Expect(e.verifier.calls()).To(BeZero(), "not verified without the pods' credentials")
+
+	e.dueNow()
+	e.mustReconcile()
+	g.Expect(verifiedOf(e.get()).Status).To(Equal(metav1.ConditionTrue))
+	g.Expect(e.verifier.requests[0].Credentials.ID).To(HaveLen(16), "the pull secret that exists, by its resource version; the missing one skipped")
 }

@@ -217,7 +217,8 @@ type Credentials struct {
 	Keychain authn.Keychain
 	// ID names the credentials Keychain holds (for example a hash of the pull secrets and their resource
 	// versions). It keys the cache of authenticated transports: requests with other credentials never
-	// reuse a transport, so it must differ whenever the credentials do.
+	// reuse a transport, so it must differ whenever the credentials do. With an empty ID, nothing is
+	// cached for Keychain (every request authenticates).
 	ID string
 }
 
@@ -239,7 +240,9 @@ func (c *Client) client(ctx context.Context, creds Credentials, repo name.Reposi
 		keychain = creds.Keychain
 	}
 	key := authKey(creds, repo)
-	if v, ok := c.auth.Get(key); ok {
+	// A keychain without an ID cannot be told from another: its transports are never cached.
+	cacheable := creds.Keychain == nil || creds.ID != ""
+	if v, ok := c.auth.Get(key); ok && cacheable {
 		e := v.(authEntry)
 		if c.now().Sub(e.created) < authCacheTTL {
 			return &http.Client{Transport: e.rt}, nil
@@ -255,7 +258,9 @@ func (c *Client) client(ctx context.Context, creds Credentials, repo name.Reposi
 	if err != nil {
 		return nil, fmt.Errorf("authenticating to %s: %w", repo, classifySetup(err))
 	}
-	c.auth.Add(key, authEntry{rt: rt, created: c.now()})
+	if cacheable {
+		c.auth.Add(key, authEntry{rt: rt, created: c.now()})
+	}
 	return &http.Client{Transport: rt}, nil
 }
 

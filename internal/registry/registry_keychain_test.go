@@ -62,6 +62,12 @@ func TestCredentialsScopeTransports(t *testing.T) {
 	_, err = c.With(Credentials{Keychain: wrong}).Head(context.Background(), ref)
 	g.Expect(err).To(Satisfy(IsUnavailable), "credentials without an ID do not share the default's transports")
 
+	// Keychains without an ID cannot be told apart: nothing is cached for them.
+	_, err = c.With(Credentials{Keychain: good}).Head(context.Background(), ref)
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = c.With(Credentials{Keychain: wrong}).Head(context.Background(), ref)
+	g.Expect(err).To(Satisfy(IsUnavailable), "another unnamed keychain never rides on the first one's transport")
+
 	g.Expect(authKey(Credentials{}, repo)).NotTo(Equal(authKey(Credentials{Keychain: good}, repo)))
 	g.Expect(authKey(Credentials{Keychain: good, ID: "a"}, repo)).NotTo(Equal(authKey(Credentials{Keychain: good, ID: "b"}, repo)))
 }

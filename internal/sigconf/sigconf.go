@@ -121,7 +121,9 @@ type Rules struct {
 	// TransparencyLog: one transparency log entry must verify.
 	TransparencyLog bool
 	// CarriesTime: a key-signed bundle carries something that certifies a time (an RFC 3161 timestamp,
-	// or an inclusion promise of a log that is verified); it must then verify. See CarriesTime.
+	// or an inclusion promise of a log that is verified), and that time must verify. verify-bundle asks
+	// for it, since it reports the signing time; images do not (a key is valid at any time, and a
+	// timestamp from a TSA the policy's root does not list must not fail a good key signature).
 	CarriesTime bool
 }
 

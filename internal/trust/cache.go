@@ -30,12 +30,14 @@ type PublicGoodCache struct {
 	// load is PublicGood; tests of this package replace it.
 	load func(ctx context.Context, opts PublicGoodOptions) (*Root, error)
 
-	mu     sync.Mutex
-	root   *Root
-	loaded time.Time
+	mu    sync.Mutex
+	root  *Root
+	until time.Time // when to load again
 }
 
-// Get returns the current public-good root. The error is set only when no root at all could be had.
+// Get returns the current public-good root. The error is set only when no root at all could be had. A
+// root that TUF delivered is never replaced by the older embedded snapshot when a later TUF update
+// fails: it is kept, and TUF tried again after FallbackRetry.
 func (c *PublicGoodCache) Get(ctx context.Context) (*Root, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -43,7 +45,7 @@ func (c *PublicGoodCache) Get(ctx context.Context) (*Root, error) {
 	if c.Now != nil {
 		now = c.Now
 	}
-	if c.root != nil && now().Sub(c.loaded) < c.refresh() {
+	if c.root != nil && now().Before(c.until) {
 		return c.root, nil
 	}
 	load := PublicGood
@@ -54,23 +56,31 @@ func (c *PublicGoodCache) Get(ctx context.Context) (*Root, error) {
 	if err != nil && c.Warn != nil {
 		c.Warn(err)
 	}
-	if r == nil {
-		if c.root != nil {
-			return c.root, nil // keep the last good root
-		}
+	switch {
+	case r == nil && c.root == nil:
 		return nil, err
+	case r == nil, r.Source == SourceEmbedded && c.root.isTUF():
+		// Keep what we have (a broken build, or a fallback after TUF worked).
+		c.until = now().Add(c.retry())
+		return c.root, nil
+	case r.Source == SourceEmbedded && !c.Options.Offline:
+		c.root, c.until = r, now().Add(c.retry())
+	default:
+		c.root, c.until = r, now().Add(c.refresh())
 	}
-	c.root, c.loaded = r, now()
-	return r, nil
+	return c.root, nil
+}
+
+func (r *Root) isTUF() bool { return r != nil && r.Source == SourceTUF }
+
+func (c *PublicGoodCache) retry() time.Duration {
+	if c.FallbackRetry > 0 {
+		return c.FallbackRetry
+	}
+	return DefaultFallbackRetry
 }
 
 func (c *PublicGoodCache) refresh() time.Duration {
-	if c.root.Source == SourceEmbedded && !c.Options.Offline {
-		if c.FallbackRetry > 0 {
-			return c.FallbackRetry
-		}
-		return DefaultFallbackRetry
-	}
 	if c.Refresh > 0 {
 		return c.Refresh
 	}

@@ -55,14 +55,26 @@ func TestPublicGoodCache(t *testing.T) {
 	get()
 	g.Expect(calls).To(Equal(3))
 
+	// TUF fails after it worked: the newer TUF root is kept, not rolled back to the embedded snapshot,
+	// and TUF is tried again soon.
+	tufWorks = false
+	now = now.Add(DefaultRefresh)
+	g.Expect(get().Source).To(Equal(SourceTUF), "no rollback to the older snapshot")
+	g.Expect(calls).To(Equal(4))
+	g.Expect(warnings).To(HaveLen(2))
+	now = now.Add(DefaultFallbackRetry)
+	get()
+	g.Expect(calls).To(Equal(5), "retried after FallbackRetry, not a day")
+
 	offline := &PublicGoodCache{Options: PublicGoodOptions{Offline: true}, Now: func() time.Time { return now }}
 	r, err := offline.Get(context.Background())
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(r.Source).To(Equal(SourceEmbedded), "offline: the real loader gives the snapshot")
-	loaded := offline.loaded
+	until := offline.until
 	now = now.Add(DefaultFallbackRetry)
 	_, _ = offline.Get(context.Background())
-	g.Expect(offline.loaded).To(Equal(loaded), "offline asks for the snapshot: no early retry")
+	g.Expect(offline.until).To(Equal(until), "offline asks for the snapshot: no early retry")
+	g.Expect(until).To(Equal(now.Add(-DefaultFallbackRetry).Add(DefaultRefresh)))
 
 	none := &PublicGoodCache{load: func(context.Context, PublicGoodOptions) (*Root, error) { return nil, errors.New("broken build") }}
 	_, err = none.Get(context.Background())

@@ -82,10 +82,24 @@ type Request struct {
 	Credentials registry.Credentials
 }
 
-// discoverer finds signatures with one request's credentials.
-func (e *Engine) discoverer(creds registry.Credentials) *signatures.Discoverer {
-	return &signatures.Discoverer{Registry: e.opts.Registry.With(creds),
-		MaxSignatures: e.opts.MaxSignatures, MaxAttestations: e.opts.MaxAttestations}
+// session finds signatures with one request's credentials.
+type session struct {
+	*signatures.Discoverer
+	// credentials names them in the keys of shared requests in flight ("" for the default keychain;
+	// a keychain without an ID is never shared).
+	credentials string
+}
+
+func (e *Engine) discoverer(creds registry.Credentials) session {
+	id := "default"
+	if creds.Keychain != nil {
+		id = "creds:" + creds.ID
+		if creds.ID == "" {
+			id = fmt.Sprintf("unnamed:%p", creds.Keychain)
+		}
+	}
+	return session{&signatures.Discoverer{Registry: e.opts.Registry.With(creds),
+		MaxSignatures: e.opts.MaxSignatures, MaxAttestations: e.opts.MaxAttestations}, id}
 }
 
 // policyVerdict is what is cached per (digest, signature set, policy, trust root).
@@ -158,7 +172,7 @@ func mergeSignatures(res *Result, seen map[string]int, sigs []Signature) {
 }
 
 // verifyGroup judges the policies whose signatures live in one place.
-func (e *Engine) verifyGroup(ctx context.Context, d *signatures.Discoverer, where signatures.Where, pols []*policy.Policy, fresh bool) ([]policyVerdict, bool) {
+func (e *Engine) verifyGroup(ctx context.Context, d session, where signatures.Where, pols []*policy.Policy, fresh bool) ([]policyVerdict, bool) {
 	out := make([]policyVerdict, len(pols))
 	roots := make([]*trust.Root, len(pols))
 	pending := []int{}
@@ -211,7 +225,7 @@ func (e *Engine) verifyGroup(ctx context.Context, d *signatures.Discoverer, wher
 
 // state learns what exists for the digest, sharing one round of requests between concurrent and recent
 // callers.
-func (e *Engine) state(ctx context.Context, d *signatures.Discoverer, where signatures.Where, attestations, fresh bool) (*signatures.State, error) {
+func (e *Engine) state(ctx context.Context, d session, where signatures.Where, attestations, fresh bool) (*signatures.State, error) {
 	key := fmt.Sprintf("%s|%s|%t", where.Image, where.SignatureRepository, attestations)
 	if !fresh && e.opts.StateTTL > 0 {
 		if v, ok := e.states.Get(key); ok {
@@ -221,7 +235,9 @@ func (e *Engine) state(ctx context.Context, d *signatures.Discoverer, where sign
 			}
 		}
 	}
-	v, err, _ := e.flight.Do("state|"+key, func() (any, error) {
+	// Requests in flight are shared only between callers with the same credentials: one without pull
+	// secrets must not hand its 401 to one with them. (The cached state is shared, see StateTTL.)
+	v, err, _ := e.flight.Do("state|"+d.credentials+"|"+key, func() (any, error) {
 		st, err := d.State(ctx, where, attestations)
 		if err != nil {
 			return nil, err
@@ -235,8 +251,8 @@ func (e *Engine) state(ctx context.Context, d *signatures.Discoverer, where sign
 	return v.(*signatures.State), nil
 }
 
-func (e *Engine) fetch(ctx context.Context, d *signatures.Discoverer, st *signatures.State) ([]signatures.Candidate, error) {
-	v, err, _ := e.flight.Do("fetch|"+st.Where.Image.String()+"|"+st.Where.SignatureRepository+"|"+st.Key(), func() (any, error) {
+func (e *Engine) fetch(ctx context.Context, d session, st *signatures.State) ([]signatures.Candidate, error) {
+	v, err, _ := e.flight.Do("fetch|"+d.credentials+"|"+st.Where.Image.String()+"|"+st.Where.SignatureRepository+"|"+st.Key(), func() (any, error) {
 		return d.Fetch(ctx, st)
 	})
 	if err != nil {

@@ -113,12 +113,9 @@ func (vs *verifiers) judge(c *signatures.Candidate, digest string, p *policy.Pol
 	if logMissing {
 		tlog = false // judge the rest, so that TransparencyLogMissing is only said of an allowed signer
 	}
+	// A key is valid at any time: an image's key signature is not failed over a timestamp that the
+	// policy's trust root cannot check (a TSA it does not list). Only the times verified are shown.
 	rules := sigconf.Rules{Keyless: a.Keyless(), TransparencyLog: tlog}
-	if !a.Keyless() {
-		if rules.CarriesTime, err = sigconf.CarriesTime(c.Bundle, tlog); err != nil {
-			return o.fail(sigwatchv1alpha1.InvalidSignatureReason, "%v", err)
-		}
-	}
 	v, err := vs.get(p, a, tr, rules)
 	if err != nil {
 		return o.fail(sigwatchv1alpha1.InvalidSignatureReason, "%v", err)
