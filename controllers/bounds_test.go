@@ -2,11 +2,14 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
@@ -15,12 +18,15 @@ import (
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/yaml"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/policy"
+	"github.com/sigwatch/sigwatch/internal/trust"
 	"github.com/sigwatch/sigwatch/internal/verification"
 )
 
@@ -160,3 +166,68 @@ func walkSchema(path string, s apiextensionsv1.JSONSchemaProps, visit func(strin
 }
 
 func firstField(v any) string { return reflect.TypeOf(v).Field(0).Name }
+
+// TestPodEventNotesFitTheEventsAPI: the Warning on a pod names the image and the verdict; with the
+// longest image name and message the API allows, the note stays within the Events API's 1024 bytes.
+func TestPodEventNotesFitTheEventsAPI(t *testing.T) {
+	g := NewWithT(t)
+	rec := events.NewFakeRecorder(10)
+	r := &SignedImageReconciler{Recorder: rec, NoMatch: NoMatchIgnore}
+	si := managedSI()
+	si.Spec.Image = "registry.example.com/" + strings.Repeat("a", 234) // 255 characters, the CRD's maximum
+	si.Status.Summary.ShortDigest = dig[7:19]
+	setConditions(&si.Status, verdict{status: metav1.ConditionFalse, reason: sigwatchv1alpha1.UntrustedSignerReason,
+		message: strings.Repeat("ü", 20000)}, 1, NoMatchIgnore, time.Now())
+	r.emitEvents(context.Background(), si, nil, []corev1.Pod{*runningPod("web-1")})
+	g.Expect(rec.Events).To(HaveLen(2), "one on the SignedImage, one on the pod")
+	for range 2 {
+		ev := <-rec.Events
+		note := strings.TrimPrefix(ev, "Warning "+EventReasonVerificationFailed+" ")
+		g.Expect(len(note)).To(BeNumerically("<=", 1024), "%d bytes", len(note))
+		g.Expect(utf8.ValidString(note)).To(BeTrue(), "cut at a character boundary")
+	}
+}
+
+func TestMatchPolicy(t *testing.T) {
+	embedded, err := trust.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := keyPolicyObj(t, "p")
+	cp, err := policy.Compile(p, policy.Inputs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := &ResolvedPolicy{Policy: cp, Root: embedded}
+	notReady := &policy.Error{Policy: "p", Reason: sigwatchv1alpha1.KeyUnavailableReason, Field: "spec.authorities[0].key.secretRef", Err: errors.New("not found")}
+	hiccup := &transientError{errors.New("the server was unable to return a response in the time allotted")}
+	for _, tc := range []struct {
+		name       string
+		rp         *ResolvedPolicy
+		err        error
+		override   time.Duration
+		wantReason string
+		wantMsg    string
+		wantIntvl  time.Duration
+	}{
+		{"ready: the policy's interval", ready, nil, 0, "", "", time.Hour},
+		{"ready, with an override", ready, nil, 2 * time.Second, "", "", 2 * time.Second},
+		{"not ready: settled", nil, notReady, 0, sigwatchv1alpha1.PolicyNotReadyReason, "the policy is not ready (KeyUnavailable): spec.authorities[0].key.secretRef: not found", 0},
+		{"inputs not read just now: transient", nil, hiccup, 0, sigwatchv1alpha1.VerificationErrorReason, "could not read the policy's inputs (retrying): the server was unable", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			m := matchPolicy(p, tc.rp, tc.err, tc.override)
+			g.Expect(m.name).To(Equal("p"))
+			g.Expect(m.errReason).To(Equal(tc.wantReason))
+			g.Expect(m.errMessage).To(HavePrefix(tc.wantMsg))
+			g.Expect(m.interval).To(Equal(tc.wantIntvl))
+			g.Expect(m.fingerprint).To(HaveLen(16))
+			g.Expect(transientReasons[m.errReason]).To(Equal(tc.err != nil && IsTransient(tc.err)), "only the transient one is retried on a timer")
+		})
+	}
+	g := NewWithT(t)
+	a, b := matchPolicy(p, ready, nil, 0), matchPolicy(p, nil, notReady, 0)
+	g.Expect(a.fingerprint).NotTo(Equal(b.fingerprint), "becoming not ready is a change that re-verifies")
+	g.Expect(matchPolicy(p, nil, hiccup, 0).fingerprint).NotTo(Equal(a.fingerprint))
+}

@@ -201,12 +201,7 @@ func (r *SignedImageReconciler) matchPolicies(ctx context.Context, v *visit) (bo
 		}
 		rp, err := r.Policies.Resolve(ctx, p)
 		if IsTransient(err) {
-			// Could not read the policy's inputs (the API server timed out, throttled, refused): this
-			// policy's result is a transient Unknown, retried with backoff; the others are judged.
 			log.FromContext(ctx).Info("could not read a policy's inputs; retrying", "imageSignaturePolicy", p.Name, "error", err.Error())
-			v.matched = append(v.matched, matchedPolicy{name: p.Name, fingerprint: fingerprint("transient", p.Name),
-				errReason: sigwatchv1alpha1.VerificationErrorReason, errMessage: "could not read the policy's inputs (retrying): " + err.Error()})
-			continue
 		}
 		m := matchPolicy(p, rp, err, r.IntervalOverride)
 		v.matched = append(v.matched, m)

@@ -47,10 +47,16 @@ type matchedPolicy struct {
 	errReason, errMessage string
 }
 
-// matchPolicy describes a policy that covers the image, from PolicyResolver.Resolve's settled answer.
-// Its fingerprint changes with whatever the policy's verdict depends on besides the signatures: content
-// and trust root, or why it is not ready. A positive override replaces its reverify interval.
+// matchPolicy describes a policy that covers the image, from PolicyResolver.Resolve's answer. Its
+// fingerprint changes with whatever the policy's verdict depends on besides the signatures: content and
+// trust root, or why it is not ready. A policy whose inputs could not be read just now is a transient
+// Unknown (VerificationError, retried); one that is not ready is PolicyNotReady. A positive override
+// replaces its reverify interval.
 func matchPolicy(p *sigwatchv1alpha1.ImageSignaturePolicy, rp *ResolvedPolicy, err error, override time.Duration) matchedPolicy {
+	if IsTransient(err) {
+		return matchedPolicy{name: p.Name, fingerprint: fingerprint("transient", p.Name),
+			errReason: sigwatchv1alpha1.VerificationErrorReason, errMessage: "could not read the policy's inputs (retrying): " + err.Error()}
+	}
 	r := readinessOf(rp, err)
 	if !r.ready {
 		return matchedPolicy{name: p.Name, fingerprint: fingerprint("not-ready", fmt.Sprint(p.Generation), r.reason, r.message),

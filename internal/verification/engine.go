@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -50,6 +51,8 @@ type Engine struct {
 	verdicts  *lru.Cache // cacheKey -> policyVerdict
 	states    *lru.Cache // where -> stateEntry
 	flight    singleflight.Group
+	// unnamed numbers the requests whose keychain has no ID (their requests are never shared).
+	unnamed atomic.Uint64
 }
 
 // New returns an Engine.
@@ -95,7 +98,7 @@ func (e *Engine) discoverer(creds registry.Credentials) session {
 	if creds.Keychain != nil {
 		id = "creds:" + creds.ID
 		if creds.ID == "" {
-			id = fmt.Sprintf("unnamed:%p", creds.Keychain)
+			id = fmt.Sprintf("unnamed:%d", e.unnamed.Add(1)) // never shared
 		}
 	}
 	return session{&signatures.Discoverer{Registry: e.opts.Registry.With(creds),
