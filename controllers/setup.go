@@ -34,6 +34,8 @@ type Config struct {
 	StateTTL time.Duration
 	// IntervalOverride replaces every policy's reverifyInterval (tests and the demo).
 	IntervalOverride time.Duration
+	// MaxSignatureBytes and MemoryBudget bound what verifications read (0: the engine's defaults).
+	MaxSignatureBytes, MemoryBudget int64
 	// MinRetry is the first delay after a transient failure (default 10s).
 	MinRetry time.Duration
 	// Clock is the one clock of the controllers, the verification engine and the registry client's
@@ -60,7 +62,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, c Config) (*registry.Client, e
 		c.StateTTL = 30 * time.Second
 	}
 	engine := verification.New(verification.Options{Registry: reg, Roots: store.Root, Timeout: c.VerificationDeadline,
-		StateTTL: c.StateTTL, Clock: c.Clock.Now})
+		StateTTL: c.StateTTL, Clock: c.Clock.Now, MaxBytes: c.MaxSignatureBytes, MemoryBudget: c.MemoryBudget})
 	if err := SetupIndexes(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("registering field indexes: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -24,7 +25,9 @@ import (
 	"github.com/sigwatch/sigwatch/controllers"
 	"github.com/sigwatch/sigwatch/internal/registry"
 	"github.com/sigwatch/sigwatch/internal/scheme"
+	"github.com/sigwatch/sigwatch/internal/signatures"
 	"github.com/sigwatch/sigwatch/internal/trust"
+	"github.com/sigwatch/sigwatch/internal/verification"
 )
 
 // ManagerOptions are the manager's settings (its flags).
@@ -47,6 +50,9 @@ type ManagerOptions struct {
 	IntervalOverride time.Duration
 	// StateTTL is how long registry state is shared between SignedImages of one digest.
 	StateTTL time.Duration
+	// MaxSignatureBytes caps what one verification reads of signatures and attestations; MemoryBudget
+	// what all verifications hold at once.
+	MaxSignatureBytes, MemoryBudget int64
 }
 
 func (o *ManagerOptions) bind(fs *flag.FlagSet) {
@@ -67,6 +73,24 @@ func (o *ManagerOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.TUFCacheDir, "tuf-cache-dir", "", "TUF cache directory (default $HOME/.sigstore/root)")
 	fs.DurationVar(&o.RegistryTimeout, "registry-timeout", 20*time.Second, "timeout of one registry request")
 	fs.DurationVar(&o.VerificationDeadline, "verification-timeout", time.Minute, "deadline of one image verification")
+	o.MaxSignatureBytes, o.MemoryBudget = signatures.DefaultMaxBytes, verification.DefaultMemoryBudget
+	fs.Func("max-signature-bytes", "most bytes of signatures and attestations read for one image, as a quantity (default 32Mi); more fails the image (InvalidSignature)", quantity(&o.MaxSignatureBytes))
+	fs.Func("signature-memory-budget", "most bytes of signatures and attestations held by all verifications at once, as a quantity (default 32Mi); verifications wait for their share", quantity(&o.MemoryBudget))
+}
+
+// quantity parses a flag given as a Kubernetes quantity ("32Mi") into bytes.
+func quantity(into *int64) func(string) error {
+	return func(v string) error {
+		q, err := resource.ParseQuantity(v)
+		if err != nil {
+			return err
+		}
+		if q.Sign() <= 0 {
+			return errors.New("must be positive")
+		}
+		*into = q.Value()
+		return nil
+	}
 }
 
 func (o *ManagerOptions) validate() error {
@@ -78,6 +102,9 @@ func (o *ManagerOptions) validate() error {
 	}
 	if o.GCGrace < 0 {
 		return errors.New("--gc-grace must not be negative")
+	}
+	if o.MemoryBudget < o.MaxSignatureBytes {
+		return fmt.Errorf("--signature-memory-budget (%d bytes) must be at least --max-signature-bytes (%d bytes)", o.MemoryBudget, o.MaxSignatureBytes)
 	}
 	return nil
 }
@@ -151,6 +178,8 @@ func RunManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) error {
 		NoMatch:              controllers.NoMatchPolicy(o.NoMatchPolicy),
 		VerificationDeadline: o.VerificationDeadline,
 		StateTTL:             o.StateTTL,
+		MaxSignatureBytes:    o.MaxSignatureBytes,
+		MemoryBudget:         o.MemoryBudget,
 		IntervalOverride:     o.IntervalOverride,
 	}); err != nil {
 		return err

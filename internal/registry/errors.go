@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
@@ -43,6 +46,9 @@ func classify(err error) error {
 // classifySetup marks an error from pinging a registry or fetching a token, where a 404 does not say
 // anything about the image.
 func classifySetup(err error) error {
+	if _, ok := err.(*cleanError); !ok {
+		err = clean(err)
+	}
 	var terr *transport.Error
 	if errors.As(err, &terr) {
 		switch {
@@ -78,4 +84,51 @@ func hasCode(terr *transport.Error, codes ...transport.ErrorCode) bool {
 		}
 	}
 	return false
+}
+
+// maxErrorText bounds what a registry can put into an error message (and so into a SignedImage's status
+// and Events): error bodies are the registry's words, not facts, and up to 64 KiB of them are read.
+const maxErrorText = 300
+
+// cleanError is an error whose text was shortened and stripped of control characters; it unwraps to the
+// original so that classification still sees status codes.
+type cleanError struct {
+	msg   string
+	cause error
+}
+
+func (e *cleanError) Error() string { return e.msg }
+func (e *cleanError) Unwrap() error { return e.cause }
+
+// clean bounds and sanitizes the text of an error that may carry a registry's response body.
+func clean(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &cleanError{msg: Snippet(err.Error(), maxErrorText), cause: err}
+}
+
+// Snippet returns s with every control or non-printable character replaced by a space, runs of spaces
+// collapsed, and cut to at most n bytes (on a rune boundary, "…" appended when cut).
+func Snippet(s string, n int) string {
+	var b strings.Builder
+	space := false
+	for _, r := range s {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			r = ' '
+		}
+		if r == ' ' {
+			if space {
+				continue
+			}
+			space = true
+		} else {
+			space = false
+		}
+		if b.Len()+utf8.RuneLen(r) > n {
+			return strings.TrimSpace(b.String()) + "…"
+		}
+		b.WriteRune(r)
+	}
+	return strings.TrimSpace(b.String())
 }

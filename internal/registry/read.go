@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
@@ -75,23 +77,27 @@ func (c *Reader) head(ctx context.Context, ref name.Reference) (*v1.Descriptor, 
 }
 
 // Manifest returns the manifest with the given digest in repo and its media type. It reads at most
-// Options.MaxManifestSize bytes (a larger manifest is ErrTooLarge, detected from Content-Length before
-// reading when the registry sends one) and checks the body against digest (ErrDigestMismatch).
-func (c *Reader) Manifest(ctx context.Context, repo name.Repository, digest v1.Hash) ([]byte, types.MediaType, error) {
-	b, mt, err := c.manifest(ctx, repo, digest)
+// limit bytes: Options.MaxManifestSize, or less when 0 < limit < MaxManifestSize (pass the size from the
+// manifest's descriptor). A larger manifest is ErrTooLarge, detected from Content-Length before reading
+// when the registry sends one; a body that does not hash to digest is ErrDigestMismatch.
+func (c *Reader) Manifest(ctx context.Context, repo name.Repository, digest v1.Hash, limit int64) ([]byte, types.MediaType, error) {
+	b, mt, err := c.manifest(ctx, repo, digest, limit)
 	if err != nil {
 		return nil, "", fmt.Errorf("GET manifest %s: %w", repo.Digest(digest.String()), err)
 	}
 	return b, mt, nil
 }
 
-func (c *Reader) manifest(ctx context.Context, repo name.Repository, digest v1.Hash) ([]byte, types.MediaType, error) {
+func (c *Reader) manifest(ctx context.Context, repo name.Repository, digest v1.Hash, limit int64) ([]byte, types.MediaType, error) {
+	if limit <= 0 || limit > c.opts.MaxManifestSize {
+		limit = c.opts.MaxManifestSize
+	}
 	resp, err := c.do(ctx, repo, http.MethodGet, apiURL(repo, "manifests", digest.String()), acceptManifests)
 	if err != nil {
 		return nil, "", err
 	}
 	defer resp.Body.Close()
-	b, err := readLimited(resp, c.opts.MaxManifestSize)
+	b, err := readLimited(resp, limit)
 	if err != nil {
 		return nil, "", err
 	}
@@ -226,14 +232,23 @@ func filterReferrers(all []v1.Descriptor, artifactType string) []v1.Descriptor {
 }
 
 // readReferrers reads an image index from resp, closes it, and appends to kept the descriptors whose
-// artifactType matches.
+// artifactType matches. Only what discovery reads is decoded: a listing is unsigned, and the data, URLs
+// and platforms a registry adds to its descriptors are skipped, and annotations kept only when short.
 func (c *Client) readReferrers(resp *http.Response, kept []v1.Descriptor, artifactType string) ([]v1.Descriptor, error) {
 	defer resp.Body.Close()
 	b, err := readLimited(resp, c.opts.MaxManifestSize)
 	if err != nil {
 		return nil, err
 	}
-	var idx v1.IndexManifest
+	var idx struct {
+		Manifests []struct {
+			MediaType    types.MediaType   `json:"mediaType"`
+			Size         int64             `json:"size"`
+			Digest       v1.Hash           `json:"digest"`
+			ArtifactType string            `json:"artifactType"`
+			Annotations  map[string]string `json:"annotations"`
+		} `json:"manifests"`
+	}
 	if err := json.Unmarshal(b, &idx); err != nil {
 		return nil, fmt.Errorf("decoding the referrers index: %w", err)
 	}
@@ -244,9 +259,36 @@ func (c *Client) readReferrers(resp *http.Response, kept []v1.Descriptor, artifa
 		if len(kept) == c.opts.MaxReferrers {
 			return nil, fmt.Errorf("%w: more than %d", ErrTooMany, c.opts.MaxReferrers)
 		}
-		kept = append(kept, d)
+		kept = append(kept, v1.Descriptor{MediaType: d.MediaType, Size: d.Size, Digest: d.Digest, ArtifactType: d.ArtifactType,
+			Annotations: shortAnnotations(d.Annotations)})
 	}
 	return kept, nil
+}
+
+// Bounds on the annotations kept from a referrers listing.
+const (
+	maxListingAnnotations     = 16
+	maxListingAnnotationBytes = 512
+)
+
+// shortAnnotations keeps up to maxListingAnnotations annotations whose key and value are each at most
+// maxListingAnnotationBytes long, the first in key order (nil when none is).
+func shortAnnotations(in map[string]string) map[string]string {
+	var out map[string]string
+	for _, k := range slices.Sorted(maps.Keys(in)) {
+		v := in[k]
+		if len(out) == maxListingAnnotations {
+			break
+		}
+		if len(k) > maxListingAnnotationBytes || len(v) > maxListingAnnotationBytes {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[k] = v
+	}
+	return out
 }
 
 // Fingerprint returns a stable summary of a referrers listing for change detection: "sha256:" and the
@@ -280,7 +322,7 @@ func (c *Reader) do(ctx context.Context, repo name.Repository, method, u, accept
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, classify(err)
+		return nil, classify(clean(err))
 	}
 	if len(ok) == 0 {
 		ok = []int{http.StatusOK}
@@ -290,7 +332,7 @@ func (c *Reader) do(ctx context.Context, repo name.Repository, method, u, accept
 		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 			c.forget(c.creds, repo)
 		}
-		return nil, classify(err)
+		return nil, classify(clean(err))
 	}
 	return resp, nil
 }
@@ -301,7 +343,12 @@ func readLimited(resp *http.Response, limit int64) ([]byte, error) {
 	if resp.ContentLength > limit {
 		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, resp.ContentLength, limit)
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	var buf bytes.Buffer
+	if resp.ContentLength > 0 {
+		buf.Grow(int(resp.ContentLength) + 1) // no doubling past what was announced
+	}
+	_, err := buf.ReadFrom(io.LimitReader(resp.Body, limit+1))
+	b := buf.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading the response body: %w", errUnavailable, err)
 	}

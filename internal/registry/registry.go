@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -245,7 +246,7 @@ func (c *Client) client(ctx context.Context, creds Credentials, repo name.Reposi
 	if v, ok := c.auth.Get(key); ok && cacheable {
 		e := v.(authEntry)
 		if c.now().Sub(e.created) < authCacheTTL {
-			return &http.Client{Transport: e.rt}, nil
+			return httpClient(e.rt, c.insecure), nil
 		}
 		c.auth.Remove(key)
 	}
@@ -261,7 +262,28 @@ func (c *Client) client(ctx context.Context, creds Credentials, repo name.Reposi
 	if cacheable {
 		c.auth.Add(key, authEntry{rt: rt, created: c.now()})
 	}
-	return &http.Client{Transport: rt}, nil
+	return httpClient(rt, c.insecure), nil
+}
+
+// maxRedirects bounds the redirects followed for one blob download.
+const maxRedirects = 3
+
+// httpClient returns a client over rt that follows redirects only for blob downloads (registries send
+// those to their storage), a bounded number of times, and only to HTTPS (or to a host listed as
+// insecure). A manifest, tag or listing request that is redirected fails.
+func httpClient(rt http.RoundTripper, insecure hostMatcher) *http.Client {
+	return &http.Client{Transport: rt, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		first := via[0]
+		switch {
+		case first.Method != http.MethodGet || !strings.Contains(first.URL.Path, "/blobs/"):
+			return fmt.Errorf("refusing to follow a redirect of %s %s: only blob downloads are redirected", first.Method, first.URL.Redacted())
+		case len(via) > maxRedirects:
+			return fmt.Errorf("refusing to follow more than %d redirects for %s", maxRedirects, first.URL.Redacted())
+		case req.URL.Scheme != "https" && !insecure.match(req.URL.Host):
+			return fmt.Errorf("refusing to follow a redirect to %s: not HTTPS", req.URL.Redacted())
+		}
+		return nil
+	}}
 }
 
 // forget drops the cached transport of repo for creds, so that the next call authenticates again.
@@ -284,8 +306,8 @@ func (c *Client) Head(ctx context.Context, ref name.Reference) (*v1.Descriptor, 
 }
 
 // Manifest is Reader.Manifest with Options.Keychain.
-func (c *Client) Manifest(ctx context.Context, repo name.Repository, digest v1.Hash) ([]byte, types.MediaType, error) {
-	return c.With(Credentials{}).Manifest(ctx, repo, digest)
+func (c *Client) Manifest(ctx context.Context, repo name.Repository, digest v1.Hash, limit int64) ([]byte, types.MediaType, error) {
+	return c.With(Credentials{}).Manifest(ctx, repo, digest, limit)
 }
 
 // Blob is Reader.Blob with Options.Keychain.

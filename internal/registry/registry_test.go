@@ -84,7 +84,7 @@ func TestManifestByDigest(t *testing.T) {
 	reg.PushTag(t, "app", "v1", img)
 	c, _ := newTestClient(Options{})
 
-	b, mt, err := c.Manifest(context.Background(), repo, mustDigest(t, img))
+	b, mt, err := c.Manifest(context.Background(), repo, mustDigest(t, img), 0)
 
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(b).To(Equal(mustManifest(t, img)))
@@ -99,7 +99,7 @@ func TestManifestNotFound(t *testing.T) {
 	c, _ := newTestClient(Options{})
 	missing := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}
 
-	_, _, err := c.Manifest(context.Background(), repo, missing)
+	_, _, err := c.Manifest(context.Background(), repo, missing, 0)
 
 	g.Expect(err).To(MatchError(ErrNotFound))
 	g.Expect(err.Error()).To(ContainSubstring(repo.Digest(missing.String()).String()))
@@ -125,7 +125,7 @@ func TestManifestDigestMismatch(t *testing.T) {
 	})
 	c, _ := newTestClient(Options{})
 
-	_, _, err = c.Manifest(context.Background(), repo, askedDigest)
+	_, _, err = c.Manifest(context.Background(), repo, askedDigest, 0)
 
 	g.Expect(err).To(MatchError(ErrDigestMismatch))
 	g.Expect(IsUnavailable(err)).To(BeFalse())
@@ -160,7 +160,7 @@ func TestManifestTooLarge(t *testing.T) {
 			})
 			c, _ := newTestClient(Options{MaxManifestSize: limit})
 
-			_, _, err := c.Manifest(context.Background(), repo, digest)
+			_, _, err := c.Manifest(context.Background(), repo, digest, 0)
 
 			g.Expect(err).To(MatchError(ErrTooLarge))
 			g.Expect(IsUnavailable(err)).To(BeFalse())
@@ -635,7 +635,7 @@ func TestErrorsNameTheImage(t *testing.T) {
 	digest := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("c", 64)}
 
 	_, headErr := c.Head(ctx, ref)
-	_, _, manifestErr := c.Manifest(ctx, ref.Context(), digest)
+	_, _, manifestErr := c.Manifest(ctx, ref.Context(), digest, 0)
 	_, blobErr := c.Blob(ctx, ref.Context(), digest, 0)
 	_, referrersErr := c.Referrers(ctx, ref.Context(), digest, "")
 

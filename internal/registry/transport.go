@@ -55,7 +55,11 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // once sends one attempt under its own timeout, which ends when the response body is closed.
 func (t *retryTransport) once(req *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithTimeout(req.Context(), t.timeout)
-	resp, err := t.inner.RoundTrip(req.Clone(ctx))
+	out := req.Clone(ctx)
+	// Bodies are counted and capped as they arrive: a registry must not send a few KiB of gzip that
+	// the transport would quietly inflate (an explicit Accept-Encoding turns that off).
+	out.Header.Set("Accept-Encoding", "identity")
+	resp, err := t.inner.RoundTrip(out)
 	if err != nil {
 		cancel()
 		t.observe(req.Method, 0)

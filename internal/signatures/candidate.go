@@ -4,6 +4,7 @@
 package signatures
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,21 +38,49 @@ type Candidate struct {
 	ManifestDigest string
 	// Bundle is the signature in sigstore-go's model; nil when Err is set.
 	Bundle *bundle.Bundle
-	// Err says why the candidate could not be read (malformed, too large, corrupt): it counts as an
-	// invalid signature.
+	// Err says why the candidate cannot be used (malformed, too large, corrupt): it counts as an
+	// invalid signature, unless Unreadable.
 	Err error
+	// Unreadable says that Err came from reading the registry (a blob it does not have, a body that does
+	// not match its digest or is longer than its descriptor says), not from content read in full and
+	// checked against its digest: the candidate is undecided, and no verdict reached with it is kept.
+	Unreadable bool
 	// Payload is the signed simple-signing payload of a legacy signature.
 	Payload []byte
-	// Statement is the in-toto statement of a DSSE signature or attestation.
+	// Statement is the in-toto statement of a DSSE signature or attestation: the parts that binding
+	// reads (its predicate is read only when a verified attestation's conditions need it; see Predicate).
 	Statement *Statement
 }
+
+// MaxSubjects caps the subjects read from one in-toto statement (an image's attestation has one; a
+// build's provenance a few dozen).
+const MaxSubjects = 1024
 
 // Statement is the part of an in-toto statement that sigwatch reads.
 type Statement struct {
 	Type          string          `json:"_type"`
 	PredicateType string          `json:"predicateType"`
 	Subject       []Subject       `json:"subject"`
-	Predicate     json.RawMessage `json:"predicate"`
+	Predicate     json.RawMessage `json:"predicate,omitempty"`
+}
+
+// Predicate returns the in-toto statement's predicate: Statement.Predicate when set, else read from the
+// DSSE envelope. Call it only for a verified attestation.
+func (c *Candidate) Predicate() (json.RawMessage, error) {
+	if c.Statement != nil && c.Statement.Predicate != nil {
+		return c.Statement.Predicate, nil
+	}
+	env := c.Bundle.GetDsseEnvelope()
+	if env == nil {
+		return nil, nil
+	}
+	var p struct {
+		Predicate json.RawMessage `json:"predicate"`
+	}
+	if err := json.Unmarshal(env.Payload, &p); err != nil {
+		return nil, fmt.Errorf("in-toto statement does not parse: %w", err)
+	}
+	return p.Predicate, nil
 }
 
 // Subject is an in-toto subject.
@@ -150,9 +179,42 @@ func statementOf(b *bundle.Bundle) (*Statement, error) {
 	if env.PayloadType != "application/vnd.in-toto+json" {
 		return nil, fmt.Errorf("DSSE payload type %q is not in-toto", env.PayloadType)
 	}
-	var st Statement
+	var st struct {
+		Type          string      `json:"_type"`
+		PredicateType string      `json:"predicateType"`
+		Subject       subjectList `json:"subject"`
+	}
 	if err := json.Unmarshal(env.Payload, &st); err != nil {
 		return nil, fmt.Errorf("in-toto statement does not parse: %w", err)
 	}
-	return &st, nil
+	return &Statement{Type: st.Type, PredicateType: st.PredicateType, Subject: st.Subject}, nil
+}
+
+// subjectList reads at most MaxSubjects subjects, one at a time.
+type subjectList []Subject
+
+func (l *subjectList) UnmarshalJSON(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok == nil {
+		return nil // null
+	}
+	if tok != json.Delim('[') {
+		return fmt.Errorf("subject is not a list")
+	}
+	for dec.More() {
+		if len(*l) == MaxSubjects {
+			return fmt.Errorf("more than %d subjects", MaxSubjects)
+		}
+		var s Subject
+		if err := dec.Decode(&s); err != nil {
+			return err
+		}
+		*l = append(*l, s)
+	}
+	_, err = dec.Token()
+	return err
 }

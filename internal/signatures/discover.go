@@ -1,6 +1,7 @@
 package signatures
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,8 +22,17 @@ import (
 const (
 	DefaultMaxSignatures   = 64
 	DefaultMaxAttestations = 64
-	// DefaultMaxLayerSize caps one signature or attestation layer (or bundle).
+	// DefaultMaxLayerSize caps one attestation layer or bundle (SBOM attestations run to MiBs).
 	DefaultMaxLayerSize = 16 << 20
+	// DefaultMaxSignatureSize caps one signature layer or bundle: cosign's are a few KiB.
+	DefaultMaxSignatureSize = 1 << 20
+	// DefaultMaxBytes caps the layers and bundles one fetch reads, all together.
+	DefaultMaxBytes = 32 << 20
+	// maxReferrerManifest caps the manifest of a bundle referrer (cosign's is under 1 KiB).
+	maxReferrerManifest = 64 << 10
+	// maxTagManifest caps a `.sig` or `.att` manifest, whose layer annotations carry the certificates
+	// and log entries (a few KiB per signature).
+	maxTagManifest = 1 << 20
 )
 
 // annotationBundlePredicate is set by cosign on bundle referrers: it tells signatures from attestations
@@ -35,20 +45,31 @@ var ErrImageNotFound = errors.New("image not found in the registry")
 // ErrTooMany reports more signatures or attestations than sigwatch examines for one digest.
 var ErrTooMany = errors.New("too many signatures")
 
+// ErrTooLarge reports signatures and attestations of a digest that, together, are larger than sigwatch
+// reads for one verification, or than the budget of all verifications.
+var ErrTooLarge = errors.New("signatures too large")
+
 // Registry is the registry access discovery needs (internal/registry.Client implements it).
 type Registry interface {
 	Head(ctx context.Context, ref name.Reference) (*v1.Descriptor, error)
-	Manifest(ctx context.Context, repo name.Repository, digest v1.Hash) ([]byte, types.MediaType, error)
+	Manifest(ctx context.Context, repo name.Repository, digest v1.Hash, limit int64) ([]byte, types.MediaType, error)
 	Blob(ctx context.Context, repo name.Repository, digest v1.Hash, limit int64) ([]byte, error)
 	Referrers(ctx context.Context, repo name.Repository, digest v1.Hash, artifactType string) ([]v1.Descriptor, error)
 }
 
-// Discoverer finds signatures and attestations.
+// Discoverer finds signatures and attestations. Zero limits are the defaults above.
 type Discoverer struct {
 	Registry        Registry
 	MaxSignatures   int
 	MaxAttestations int
-	MaxLayerSize    int64
+	// MaxLayerSize caps one attestation layer or bundle; MaxSignatureSize one signature's.
+	MaxLayerSize     int64
+	MaxSignatureSize int64
+	// MaxBytes caps the layers and bundles one fetch reads together.
+	MaxBytes int64
+	// Budget, if set, is shared by every Discoverer of the process: what a fetch reads is reserved in it
+	// before the first byte is read.
+	Budget *Budget
 }
 
 // Where says where an image's signatures live.
@@ -96,18 +117,29 @@ func (s *State) Key() string {
 	return strings.Join(parts, ",")
 }
 
-func (d *Discoverer) limits() (int, int, int64) {
-	ms, ma, ml := d.MaxSignatures, d.MaxAttestations, d.MaxLayerSize
-	if ms <= 0 {
-		ms = DefaultMaxSignatures
+type limits struct {
+	signatures, attestations             int
+	layer, signature, total, tagManifest int64
+}
+
+func (d *Discoverer) limits() limits {
+	l := limits{d.MaxSignatures, d.MaxAttestations, d.MaxLayerSize, d.MaxSignatureSize, d.MaxBytes, maxTagManifest}
+	if l.signatures <= 0 {
+		l.signatures = DefaultMaxSignatures
 	}
-	if ma <= 0 {
-		ma = DefaultMaxAttestations
+	if l.attestations <= 0 {
+		l.attestations = DefaultMaxAttestations
 	}
-	if ml <= 0 {
-		ml = DefaultMaxLayerSize
+	if l.layer <= 0 {
+		l.layer = DefaultMaxLayerSize
 	}
-	return ms, ma, ml
+	if l.signature <= 0 {
+		l.signature = DefaultMaxSignatureSize
+	}
+	if l.total <= 0 {
+		l.total = DefaultMaxBytes
+	}
+	return l
 }
 
 func (w Where) repositories() (image, sigs name.Repository, err error) {
@@ -164,7 +196,7 @@ func (d *Discoverer) State(ctx context.Context, w Where, attestations bool) (*St
 		}
 		for _, desc := range descs {
 			if mayBeBundle(desc) {
-				st.Referrers = append(st.Referrers, Located{Repo: repo, Descriptor: desc})
+				st.Referrers = append(st.Referrers, Located{Repo: repo, Descriptor: essential(desc)})
 			}
 		}
 	}
@@ -189,6 +221,16 @@ func mayBeBundle(d v1.Descriptor) bool {
 		d.ArtifactType == string(types.OCIEmptyJSON)
 }
 
+// essential keeps of a listing's descriptor what discovery reads: the registry's unsigned extras (data,
+// URLs, platform, other annotations) are not held in cached state.
+func essential(d v1.Descriptor) v1.Descriptor {
+	out := v1.Descriptor{MediaType: d.MediaType, Size: d.Size, Digest: d.Digest, ArtifactType: d.ArtifactType}
+	if pt := d.Annotations[annotationBundlePredicate]; pt != "" {
+		out.Annotations = map[string]string{annotationBundlePredicate: pt}
+	}
+	return out
+}
+
 func (d *Discoverer) headTag(ctx context.Context, tag name.Tag) (*Located, error) {
 	desc, err := d.Registry.Head(ctx, tag)
 	if errors.Is(err, registry.ErrNotFound) {
@@ -200,71 +242,133 @@ func (d *Discoverer) headTag(ctx context.Context, tag name.Tag) (*Located, error
 	return &Located{Repo: tag.Repository, Descriptor: *desc}, nil
 }
 
-// Fetch reads the signatures (and, when State asked for them, the attestations) that State found. A
-// candidate that cannot be read is returned with Err set; an unavailable registry fails the whole fetch.
+// Fetch reads the signatures (and, when State asked for them, the attestations) that State found, and
+// gives back its memory budget reservation before returning; see FetchHeld.
 func (d *Discoverer) Fetch(ctx context.Context, st *State) ([]Candidate, error) {
-	maxSigs, maxAtts, _ := d.limits()
-	var out []Candidate
+	cands, release, err := d.FetchHeld(ctx, st)
+	release()
+	return cands, err
+}
+
+// FetchHeld reads the signatures (and, when State asked for them, the attestations) that State found.
+// It reads every manifest first, counts the candidates and adds up the sizes their manifests give, and
+// only then, within the limits and after reserving that many bytes in the Budget, reads the layers and
+// bundles, each capped at its descriptor's size. The caller calls release (never nil) once it is done
+// with the candidates.
+//
+// A candidate that cannot be used is returned with Err set: Unreadable as well when a read failed (see
+// Candidate). An unavailable registry fails the whole fetch.
+func (d *Discoverer) FetchHeld(ctx context.Context, st *State) (cands []Candidate, release func(), err error) {
+	lim := d.limits()
+	nothing := func() {}
+	var plan []planned
 	for _, r := range st.Referrers {
 		if pt := r.Descriptor.Annotations[annotationBundlePredicate]; pt != "" && pt != CosignSignPredicate && !st.Attestations {
 			continue // an attestation bundle, and nobody asked for attestations
 		}
-		c, err := d.bundleCandidate(ctx, r)
+		p, err := d.planBundle(ctx, r, st.Attestations, lim)
 		if err != nil {
-			return nil, err
+			return nil, nothing, err
 		}
-		out = append(out, c)
+		plan = append(plan, p)
 	}
-	if st.SigTag != nil {
-		cs, err := d.tagCandidates(ctx, *st.SigTag, KindSignature)
+	for _, tag := range []struct {
+		at   *Located
+		kind Kind
+	}{{st.SigTag, KindSignature}, {st.AttTag, KindAttestation}} {
+		if tag.at == nil {
+			continue
+		}
+		ps, err := d.planTag(ctx, *tag.at, tag.kind, lim)
 		if err != nil {
-			return nil, err
+			return nil, nothing, err
 		}
-		out = append(out, cs...)
+		plan = append(plan, ps...)
 	}
-	if st.AttTag != nil {
-		cs, err := d.tagCandidates(ctx, *st.AttTag, KindAttestation)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, cs...)
-	}
+
 	var sigs, atts int
-	for _, c := range out {
-		if c.Kind == KindSignature {
+	var total int64
+	for _, p := range plan {
+		if p.c.Kind == KindSignature {
 			sigs++
 		} else {
 			atts++
 		}
-	}
-	if sigs > maxSigs {
-		return nil, fmt.Errorf("%w: %d signatures for %s, more than the %d examined", ErrTooMany, sigs, st.Where.Image, maxSigs)
-	}
-	if atts > maxAtts {
-		return nil, fmt.Errorf("%w: %d attestations for %s, more than the %d examined", ErrTooMany, atts, st.Where.Image, maxAtts)
-	}
-	return out, nil
-}
-
-// readFailure turns an error reading one signature into a candidate error, or returns it when the
-// registry is unavailable (the whole verification is then undecided).
-func readFailure(err error) (error, bool) {
-	if registry.IsUnavailable(err) {
-		return err, false
-	}
-	return err, true
-}
-
-func (d *Discoverer) bundleCandidate(ctx context.Context, r Located) (Candidate, error) {
-	_, _, maxLayer := d.limits()
-	c := Candidate{Kind: KindSignature, Format: sigwatchv1alpha1.SignatureFormatBundle, ManifestDigest: r.Descriptor.Digest.String()}
-	m, err := d.manifest(ctx, r.Repo, r.Descriptor.Digest)
-	if err != nil {
-		if e, perCandidate := readFailure(err); perCandidate {
-			c.Err = e
-			return c, nil
+		if p.read {
+			total += p.layer.Size
 		}
-		return c, err
+	}
+	if sigs > lim.signatures {
+		return nil, nothing, fmt.Errorf("%w: %d signatures for %s, more than the %d examined", ErrTooMany, sigs, st.Where.Image, lim.signatures)
+	}
+	if atts > lim.attestations {
+		return nil, nothing, fmt.Errorf("%w: %d attestations for %s, more than the %d examined", ErrTooMany, atts, st.Where.Image, lim.attestations)
+	}
+	if total > lim.total {
+		return nil, nothing, fmt.Errorf("%w: the signatures and attestations of %s come to %d bytes, more than the %d read for one image", ErrTooLarge, st.Where.Image, total, lim.total)
+	}
+	release, err = d.Budget.reserve(ctx, total)
+	if err != nil {
+		return nil, nothing, fmt.Errorf("%s: %w", st.Where.Image, err)
+	}
+	out := make([]Candidate, 0, len(plan))
+	for _, p := range plan {
+		if p.read {
+			if err := d.read(ctx, &p); err != nil {
+				release()
+				return nil, nothing, err
+			}
+		}
+		out = append(out, p.c)
+	}
+	return out, release, nil
+}
+
+// planned is one candidate: settled (c.Err set from its manifest), or a layer to read.
+type planned struct {
+	c     Candidate
+	read  bool
+	repo  name.Repository
+	layer v1.Descriptor
+	// what the layer is: a Sigstore bundle, or a legacy layer (a DSSE envelope or a simple-signing payload).
+	bundle, envelope bool
+}
+
+// readFailure turns an error reading one signature into a candidate error (undecided, not invalid), or
+// returns it when the registry is unavailable (the whole verification is then undecided).
+func readFailure(c *Candidate, err error) error {
+	if registry.IsUnavailable(err) {
+		return err
+	}
+	c.Err, c.Unreadable = err, true
+	return nil
+}
+
+// sized checks a layer descriptor's size before anything is read: it must be given, and within limit.
+func sized(c *Candidate, what string, size, limit int64) bool {
+	switch {
+	case size <= 0:
+		c.Err = fmt.Errorf("%s has no size in its manifest", what)
+	case size > limit:
+		c.Err = fmt.Errorf("%s is %d bytes, more than the %d examined", what, size, limit)
+	default:
+		return true
+	}
+	return false
+}
+
+func (d *Discoverer) planBundle(ctx context.Context, r Located, attestations bool, lim limits) (planned, error) {
+	p := planned{c: Candidate{Kind: KindSignature, Format: sigwatchv1alpha1.SignatureFormatBundle, ManifestDigest: r.Descriptor.Digest.String()}, repo: r.Repo, bundle: true}
+	if pt := r.Descriptor.Annotations[annotationBundlePredicate]; pt != "" && pt != CosignSignPredicate {
+		p.c.Kind = KindAttestation // counted as one; what it is comes from the signed statement
+	}
+	if r.Descriptor.Size > maxReferrerManifest {
+		p.c.Err = fmt.Errorf("referrer %s is a manifest of %d bytes, more than the %d examined", p.c.ManifestDigest, r.Descriptor.Size, maxReferrerManifest)
+		return p, nil
+	}
+	m, err := d.manifest(ctx, r.Repo, r.Descriptor.Digest, min(r.Descriptor.Size, maxReferrerManifest))
+	if err != nil {
+		return p, readFailure(&p.c, err)
 	}
 	var layer *v1.Descriptor
 	for i := range m.Layers {
@@ -274,88 +378,100 @@ func (d *Discoverer) bundleCandidate(ctx context.Context, r Located) (Candidate,
 		}
 	}
 	if layer == nil {
-		c.Err = fmt.Errorf("referrer %s holds no Sigstore bundle layer", c.ManifestDigest)
-		return c, nil
+		p.c.Err = fmt.Errorf("referrer %s holds no Sigstore bundle layer", p.c.ManifestDigest)
+		return p, nil
 	}
-	data, err := d.Registry.Blob(ctx, r.Repo, layer.Digest, maxLayer)
-	if err != nil {
-		if e, perCandidate := readFailure(err); perCandidate {
-			c.Err = fmt.Errorf("bundle of referrer %s: %w", c.ManifestDigest, e)
-			return c, nil
-		}
-		return c, err
+	limit := lim.signature
+	if attestations && (p.c.Kind == KindAttestation || r.Descriptor.Annotations[annotationBundlePredicate] == "") {
+		limit = lim.layer
 	}
-	b := &bundle.Bundle{}
-	if err := b.UnmarshalJSON(data); err != nil {
-		c.Err = fmt.Errorf("bundle of referrer %s does not parse: %w", c.ManifestDigest, err)
-		return c, nil
-	}
-	if c.Statement, err = statementOf(b); err != nil {
-		c.Err = fmt.Errorf("bundle of referrer %s: %w", c.ManifestDigest, err)
-		return c, nil
-	}
-	c.Bundle = b
-	if c.Statement != nil && c.Statement.PredicateType != CosignSignPredicate {
-		c.Kind = KindAttestation
-	}
-	return c, nil
+	p.layer, p.read = *layer, sized(&p.c, "the bundle of referrer "+p.c.ManifestDigest, layer.Size, limit)
+	return p, nil
 }
 
-func (d *Discoverer) manifest(ctx context.Context, repo name.Repository, digest v1.Hash) (*v1.Manifest, error) {
-	body, _, err := d.Registry.Manifest(ctx, repo, digest)
+func (d *Discoverer) manifest(ctx context.Context, repo name.Repository, digest v1.Hash, limit int64) (*v1.Manifest, error) {
+	body, _, err := d.Registry.Manifest(ctx, repo, digest, limit)
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s@%s: %w", repo, digest, err)
 	}
-	m, err := v1.ParseManifest(strings.NewReader(string(body)))
+	m, err := v1.ParseManifest(bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s@%s does not parse: %w", repo, digest, err)
 	}
 	return m, nil
 }
 
-// tagCandidates reads the layers of a legacy `.sig` or `.att` manifest: one signature per layer.
-func (d *Discoverer) tagCandidates(ctx context.Context, tag Located, kind Kind) ([]Candidate, error) {
-	maxSigs, maxAtts, maxLayer := d.limits()
-	limit := maxSigs
+// planTag reads a legacy `.sig` or `.att` manifest: one candidate per layer.
+func (d *Discoverer) planTag(ctx context.Context, tag Located, kind Kind, lim limits) ([]planned, error) {
+	limit, layerLimit := lim.signatures, lim.signature
 	if kind == KindAttestation {
-		limit = maxAtts
+		limit, layerLimit = lim.attestations, lim.layer
 	}
 	digest := tag.Descriptor.Digest.String()
-	m, err := d.manifest(ctx, tag.Repo, tag.Descriptor.Digest)
+	one := planned{c: Candidate{Kind: kind, Format: sigwatchv1alpha1.SignatureFormatLegacy, ManifestDigest: digest}, repo: tag.Repo}
+	manifestLimit := lim.tagManifest
+	if s := tag.Descriptor.Size; s > 0 {
+		manifestLimit = min(s, manifestLimit)
+	}
+	if tag.Descriptor.Size > lim.tagManifest {
+		one.c.Err = fmt.Errorf("the manifest %s is %d bytes, more than the %d examined", digest, tag.Descriptor.Size, lim.tagManifest)
+		return []planned{one}, nil
+	}
+	m, err := d.manifest(ctx, tag.Repo, tag.Descriptor.Digest, manifestLimit)
 	if err != nil {
-		if e, perCandidate := readFailure(err); perCandidate {
-			return []Candidate{{Kind: kind, Format: sigwatchv1alpha1.SignatureFormatLegacy, ManifestDigest: digest, Err: e}}, nil
-		}
-		return nil, err
+		return []planned{one}, readFailure(&one.c, err)
 	}
 	if len(m.Layers) > limit {
 		return nil, fmt.Errorf("%w: the manifest %s holds %d layers, more than the %d examined", ErrTooMany, digest, len(m.Layers), limit)
 	}
-	out := make([]Candidate, 0, len(m.Layers))
+	out := make([]planned, 0, len(m.Layers))
 	for _, layer := range m.Layers {
-		c := Candidate{Kind: kind, Format: sigwatchv1alpha1.SignatureFormatLegacy, ManifestDigest: digest}
-		data, err := d.Registry.Blob(ctx, tag.Repo, layer.Digest, maxLayer)
-		if err != nil {
-			if e, perCandidate := readFailure(err); perCandidate {
-				c.Err = fmt.Errorf("layer %s of %s: %w", layer.Digest, digest, e)
-				out = append(out, c)
-				continue
-			}
-			return nil, err
-		}
-		envelope := kind == KindAttestation || layer.MediaType == MediaTypeDSSE
-		c.Bundle, c.Err = LegacyToBundle(data, layer.Annotations, envelope)
-		switch {
-		case c.Err != nil:
-		case envelope:
-			c.Statement, c.Err = statementOf(c.Bundle)
-		default:
-			c.Payload = data
-		}
-		if c.Err != nil {
-			c.Bundle = nil // Bundle is nil when Err is set
-		}
-		out = append(out, c)
+		p := one
+		p.layer = layer
+		p.envelope = kind == KindAttestation || layer.MediaType == MediaTypeDSSE
+		p.read = sized(&p.c, fmt.Sprintf("layer %s of %s", layer.Digest, digest), layer.Size, layerLimit)
+		out = append(out, p)
 	}
 	return out, nil
+}
+
+// read reads a planned layer, capped at its descriptor's size, and turns it into a candidate.
+func (d *Discoverer) read(ctx context.Context, p *planned) error {
+	c := &p.c
+	data, err := d.Registry.Blob(ctx, p.repo, p.layer.Digest, p.layer.Size)
+	if err != nil {
+		what := fmt.Sprintf("layer %s of %s", p.layer.Digest, c.ManifestDigest)
+		if p.bundle {
+			what = "bundle of referrer " + c.ManifestDigest
+		}
+		return readFailure(c, fmt.Errorf("%s: %w", what, err))
+	}
+	if p.bundle {
+		b := &bundle.Bundle{}
+		if err := b.UnmarshalJSON(data); err != nil {
+			c.Err = fmt.Errorf("bundle of referrer %s does not parse: %w", c.ManifestDigest, err)
+			return nil
+		}
+		if c.Statement, err = statementOf(b); err != nil {
+			c.Err = fmt.Errorf("bundle of referrer %s: %w", c.ManifestDigest, err)
+			return nil
+		}
+		c.Bundle, c.Kind = b, KindSignature
+		if c.Statement != nil && c.Statement.PredicateType != CosignSignPredicate {
+			c.Kind = KindAttestation
+		}
+		return nil
+	}
+	c.Bundle, c.Err = LegacyToBundle(data, p.layer.Annotations, p.envelope)
+	switch {
+	case c.Err != nil:
+	case p.envelope:
+		c.Statement, c.Err = statementOf(c.Bundle)
+	default:
+		c.Payload = data
+	}
+	if c.Err != nil {
+		c.Bundle = nil // Bundle is nil when Err is set
+	}
+	return nil
 }

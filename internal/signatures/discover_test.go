@@ -2,6 +2,7 @@ package signatures
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -93,7 +94,8 @@ func TestDiscoverBundleReferrers(t *testing.T) {
 			g.Expect(a.Kind).To(Equal(KindAttestation))
 			g.Expect(a.Format).To(Equal(sigwatchv1alpha1.SignatureFormatBundle))
 			g.Expect(a.Statement.PredicateType).To(Equal(slsaPredicate))
-			g.Expect(string(a.Statement.Predicate)).To(MatchJSON(`{"builder":"ci"}`))
+			g.Expect(a.Statement.Predicate).To(BeNil(), "the predicate is not read before the signature is checked")
+			g.Expect(string(must[json.RawMessage](t)(a.Predicate()))).To(MatchJSON(`{"builder":"ci"}`))
 			g.Expect(a.CheckBinding(img.DigestStr())).To(Succeed())
 			g.Expect(byDigest[sig.Manifest.DigestStr()].Kind).To(Equal(KindSignature))
 		})
@@ -873,7 +875,7 @@ func TestFetchLayerSizeLimit(t *testing.T) {
 
 	fetch := func(limit int64) map[sigwatchv1alpha1.SignatureFormat]Candidate {
 		t.Helper()
-		_, cands := discover(t, e.discoverer(func(d *Discoverer) { d.MaxLayerSize = limit }), where, false)
+		_, cands := discover(t, e.discoverer(func(d *Discoverer) { d.MaxSignatureSize = limit }), where, false)
 		g.Expect(cands).To(HaveLen(2))
 		out := map[sigwatchv1alpha1.SignatureFormat]Candidate{}
 		for _, c := range cands {
@@ -888,8 +890,9 @@ func TestFetchLayerSizeLimit(t *testing.T) {
 
 	got = fetch(large - 1)
 	b := got[sigwatchv1alpha1.SignatureFormatBundle]
-	g.Expect(b.Err).To(MatchError(registry.ErrTooLarge))
-	g.Expect(b.Err).To(MatchError(ContainSubstring("bundle of referrer " + bundled.Manifest.DigestStr())))
+	// Refused from the size its manifest gives, before anything is read: settled, not unreadable.
+	g.Expect(b.Err).To(MatchError(ContainSubstring(fmt.Sprintf("the bundle of referrer %s is %d bytes, more than the %d examined", bundled.Manifest.DigestStr(), large, large-1))))
+	g.Expect(b.Unreadable).To(BeFalse())
 	g.Expect(b.Bundle).To(BeNil())
 	g.Expect(b.Kind).To(Equal(KindSignature))
 	g.Expect(got[sigwatchv1alpha1.SignatureFormatLegacy].Err).NotTo(HaveOccurred(), "the limit is per layer")
@@ -900,11 +903,11 @@ func TestFetchLayerSizeLimit(t *testing.T) {
 
 	got = fetch(small - 1)
 	l := got[sigwatchv1alpha1.SignatureFormatLegacy]
-	g.Expect(l.Err).To(MatchError(registry.ErrTooLarge))
-	g.Expect(l.Err).To(MatchError(ContainSubstring("of " + legacy.Manifest.DigestStr())))
+	g.Expect(l.Err).To(MatchError(ContainSubstring(fmt.Sprintf("of %s is %d bytes, more than the %d examined", legacy.Manifest.DigestStr(), small, small-1))))
+	g.Expect(l.Unreadable).To(BeFalse())
 	g.Expect(l.Payload).To(BeNil())
 	g.Expect(l.Kind).To(Equal(KindSignature))
-	g.Expect(l.CheckBinding(img.DigestStr())).To(MatchError(registry.ErrTooLarge))
+	g.Expect(l.CheckBinding(img.DigestStr())).To(MatchError(ContainSubstring("more than the")))
 }
 
 func TestFetchRegistryFailures(t *testing.T) {
@@ -984,11 +987,13 @@ func TestFetchRegistryFailures(t *testing.T) {
 				if c.Format == tc.wantFormat && c.Kind == tc.wantKind {
 					failed++
 					g.Expect(c.Err).To(MatchError(tc.wantIs))
+					g.Expect(c.Unreadable).To(BeTrue(), "a failed read leaves the candidate undecided")
 					g.Expect(c.Bundle).To(BeNil())
 					g.Expect(c.CheckBinding(img.DigestStr())).To(MatchError(tc.wantIs))
 					continue
 				}
 				g.Expect(c.Err).NotTo(HaveOccurred())
+				g.Expect(c.Unreadable).To(BeFalse())
 				g.Expect(c.CheckBinding(img.DigestStr())).To(Succeed())
 			}
 			g.Expect(failed).To(Equal(1))

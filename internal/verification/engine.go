@@ -42,14 +42,25 @@ type Options struct {
 	Clock func() time.Time
 	// Limits of discovery (0: the signatures package defaults).
 	MaxSignatures, MaxAttestations int
+	// MaxBytes caps what one verification reads of signatures and attestations together (0: the
+	// signatures package default).
+	MaxBytes int64
+	// MemoryBudget bounds the signature and attestation bytes all verifications hold at once (default
+	// DefaultMemoryBudget); a verification waits for its share before reading.
+	MemoryBudget int64
 }
+
+// DefaultMemoryBudget is the default Options.MemoryBudget: what one verification may read. Parsing what
+// was read takes about as much again, and small reads (the usual few KiB) share it without waiting.
+const DefaultMemoryBudget = signatures.DefaultMaxBytes
 
 // Engine verifies image digests. It is safe for concurrent use; one Engine serves every SignedImage.
 type Engine struct {
 	opts      Options
 	verifiers verifiers
 	verdicts  *lru.Cache // cacheKey -> policyVerdict
-	states    *lru.Cache // where -> stateEntry
+	states    *expiring[*signatures.State]
+	budget    *signatures.Budget
 	flight    singleflight.Group
 	// unnamed numbers the requests whose keychain has no ID (their requests are never shared).
 	unnamed atomic.Uint64
@@ -66,10 +77,14 @@ func New(opts Options) *Engine {
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
+	if opts.MemoryBudget <= 0 {
+		opts.MemoryBudget = DefaultMemoryBudget
+	}
 	return &Engine{
 		opts:     opts,
 		verdicts: lru.New(opts.CacheSize),
-		states:   lru.New(opts.CacheSize),
+		states:   newExpiring[*signatures.State](opts.CacheSize, opts.StateTTL, opts.Clock),
+		budget:   signatures.NewBudget(opts.MemoryBudget),
 	}
 }
 
@@ -77,8 +92,9 @@ func New(opts Options) *Engine {
 type Request struct {
 	Image    imageref.Image
 	Policies []*policy.Policy
-	// Fresh skips the cached registry state (not the cached verdicts, which depend on it): a forced
-	// re-verification asks the registry again.
+	// Fresh skips the cached registry state: a forced re-verification asks the registry again what
+	// signatures exist. Cached verdicts are still used for an unchanged signature set: they are kept only
+	// when reached over content read in full and checked against its digests.
 	Fresh bool
 	// Credentials read the registry (zero: the registry client's own keychain), for example the pull
 	// secrets of the pods that run the image.
@@ -102,7 +118,8 @@ func (e *Engine) discoverer(creds registry.Credentials) session {
 		}
 	}
 	return session{&signatures.Discoverer{Registry: e.opts.Registry.With(creds),
-		MaxSignatures: e.opts.MaxSignatures, MaxAttestations: e.opts.MaxAttestations}, id}
+		MaxSignatures: e.opts.MaxSignatures, MaxAttestations: e.opts.MaxAttestations,
+		MaxBytes: e.opts.MaxBytes, Budget: e.budget}, id}
 }
 
 // policyVerdict is what is cached per (digest, signature set, policy, trust root).
@@ -114,11 +131,6 @@ type policyVerdict struct {
 type cachedVerdict struct {
 	verdict policyVerdict
 	hit     bool
-}
-
-type stateEntry struct {
-	state *signatures.State
-	at    time.Time
 }
 
 // Verify returns the verdict of every policy on the digest. It never returns an error: what could not be
@@ -201,10 +213,23 @@ func (e *Engine) verifyGroup(ctx context.Context, d session, where signatures.Wh
 		return out, false
 	}
 	allCached := true
-	fetch := sync.OnceValues(func() ([]signatures.Candidate, error) { return e.fetch(ctx, d, st) })
+	// The memory the candidates hold is given back once every policy of the group is judged.
+	var release func()
+	defer func() {
+		if release != nil {
+			release()
+		}
+	}()
+	fetch := sync.OnceValues(func() ([]signatures.Candidate, error) {
+		cands, rel, err := e.fetch(ctx, d, st)
+		release = rel
+		return cands, err
+	})
 	for _, i := range pending {
 		p := pols[i]
-		key := strings.Join([]string{where.Image.Digest, where.SignatureRepository, st.Key(), p.Hash, roots[i].Version}, "|")
+		// The policy's name is part of the key: two policies with the same spec share nothing, so a
+		// cached result never carries another policy's name.
+		key := strings.Join([]string{where.Image.Digest, where.SignatureRepository, st.Key(), p.Name, p.Hash, roots[i].Version}, "|")
 		// One flight per verdict: concurrent callers share it, later callers find it cached.
 		v, _, _ := e.flight.Do("verdict|"+key, func() (any, error) {
 			if v, ok := e.verdicts.Get(key); ok {
@@ -216,7 +241,9 @@ func (e *Engine) verifyGroup(ctx context.Context, d session, where signatures.Wh
 			}
 			pv := e.judgePolicy(ctx, where, p, roots[i], candidates)
 			pv.result.TrustedRoot = roots[i].Source
-			e.verdicts.Add(key, pv)
+			if complete(candidates) {
+				e.verdicts.Add(key, pv)
+			}
 			return cachedVerdict{pv, false}, nil
 		})
 		cv := v.(cachedVerdict)
@@ -227,25 +254,27 @@ func (e *Engine) verifyGroup(ctx context.Context, d session, where signatures.Wh
 }
 
 // state learns what exists for the digest, sharing one round of requests between concurrent and recent
-// callers.
+// callers with the same credentials.
 func (e *Engine) state(ctx context.Context, d session, where signatures.Where, attestations, fresh bool) (*signatures.State, error) {
-	key := fmt.Sprintf("%s|%s|%t", where.Image, where.SignatureRepository, attestations)
+	// What one set of credentials could read is never shown to another: a namespace without access
+	// must not learn, from the cache, that a private digest exists or who signed it.
+	key := fmt.Sprintf("%s|%s|%s|%t", d.credentials, where.Image, where.SignatureRepository, attestations)
 	if !fresh && e.opts.StateTTL > 0 {
-		if v, ok := e.states.Get(key); ok {
-			se := v.(stateEntry)
-			if e.opts.Clock().Sub(se.at) < e.opts.StateTTL {
-				return se.state, nil
-			}
+		if st, ok := e.states.get(key); ok {
+			return st, nil
 		}
 	}
-	// Requests in flight are shared only between callers with the same credentials: one without pull
-	// secrets must not hand its 401 to one with them. (The cached state is shared, see StateTTL.)
-	v, err, _ := e.flight.Do("state|"+d.credentials+"|"+key, func() (any, error) {
+	v, err, _ := e.flight.Do("state|"+key, func() (any, error) {
 		st, err := d.State(ctx, where, attestations)
 		if err != nil {
+			// A retry after a failed read must reach the registry, not be answered from what was seen
+			// before the failure (the status would flap between Unknown and the old verdict).
+			e.states.remove(key)
 			return nil, err
 		}
-		e.states.Add(key, stateEntry{state: st, at: e.opts.Clock()})
+		if e.opts.StateTTL > 0 {
+			e.states.add(key, st)
+		}
 		return st, nil
 	})
 	if err != nil {
@@ -254,21 +283,35 @@ func (e *Engine) state(ctx context.Context, d session, where signatures.Where, a
 	return v.(*signatures.State), nil
 }
 
-func (e *Engine) fetch(ctx context.Context, d session, st *signatures.State) ([]signatures.Candidate, error) {
+// fetch reads the candidates, sharing the reads between concurrent callers with the same credentials.
+// release is non-nil for the caller whose call did the reading; it gives the memory budget back.
+func (e *Engine) fetch(ctx context.Context, d session, st *signatures.State) (cands []signatures.Candidate, release func(), err error) {
 	v, err, _ := e.flight.Do("fetch|"+d.credentials+"|"+st.Where.Image.String()+"|"+st.Where.SignatureRepository+"|"+st.Key(), func() (any, error) {
-		return d.Fetch(ctx, st)
+		cs, rel, err := d.FetchHeld(ctx, st)
+		release = rel
+		return cs, err
 	})
 	if err != nil {
-		return nil, err
+		return nil, release, err
 	}
-	return v.([]signatures.Candidate), nil
+	return v.([]signatures.Candidate), release, nil
+}
+
+// complete reports whether every candidate was read in full: only then may a verdict be kept.
+func complete(cands []signatures.Candidate) bool {
+	for i := range cands {
+		if cands[i].Unreadable {
+			return false
+		}
+	}
+	return true
 }
 
 // errorResult turns a discovery error into a verdict: too many signatures fails the policy (sigwatch
 // will not examine an unbounded set); everything else is "could not verify".
 func errorResult(policyName string, img imageref.Image, err error) PolicyResult {
 	switch {
-	case errors.Is(err, signatures.ErrTooMany):
+	case errors.Is(err, signatures.ErrTooMany), errors.Is(err, signatures.ErrTooLarge) && !errors.Is(err, context.DeadlineExceeded):
 		return failed(policyName, sigwatchv1alpha1.InvalidSignatureReason, "%v", err)
 	case errors.Is(err, signatures.ErrImageNotFound):
 		return unknown(policyName, sigwatchv1alpha1.RegistryUnavailableReason, "%v", err)

@@ -226,6 +226,9 @@ func Signer(subject, keyID string) string {
 // one, else from the unverified certificate (display only).
 func describe(c *signatures.Candidate, o outcome, keyID string) Signature {
 	s := Signature{Format: c.Format, ManifestDigest: c.ManifestDigest, Reason: o.reason, Message: o.message}
+	if c.Unreadable {
+		s.Reason = sigwatchv1alpha1.RegistryUnavailableReason
+	}
 	if o.verified() {
 		s.Authority = o.authority
 	}

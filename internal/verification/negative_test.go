@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -342,8 +343,51 @@ func TestRejectsOversizedManifest(t *testing.T) {
 		}
 		return false
 	})
+	// A manifest longer than its descriptor says is a registry fault, not a bad signature: undecided,
+	// and not kept, so the next verification after the registry mends is right.
 	pr, _ := k.verify(t, d, releasePolicy(t))
-	expectFailed(t, pr, sigwatchv1alpha1.InvalidSignatureReason, "too large")
+	expectUndecided(t, pr, "too large")
+	k.reg.ClearIntercepts()
+	pr, _ = k.verify(t, d, releasePolicy(t))
+	NewWithT(t).Expect(pr.Result).To(Equal(sigwatchv1alpha1.PolicyVerified), pr.Message)
+}
+
+func TestRejectsSignatureManifestOverTheCap(t *testing.T) {
+	k := newKeyless(t, false)
+	d := k.push(t, "yourorg/app")
+	if _, err := k.writer.SignLegacy(context.Background(), d, k.ci, sigstore.SignOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	k.reg.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		// The registry says the .sig manifest is 5 MiB: refused before it is read.
+		if r.Method == http.MethodHead && strings.HasSuffix(r.URL.Path, ".sig") {
+			w.Header().Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+			w.Header().Set("Docker-Content-Digest", "sha256:"+strings.Repeat("ab", 32))
+			w.Header().Set("Content-Length", strconv.Itoa(5<<20))
+			return true
+		}
+		return r.Method == http.MethodGet && strings.Contains(r.URL.Path, "sha256:"+strings.Repeat("ab", 32)) && fail(t, r)
+	})
+	pr, _ := k.verify(t, d, releasePolicy(t))
+	expectFailed(t, pr, sigwatchv1alpha1.InvalidSignatureReason, "is 5242880 bytes, more than the 1048576 examined")
+}
+
+func fail(t *testing.T, r *http.Request) bool {
+	t.Errorf("%s %s: read although refused", r.Method, r.URL.Path)
+	return false
+}
+
+// expectUndecided checks a verdict of "could not read a signature": Unknown, never Failed.
+func expectUndecided(t *testing.T, pr PolicyResult, message ...string) {
+	t.Helper()
+	t.Logf("%s: %s", pr.Reason, pr.Message)
+	g := NewWithT(t)
+	g.Expect(pr.Result).To(Equal(sigwatchv1alpha1.PolicyUnknown), pr.Message)
+	g.Expect(pr.Reason).To(Equal(sigwatchv1alpha1.RegistryUnavailableReason), pr.Message)
+	g.Expect(pr.Message).To(ContainSubstring("could not be read"))
+	for _, m := range message {
+		g.Expect(pr.Message).To(ContainSubstring(m))
+	}
 }
 
 func TestRejectsManifestThatDoesNotHashToItsDigest(t *testing.T) {
@@ -363,7 +407,10 @@ func TestRejectsManifestThatDoesNotHashToItsDigest(t *testing.T) {
 		return false
 	})
 	pr, _ := k.verify(t, d, releasePolicy(t))
-	expectFailed(t, pr, sigwatchv1alpha1.InvalidSignatureReason, "does not match")
+	expectUndecided(t, pr, "does not match")
+	k.reg.ClearIntercepts()
+	pr, _ = k.verify(t, d, releasePolicy(t))
+	NewWithT(t).Expect(pr.Result).To(Equal(sigwatchv1alpha1.PolicyVerified), pr.Message)
 }
 
 func TestRejectsMoreSignaturesThanTheCap(t *testing.T) {

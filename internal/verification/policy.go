@@ -18,8 +18,12 @@ func (e *Engine) judgePolicy(ctx context.Context, where signatures.Where, p *pol
 	var sigs []Signature
 	best := outcome{reason: sigwatchv1alpha1.SignatureMissingReason}
 	examined := 0
+	var unreadable *signatures.Candidate
 	for i := range candidates {
 		c := &candidates[i]
+		if c.Unreadable && unreadable == nil {
+			unreadable = c // a signature or an attestation: which one it was is unknown until read
+		}
 		if c.Kind != signatures.KindSignature {
 			continue
 		}
@@ -36,12 +40,18 @@ func (e *Engine) judgePolicy(ctx context.Context, where signatures.Where, p *pol
 			where.Image, strings.Replace(digest, ":", "-", 1)+".sig", inRepo(where))}
 	}
 	if !best.verified() {
+		if unreadable != nil {
+			return policyVerdict{result: couldNotRead(p.Name, unreadable), signatures: sigs}
+		}
 		return policyVerdict{result: failed(p.Name, best.reason, "%s", summarize(examined, best)), signatures: sigs}
 	}
 	for _, a := range p.Attestations {
 		r, attSigs := e.judgeAttestation(ctx, digest, p, a, tr, candidates)
 		sigs = append(sigs, attSigs...)
 		if r != nil {
+			if unreadable != nil {
+				return policyVerdict{result: couldNotRead(p.Name, unreadable), signatures: sigs}
+			}
 			r.Policy = p.Name
 			return policyVerdict{result: *r, signatures: sigs}
 		}
@@ -49,6 +59,12 @@ func (e *Engine) judgePolicy(ctx context.Context, where signatures.Where, p *pol
 	res := PolicyResult{Policy: p.Name, Result: sigwatchv1alpha1.PolicyVerified, Reason: sigwatchv1alpha1.VerifiedReason,
 		Authority: best.authority, Message: fmt.Sprintf("signed by %s, trusted by authority %s", signerOf(best.result, authorityOf(p, best.authority)), best.authority)}
 	return policyVerdict{result: res, signatures: sigs}
+}
+
+// couldNotRead is the verdict when nothing was accepted and a candidate could not be read: it might
+// have been the one (a registry glitch is not an unsigned image).
+func couldNotRead(policyName string, c *signatures.Candidate) PolicyResult {
+	return unknown(policyName, sigwatchv1alpha1.RegistryUnavailableReason, "no signature accepted, and %s could not be read: %v", c.ManifestDigest, c.Err)
 }
 
 func inRepo(w signatures.Where) string {
@@ -126,7 +142,12 @@ func (e *Engine) judgeAttestation(ctx context.Context, digest string, p *policy.
 			continue
 		}
 		signed++
-		ok, reason := conditionsHold(ctx, a, c.Statement.Predicate)
+		predicate, err := c.Predicate()
+		if err != nil {
+			why = append(why, err.Error())
+			continue
+		}
+		ok, reason := conditionsHold(ctx, a, predicate)
 		if ok {
 			return nil, sigs
 		}
