@@ -17,8 +17,12 @@ type ImageSignaturePolicySpec struct {
 	Images []ImagePattern `json:"images,omitempty"`
 
 	// namespaceSelector limits the policy to the namespaces whose labels match. Absent, the policy applies
-	// in every namespace.
+	// in every namespace. A selector that cannot be evaluated makes the policy InvalidPolicy, and the
+	// images its globs match are then Unknown (PolicyNotReady) in every namespace, never left unchecked.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])",message="namespaceSelector: operator must be In, NotIn, Exists or DoesNotExist"
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, !(e.operator in ['In', 'NotIn']) || (has(e.values) && size(e.values) > 0))",message="namespaceSelector: In and NotIn need at least one value"
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, !(e.operator in ['Exists', 'DoesNotExist']) || !has(e.values) || size(e.values) == 0)",message="namespaceSelector: Exists and DoesNotExist take no values"
 	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
 
 	// authorities are the signers the policy trusts. A signature that satisfies any one authority
@@ -48,7 +52,7 @@ type ImageSignaturePolicySpec struct {
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=255
-	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9.-]+(:[0-9]+)?(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)+$`
+	// +kubebuilder:validation:Pattern=`^(\[[0-9a-fA-F:.]+\]|[a-zA-Z0-9.-]+)(:[0-9]+)?(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)+$`
 	SignatureRepository string `json:"signatureRepository,omitempty"`
 
 	// reverifyInterval is how often the images the policy covers are verified again. At least 1m.
@@ -60,10 +64,14 @@ type ImageSignaturePolicySpec struct {
 	ReverifyInterval *metav1.Duration `json:"reverifyInterval,omitempty"` //nolint:kubeapilinter // a duration string ("1h"), as Flux and Argo CD policies are written; CEL keeps it at least 1m
 }
 
-// ImagePattern is a glob over a normalized image repository, without tag or digest.
+// ImagePattern is a glob over a normalized image repository, without tag or digest. Its registry host is
+// normalized as the running images' are (lower case, no default port 443, no trailing dot, docker.io for
+// Docker Hub's other names); an IPv6 host is written in brackets, `[::1]:5000/team/**`. Repository
+// paths are lower case.
 // +kubebuilder:validation:MinLength=1
 // +kubebuilder:validation:MaxLength=255
-// +kubebuilder:validation:XValidation:rule="self.matches('^([^\\\\s@:/]+(:[0-9*?]+)?/)?[^\\\\s@:]+$')",message="an image pattern is a glob over a repository, without tag or digest (ghcr.io/yourorg/**)"
+// +kubebuilder:validation:XValidation:rule="self.matches('^((\\\\[[0-9a-fA-F:.]+\\\\]|[^\\\\s@:/]+)(:[0-9*?]+)?/)?[^\\\\s@:]+$')",message="an image pattern is a glob over a repository, without tag or digest (ghcr.io/yourorg/**)"
+// +kubebuilder:validation:XValidation:rule="self.matches('^(([^/]*[.:][^/]*|localhost|\\\\*[^/]*)/)?[^A-Z]*$')",message="an image pattern's repository path is lower case, as repository paths are (the host may be in any case)"
 type ImagePattern string
 
 // Authority is one trusted signer: exactly one of keyless (identities) or key (a public key).

@@ -8,11 +8,13 @@ import (
 // for its whole life.
 type SignedImageSpec struct {
 	// image is the normalized image repository, without tag or digest, for example
-	// `docker.io/library/nginx` or `ghcr.io/yourorg/app`.
+	// `docker.io/library/nginx`, `ghcr.io/yourorg/app` or `[::1]:5000/team/app`: the registry host in
+	// lower case, without the default port 443 or a trailing dot, docker.io for Docker Hub.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=255
-	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-zA-Z0-9.-]+(:[0-9]+)?(/[a-z0-9]+((\\\\.|_|__|-+)[a-z0-9]+)*)+$')",message="image is a normalized repository (registry/path), without tag or digest"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([a-z0-9]([a-z0-9-]*[a-z0-9])?(\\\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*|\\\\[[a-f0-9:.]+\\\\])(:[1-9][0-9]{0,4})?(/[a-z0-9]+((\\\\.|_|__|-+)[a-z0-9]+)*)+$')",message="image is a normalized repository (registry/path), without tag or digest"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([^/]*\\\\.[^/]*|localhost|\\\\[[^/]*\\\\]):443/') && !self.matches('^(index\\\\.docker\\\\.io|registry-1\\\\.docker\\\\.io|registry\\\\.hub\\\\.docker\\\\.com)/') && !self.matches('^docker\\\\.io/[^/]+$')",message="image is written as sigwatch normalizes it: no default port 443, docker.io for Docker Hub, docker.io/library/ for its official images"
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="image is immutable"
 	Image string `json:"image,omitempty"`
 
@@ -94,6 +96,25 @@ type SignatureInfo struct {
 	// +required
 	Format SignatureFormat `json:"format,omitempty"`
 
+	// verdict says whether a policy accepted the signature. The claims shown of a Rejected signature
+	// (subject, issuer, workflow) are what its certificate says, unverified: they help find out why
+	// it was not accepted, and prove nothing.
+	// +required
+	Verdict SignatureVerdict `json:"verdict,omitempty"`
+
+	// reason a Rejected signature was not accepted, as a Verified condition reason (for example
+	// UntrustedSigner, InvalidSignature, TransparencyLogMissing, RegistryUnavailable).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	Reason string `json:"reason,omitempty"`
+
+	// authority is the policy authority that accepted the signature.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Authority string `json:"authority,omitempty"`
+
 	// subject is the certificate's identity (SAN) for keyless signatures (cut at 1024 characters).
 	// +optional
 	// +kubebuilder:validation:MinLength=1
@@ -125,7 +146,8 @@ type SignatureInfo struct {
 	// +kubebuilder:validation:MaxLength=512
 	GitHubWorkflowRef string `json:"githubWorkflowRef,omitempty"`
 
-	// transparencyLogIndex is the index of the signature's transparency log entry.
+	// transparencyLogIndex is the index of the signature's transparency log entry that verification
+	// accepted (Accepted signatures only).
 	// +optional
 	TransparencyLogIndex *int64 `json:"transparencyLogIndex,omitempty"`
 
@@ -143,6 +165,17 @@ type SignatureInfo struct {
 	// +kubebuilder:validation:MaxLength=135
 	SignatureDigest string `json:"signatureDigest,omitempty"`
 }
+
+// SignatureVerdict says whether a signature was accepted.
+// +kubebuilder:validation:Enum=Accepted;Rejected
+type SignatureVerdict string
+
+const (
+	// SignatureAccepted: a policy authority accepted the signature; its claims and log entry are verified.
+	SignatureAccepted SignatureVerdict = "Accepted"
+	// SignatureRejected: no authority accepted it; its claims are unverified.
+	SignatureRejected SignatureVerdict = "Rejected"
+)
 
 // WorkloadReference is a top-level owner of pods that run the image.
 type WorkloadReference struct {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	"github.com/sigstore/sigstore-go/pkg/verify"
-	"k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
 	"github.com/sigwatch/sigwatch/internal/imageref"
@@ -95,12 +94,10 @@ func Compile(p *sigwatchv1alpha1.ImageSignaturePolicy, in Inputs) (*Policy, erro
 			return nil, c.fail(sigwatchv1alpha1.InvalidPolicyReason, fmt.Sprintf("spec.images[%d]", i), err)
 		}
 	}
-	if p.Spec.NamespaceSelector != nil {
-		if _, err := v1.LabelSelectorAsSelector(p.Spec.NamespaceSelector); err != nil {
-			return nil, c.fail(sigwatchv1alpha1.InvalidPolicyReason, "spec.namespaceSelector", err)
-		}
-	}
 	out.Scope = ScopeOf(p.Spec)
+	if err := out.Scope.SelectorErr; err != nil {
+		return nil, c.fail(sigwatchv1alpha1.InvalidPolicyReason, namespaceSelectorField, err)
+	}
 	if p.Spec.SignatureRepository != "" {
 		repo, err := imageref.NormalizeRepository(p.Spec.SignatureRepository)
 		if err != nil {

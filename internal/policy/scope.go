@@ -14,9 +14,12 @@ import (
 type Scope struct {
 	// Images are the normalized globs.
 	Images []string
-	// Namespaces selects the namespaces (nil: every namespace). A selector that does not parse selects
-	// every namespace, for the same reason: the policy's error is then shown on the images it names.
+	// Namespaces selects the namespaces (nil: every namespace).
 	Namespaces labels.Selector
+	// SelectorErr is why spec.namespaceSelector cannot be evaluated. Such a scope fails closed: it covers
+	// its globs in every namespace (Namespaces is nil), so that their images are reported against the
+	// policy, which is not ready, instead of matching no policy.
+	SelectorErr error
 }
 
 // ScopeOf returns the scope of a policy spec.
@@ -26,11 +29,24 @@ func ScopeOf(spec sigwatchv1alpha1.ImageSignaturePolicySpec) Scope {
 		s.Images = append(s.Images, imageref.NormalizePattern(string(p)))
 	}
 	if spec.NamespaceSelector != nil {
-		if sel, err := metav1.LabelSelectorAsSelector(spec.NamespaceSelector); err == nil {
-			s.Namespaces = sel
+		s.Namespaces, s.SelectorErr = metav1.LabelSelectorAsSelector(spec.NamespaceSelector)
+		if s.SelectorErr != nil {
+			s.Namespaces = nil
 		}
 	}
 	return s
+}
+
+const namespaceSelectorField = "spec.namespaceSelector"
+
+// ScopeError is the error that makes a policy's scope fail closed (Scope.SelectorErr), as Compile
+// reports it: an InvalidPolicy *Error on spec.namespaceSelector. Nil when the selector can be evaluated.
+// Whoever judges an image against a policy checks it before trusting any compiled or cached form.
+func ScopeError(p *sigwatchv1alpha1.ImageSignaturePolicy) error {
+	if err := ScopeOf(p.Spec).SelectorErr; err != nil {
+		return &Error{Policy: p.Name, Reason: sigwatchv1alpha1.InvalidPolicyReason, Field: namespaceSelectorField, Err: err}
+	}
+	return nil
 }
 
 // Covers reports whether the scope covers the normalized repository in a namespace with the given

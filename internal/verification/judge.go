@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
+	"github.com/sigstore/sigstore-go/pkg/tlog"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
@@ -224,7 +225,7 @@ func Signer(subject, keyID string) string {
 
 // describe fills what a person wants to see about a signature: from the verified result when there is
 // one, else from the unverified certificate (display only).
-func describe(c *signatures.Candidate, o outcome, keyID string) Signature {
+func describe(c *signatures.Candidate, o outcome, keyID string, tr *trust.Root) Signature {
 	s := Signature{Format: c.Format, ManifestDigest: c.ManifestDigest, Reason: o.reason, Message: o.message}
 	if c.Unreadable {
 		s.Reason = sigwatchv1alpha1.RegistryUnavailableReason
@@ -260,11 +261,15 @@ func describe(c *signatures.Candidate, o outcome, keyID string) Signature {
 	} else if o.verified() || o.reason == sigwatchv1alpha1.TransparencyLogMissingReason {
 		s.KeyID = keyID // the signature checked out against this key
 	}
-	if entries, err := c.Bundle.TlogEntries(); err == nil && len(entries) > 0 {
-		idx := entries[0].LogIndex()
-		s.TransparencyLogIndex = &idx
-		if t := entries[0].IntegratedTime(); !t.IsZero() && t.Unix() > 0 {
-			s.IntegratedTime = &t
+	// The log entry shown is one that verification accepted, and only for an accepted signature: a
+	// rejected signature's entries were not verified.
+	if entries, err := c.Bundle.TlogEntries(); err == nil && o.verified() {
+		if entry := acceptedEntry(entries, tr); entry != nil {
+			idx := entry.LogIndex()
+			s.TransparencyLogIndex = &idx
+			if t := entry.IntegratedTime(); !t.IsZero() && t.Unix() > 0 {
+				s.IntegratedTime = &t
+			}
 		}
 	}
 	if o.result != nil {
@@ -286,6 +291,25 @@ func describe(c *signatures.Candidate, o outcome, keyID string) Signature {
 		}
 	}
 	return s
+}
+
+// acceptedEntry returns the first entry that sigstore-go's verification counts: from a log the trust root
+// lists, and, when it carries a signed entry timestamp, one that verifies (sigstore-go skips the others).
+func acceptedEntry(entries []*tlog.Entry, tr *trust.Root) *tlog.Entry {
+	if tr == nil || tr.Material == nil {
+		return nil
+	}
+	logs := tr.Material.RekorLogs()
+	for _, e := range entries {
+		if _, ok := logs[hex.EncodeToString([]byte(e.LogKeyID()))]; !ok {
+			continue
+		}
+		if e.HasInclusionPromise() && tlog.VerifySET(e, logs) != nil {
+			continue
+		}
+		return e
+	}
+	return nil
 }
 
 // short abbreviates a key ID for messages.

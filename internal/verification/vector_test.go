@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	. "github.com/onsi/gomega"
+	"github.com/sigstore/sigstore-go/pkg/root"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
@@ -54,7 +55,7 @@ func TestCosignReferrerVector(t *testing.T) {
 			right := keylessPolicy(t, "https://github.com/login/oauth", "cody@soyland.com")
 			o := eng.judgeCandidate(c, d.DigestStr(), right, tr)
 			g.Expect(o.reason).To(BeEmpty(), o.message)
-			s := describe(c, o, "")
+			s := describe(c, o, "", tr)
 			g.Expect(s.Subject).To(Equal("cody@soyland.com"))
 			g.Expect(s.TransparencyLogIndex).To(HaveValue(BeEquivalentTo(175508996)))
 			g.Expect(s.TimeSource).To(Equal(TimeSourceTlog))
@@ -62,6 +63,14 @@ func TestCosignReferrerVector(t *testing.T) {
 			wrong := keylessPolicy(t, "https://github.com/login/oauth", "someone@else.example")
 			o = eng.judgeCandidate(c, d.DigestStr(), wrong, tr)
 			g.Expect(o.reason).To(Equal(sigwatchv1alpha1.UntrustedSignerReason))
+			rejected := describe(c, o, "", tr)
+			g.Expect(rejected.Subject).To(Equal("cody@soyland.com"), "shown, as the certificate's unverified claim")
+			g.Expect(rejected.TransparencyLogIndex).To(BeNil(), "a rejected signature's log entry was not verified")
+			g.Expect(rejected.IntegratedTime).To(BeNil())
+			entries, err := c.Bundle.TlogEntries()
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(acceptedEntry(entries, tr)).NotTo(BeNil())
+			g.Expect(acceptedEntry(entries, &trust.Root{Material: &root.TrustedRoot{}})).To(BeNil(), "an entry of a log the root does not list is not the verified one")
 
 			// Through the whole engine: an attestation is not an image signature.
 			res := eng.Verify(ctx, Request{Image: image(t, d), Policies: []*policyT{right}})
