@@ -16,7 +16,9 @@ import (
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
@@ -25,6 +27,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/imageref"
 	"github.com/sigwatch/sigwatch/internal/policy"
 	"github.com/sigwatch/sigwatch/internal/trust"
 	"github.com/sigwatch/sigwatch/internal/verification"
@@ -230,4 +233,68 @@ func TestMatchPolicy(t *testing.T) {
 	a, b := matchPolicy(p, ready, nil, 0), matchPolicy(p, nil, notReady, 0)
 	g.Expect(a.fingerprint).NotTo(Equal(b.fingerprint), "becoming not ready is a change that re-verifies")
 	g.Expect(matchPolicy(p, nil, hiccup, 0).fingerprint).NotTo(Equal(a.fingerprint))
+}
+
+// TestBrokenSelectorIsPolicyNotReady: a policy whose namespaceSelector does not compile fails closed
+// (finding 5 of issue 10). It covers the images of its globs in any namespace, and the match is the
+// not-ready one, whatever the resolver answered (its own InvalidPolicy, a cached ready policy, a read
+// that failed just now), so that the image is Unknown/PolicyNotReady, never NoMatchingPolicy.
+func TestBrokenSelectorIsPolicyNotReady(t *testing.T) {
+	embedded, err := trust.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := policy.Compile(keyPolicyObj(t, "p"), policy.Inputs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cachedReady := &ResolvedPolicy{Policy: cp, Root: embedded}
+	hiccup := &transientError{errors.New("the server was unable to return a response in the time allotted")}
+	store := &PolicyStore{PublicGood: func(context.Context) (*trust.Root, error) { return embedded, nil }}
+	req := func(op metav1.LabelSelectorOperator, values ...string) *metav1.LabelSelector {
+		return &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team", Operator: op, Values: values}}}
+	}
+	selectors := map[string]*metav1.LabelSelector{
+		"invalid operator":   req("Sometimes", "a"),
+		"In without values":  req(metav1.LabelSelectorOpIn),
+		"Exists with values": req(metav1.LabelSelectorOpExists, "a"),
+		"invalid value":      {MatchLabels: map[string]string{"team": "a/b"}},
+	}
+	const repo = "ghcr.io/yourorg/app"
+	for name, sel := range selectors {
+		p := keyPolicyObj(t, "broken")
+		p.Spec.NamespaceSelector = sel
+		storeRP, storeErr := store.Resolve(context.Background(), p)
+		for _, answer := range []struct {
+			name string
+			rp   *ResolvedPolicy
+			err  error
+		}{
+			{"the store's answer", storeRP, storeErr},
+			{"a cached ready policy", cachedReady, nil},
+			{"a transient read error", nil, hiccup},
+		} {
+			t.Run(name+", "+answer.name, func(t *testing.T) {
+				g := NewWithT(t)
+				g.Expect(policy.Covers(p, repo, labels.Set{"team": "b"})).To(BeTrue(), "the policy covers its globs in any namespace")
+
+				m := matchPolicy(p, answer.rp, answer.err, 0)
+				g.Expect(m.name).To(Equal("broken"))
+				g.Expect(m.errReason).To(Equal(sigwatchv1alpha1.PolicyNotReadyReason))
+				g.Expect(m.errMessage).To(ContainSubstring("(InvalidPolicy): spec.namespaceSelector"))
+				g.Expect(transientReasons[m.errReason]).To(BeFalse(), "a broken spec is settled, not retried on a timer")
+
+				var st sigwatchv1alpha1.SignedImageStatus
+				now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+				res := &verification.Result{Image: imageref.Image{Repository: repo, Digest: dig}} // no ready policy to verify
+				v := applyResult(&st, res, []matchedPolicy{m}, now)
+				setConditions(&st, v, 1, NoMatchIgnore, now)
+				verified := meta.FindStatusCondition(st.Conditions, sigwatchv1alpha1.VerifiedCondition)
+				g.Expect(verified.Status).To(Equal(metav1.ConditionUnknown))
+				g.Expect(verified.Reason).To(Equal(sigwatchv1alpha1.PolicyNotReadyReason), "never NoMatchingPolicy")
+				g.Expect(meta.IsStatusConditionTrue(st.Conditions, sigwatchv1alpha1.ReadyCondition)).To(BeFalse())
+				g.Expect(meta.IsStatusConditionTrue(st.Conditions, sigwatchv1alpha1.StalledCondition)).To(BeTrue())
+			})
+		}
+	}
 }

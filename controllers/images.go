@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -69,11 +70,20 @@ func podImages(pod *corev1.Pod) []runningImage {
 
 var notDNS = regexp.MustCompile(`[^a-z0-9-]+`)
 
-// signedImageName is the deterministic name of the SignedImage of an image digest: a readable tail of
-// the repository and a short hash of repository and digest, a DNS-1123 label of at most 63 characters.
-func signedImageName(img imageref.Image) string {
-	sum := sha256.Sum256([]byte(img.String()))
-	hash := hex.EncodeToString(sum[:])[:10]
+// signedImageNameAttempts bounds the names the pod controller tries for the SignedImage of a digest.
+const signedImageNameAttempts = 8
+
+// signedImageName is the attempt-th name of the SignedImage of an image digest: a readable tail of the
+// repository and 128 bits of a hash of repository and digest (and attempt, from the second name on), a
+// DNS-1123 label of at most 63 characters. A name is only a place: which digest a SignedImage is about is
+// in its spec, and a later attempt is used when an earlier name holds the SignedImage of another digest.
+func signedImageName(img imageref.Image, attempt int) string {
+	key := img.String()
+	if attempt > 0 {
+		key += "#" + strconv.Itoa(attempt)
+	}
+	sum := sha256.Sum256([]byte(key))
+	hash := hex.EncodeToString(sum[:16])
 	tail := img.Repository[strings.LastIndex(img.Repository, "/")+1:]
 	tail = strings.Trim(notDNS.ReplaceAllString(strings.ToLower(tail), "-"), "-")
 	if max := 63 - 1 - len(hash); len(tail) > max {
@@ -83,6 +93,16 @@ func signedImageName(img imageref.Image) string {
 		return "image-" + hash
 	}
 	return tail + "-" + hash
+}
+
+// runsImage reports whether a pod runs the image digest in one of its containers.
+func runsImage(pod *corev1.Pod, img imageref.Image) bool {
+	for _, ri := range podImages(pod) {
+		if ri.Image == img {
+			return true
+		}
+	}
+	return false
 }
 
 // podRunning reports whether a pod counts as running the image: not finished and not being deleted.

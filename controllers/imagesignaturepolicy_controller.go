@@ -3,19 +3,21 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/klog/v2"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/trust"
 )
 
 // ImageSignaturePolicyReconciler checks what the CRD schema cannot (regular expressions, keys, CEL
@@ -23,6 +25,10 @@ import (
 type ImageSignaturePolicyReconciler struct {
 	Client   client.Client
 	Policies PolicyResolver
+	// Recorder announces status writes that fail (default: the manager's recorder).
+	Recorder events.EventRecorder
+	// Metrics counts status writes that fail (nil: not counted).
+	Metrics *Metrics
 }
 
 // +kubebuilder:rbac:groups=sigwatch.dev,resources=imagesignaturepolicies,verbs=get;list;watch
@@ -31,6 +37,9 @@ type ImageSignaturePolicyReconciler struct {
 
 // SetupWithManager registers the controller and its watches.
 func (r *ImageSignaturePolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Recorder == nil {
+		r.Recorder = mgr.GetEventRecorder("sigwatch")
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&sigwatchv1alpha1.ImageSignaturePolicy{}).
 		Watches(&sigwatchv1alpha1.SignedImage{}, handler.EnqueueRequestsFromMapFunc(policiesOfSignedImage)).
@@ -42,7 +51,7 @@ func (r *ImageSignaturePolicyReconciler) SetupWithManager(mgr ctrl.Manager) erro
 
 // Reconcile compiles the policy, loads its trust root, counts its images, and patches the status only
 // when something changed. A transient failure to read its inputs is returned (retried with backoff) and
-// leaves the status as it was.
+// leaves the status as it was; so is a status patch that fails (see statusPatchFailed).
 func (r *ImageSignaturePolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	p := &sigwatchv1alpha1.ImageSignaturePolicy{}
 	if err := r.Client.Get(ctx, req.NamespacedName, p); err != nil {
@@ -73,13 +82,20 @@ func (r *ImageSignaturePolicyReconciler) Reconcile(ctx context.Context, req ctrl
 	p.Status.MatchedImages, p.Status.VerifiedImages, p.Status.FailedImages, p.Status.UnknownImages =
 		counts[""], counts[string(sigwatchv1alpha1.PolicyVerified)], counts[string(sigwatchv1alpha1.PolicyFailed)], counts[string(sigwatchv1alpha1.PolicyUnknown)]
 
+	// A trust root standing in for a current one is looked at again: the condition must clear by
+	// itself once TUF delivers.
+	var again time.Duration
+	if ready.Reason == sigwatchv1alpha1.TrustRootFallbackReason {
+		again = trust.DefaultFallbackRetry
+	}
 	if equality.Semantic.DeepEqual(before.Status, p.Status) {
-		return ctrl.Result{}, nil
+		return ctrl.Result{RequeueAfter: again}, nil
 	}
 	if err := r.Client.Status().Patch(ctx, p, client.MergeFrom(before)); err != nil {
-		return ctrl.Result{}, fmt.Errorf("patching the status of ImageSignaturePolicy %s: %w", klog.KObj(p), err)
+		retry, err := statusPatchFailed(ctx, r.Recorder, r.Metrics, "ImageSignaturePolicy", p, err)
+		return ctrl.Result{RequeueAfter: retry}, err
 	}
-	return ctrl.Result{}, nil
+	return ctrl.Result{RequeueAfter: again}, nil
 }
 
 // count returns the number of SignedImages per result of this policy ("" counts them all).

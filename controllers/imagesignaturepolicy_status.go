@@ -29,8 +29,13 @@ func readinessOf(rp *ResolvedPolicy, err error) readiness {
 		}
 		return readiness{reason: sigwatchv1alpha1.InvalidPolicyReason, message: err.Error()}
 	}
-	return readiness{ready: true, reason: sigwatchv1alpha1.PolicyReadyReason,
+	r := readiness{ready: true, reason: sigwatchv1alpha1.PolicyReadyReason,
 		message: fmt.Sprintf("%d authorities, %d attestations, trust root %s", len(rp.Policy.Authorities), len(rp.Policy.Attestations), rp.Root.Source)}
+	if rp.Root.Fallback != "" {
+		r.reason = sigwatchv1alpha1.TrustRootFallbackReason
+		r.message += " standing in for a current one: " + truncate(rp.Root.Fallback, 512)
+	}
+	return r
 }
 
 // conditions are the policy's Ready and Stalled conditions: a policy that is not ready is stalled until

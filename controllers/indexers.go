@@ -18,8 +18,10 @@ import (
 
 // Field indexes.
 const (
-	// indexPodSignedImages indexes Pods by the names of the SignedImages of the digests they run.
-	indexPodSignedImages = "sigwatch.dev/signedimages"
+	// indexPodImages indexes Pods by the image digests they run ("repository@sha256:...").
+	indexPodImages = "sigwatch.dev/images"
+	// indexSignedImageImage indexes SignedImages by the image digest of their spec ("repository@sha256:...").
+	indexSignedImageImage = "sigwatch.dev/image"
 	// indexSignedImagePolicies indexes SignedImages by the policies in their status.
 	indexSignedImagePolicies = "sigwatch.dev/policies"
 	// indexPolicyReferences indexes ImageSignaturePolicies by the ConfigMaps and Secrets they read
@@ -37,12 +39,15 @@ type fieldIndex struct {
 // fieldIndexes are the indexes the controllers use (step tests give the same ones to the fake client).
 func fieldIndexes() []fieldIndex {
 	return []fieldIndex{
-		{&corev1.Pod{}, indexPodSignedImages, func(o client.Object) []string {
-			var names []string
+		{&corev1.Pod{}, indexPodImages, func(o client.Object) []string {
+			var images []string
 			for _, ri := range podImages(o.(*corev1.Pod)) {
-				names = append(names, signedImageName(ri.Image))
+				images = append(images, ri.Image.String())
 			}
-			return names
+			return images
+		}},
+		{&sigwatchv1alpha1.SignedImage{}, indexSignedImageImage, func(o client.Object) []string {
+			return []string{imageOf(o.(*sigwatchv1alpha1.SignedImage)).String()}
 		}},
 		{&sigwatchv1alpha1.SignedImage{}, indexSignedImagePolicies, func(o client.Object) []string {
 			var names []string
@@ -80,17 +85,47 @@ func policyReferences(p *sigwatchv1alpha1.ImageSignaturePolicy) []string {
 	return refs
 }
 
-// signedImagesOfPod maps a Pod to the SignedImages of the digests it runs.
-func signedImagesOfPod(_ context.Context, o client.Object) []reconcile.Request {
+// signedImagesOfPod maps a Pod to the SignedImages of its namespace whose spec is a digest it runs,
+// whatever their names.
+func (r *SignedImageReconciler) signedImagesOfPod(ctx context.Context, o client.Object) []reconcile.Request {
 	pod, ok := o.(*corev1.Pod)
 	if !ok {
 		return nil
 	}
 	var reqs []reconcile.Request
 	for _, ri := range podImages(pod) {
-		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: pod.Namespace, Name: signedImageName(ri.Image)}})
+		var list sigwatchv1alpha1.SignedImageList
+		if err := r.Client.List(ctx, &list, client.InNamespace(pod.Namespace), client.MatchingFields{indexSignedImageImage: ri.Image.String()}); err != nil {
+			log.FromContext(ctx).Error(err, "listing the SignedImages of a pod's image: they are not re-evaluated for this change",
+				"pod", klog.KObj(pod), "image", ri.Image.String())
+			continue
+		}
+		for _, si := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: si.Namespace, Name: si.Name}})
+		}
 	}
 	return reqs
+}
+
+// podOfSignedImage maps a deleted SignedImage to one running pod of its digest, if any, so that the
+// digest gets its SignedImage back at once rather than at the pod's next change.
+func (r *PodReconciler) podOfSignedImage(ctx context.Context, o client.Object) []reconcile.Request {
+	si, ok := o.(*sigwatchv1alpha1.SignedImage)
+	if !ok {
+		return nil
+	}
+	var list corev1.PodList
+	if err := r.Client.List(ctx, &list, client.InNamespace(si.Namespace), client.MatchingFields{indexPodImages: imageOf(si).String()}); err != nil {
+		log.FromContext(ctx).Error(err, "listing the pods of a deleted SignedImage: its digest gets a SignedImage again at their next change",
+			"signedImage", klog.KObj(si))
+		return nil
+	}
+	for i := range list.Items {
+		if pod := &list.Items[i]; podRunning(pod) && runsImage(pod, imageOf(si)) {
+			return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(pod)}}
+		}
+	}
+	return nil
 }
 
 // policiesReferencing lists the policies that read a ConfigMap or Secret.

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/trust"
 	"github.com/sigwatch/sigwatch/internal/verification"
 )
 
@@ -21,6 +22,7 @@ type Metrics struct {
 	duration         prometheus.Histogram
 	registryRequests *prometheus.CounterVec
 	cacheHits        prometheus.Counter
+	statusWrites     *prometheus.CounterVec
 	signedImages     *cacheGauge
 	policies         *cacheGauge
 }
@@ -46,15 +48,23 @@ func NewMetrics(reg prometheus.Registerer, reader client.Reader) (*Metrics, erro
 			Name: "sigwatch_cache_hits_total",
 			Help: "Verifications answered from the verdict cache: unchanged signatures, policies and trust roots.",
 		}),
+		statusWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sigwatch_status_write_errors_total",
+			Help: "Status patches that failed (conflicts and deleted objects aside), by kind and API reason (Invalid: the API server rejected the status); the statuses they carried are not shown.",
+		}, []string{"kind", "reason"}),
 		signedImages: &cacheGauge{count: countSignedImages(reader), desc: prometheus.NewDesc("sigwatch_signedimages",
 			"SignedImages in use (run by pods, or made by hand) by namespace and Verified condition status and reason.", []string{"namespace", "verified", "reason"}, nil)},
 		policies: &cacheGauge{count: countPolicies(reader), desc: prometheus.NewDesc("sigwatch_imagesignaturepolicy_ready",
 			"1 for each ImageSignaturePolicy, labelled with its Ready condition status and reason.", []string{"policy", "ready", "reason"}, nil)},
 	}
-	for _, c := range []prometheus.Collector{m.verifications, m.duration, m.registryRequests, m.cacheHits, m.signedImages, m.policies} {
+	for _, c := range []prometheus.Collector{m.verifications, m.duration, m.registryRequests, m.cacheHits, m.statusWrites, m.signedImages, m.policies} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
+	}
+	// Rejections exist from the start at 0, so that an alert on their increase sees the first one.
+	for _, kind := range []string{"SignedImage", "ImageSignaturePolicy"} {
+		m.statusWrites.WithLabelValues(kind, string(metav1.StatusReasonInvalid))
 	}
 	return m, nil
 }
@@ -84,6 +94,13 @@ func (m *Metrics) observeVerification(res *verification.Result, d time.Duration)
 	if res.Cached {
 		m.cacheHits.Inc()
 	}
+}
+
+func (m *Metrics) observeStatusWriteError(kind, reason string) {
+	if m == nil {
+		return
+	}
+	m.statusWrites.WithLabelValues(kind, reason).Inc()
 }
 
 // cacheGauge is a gauge with three labels, computed at scrape time from the manager's cache.
@@ -149,3 +166,27 @@ func conditionLabels(conditions []metav1.Condition, conditionType string) (strin
 }
 
 func prometheusCode(code int) string { return strconv.Itoa(code) }
+
+// registerTrustMetrics exports the state of the public-good trust root: whether a fallback stands in for
+// a current root (an alert: rotated keys would not be known), and its age.
+func registerTrustMetrics(reg prometheus.Registerer, status func() trust.PublicGoodStatus) error {
+	fallback := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sigwatch_trust_root_fallback",
+		Help: "1 while the public-good trust root could not be updated through TUF and an older one (the embedded snapshot, or the last root TUF delivered) is used; 0 otherwise.",
+	}, func() float64 {
+		if status().Fallback {
+			return 1
+		}
+		return 0
+	})
+	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sigwatch_trust_root_age_seconds",
+		Help: "Age of the public-good trust root in use: since TUF last delivered it, or since the date of the embedded snapshot's newest material.",
+	}, func() float64 { return status().Age.Seconds() })
+	for _, c := range []prometheus.Collector{fallback, age} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}

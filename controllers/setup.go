@@ -19,6 +19,8 @@ import (
 type Config struct {
 	// PublicGood returns the public-good trust root.
 	PublicGood func(ctx context.Context) (*trust.Root, error)
+	// PublicGoodStatus, if set, describes it for the metrics (fallback, age).
+	PublicGoodStatus func() trust.PublicGoodStatus
 	// Registry configures registry access (Observer is set to the metrics).
 	Registry registry.Options
 	// Keychain is used after the pods' pull secrets (nil: none).
@@ -78,7 +80,12 @@ func Setup(ctx context.Context, mgr ctrl.Manager, c Config) (*registry.Client, e
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the SignedImage controller: %w", err)
 	}
-	if err := (&ImageSignaturePolicyReconciler{Client: mgr.GetClient(), Policies: store}).SetupWithManager(mgr); err != nil {
+	if c.PublicGoodStatus != nil {
+		if err := registerTrustMetrics(c.MetricsRegisterer, c.PublicGoodStatus); err != nil {
+			return nil, fmt.Errorf("registering metrics: %w", err)
+		}
+	}
+	if err := (&ImageSignaturePolicyReconciler{Client: mgr.GetClient(), Policies: store, Metrics: m}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the ImageSignaturePolicy controller: %w", err)
 	}
 	return reg, nil

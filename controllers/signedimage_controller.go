@@ -12,7 +12,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -73,7 +72,7 @@ func (r *SignedImageReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&sigwatchv1alpha1.SignedImage{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(signedImagesOfPod), builder.WithPredicates(podImagesChanged())).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.signedImagesOfPod), builder.WithPredicates(podImagesChanged())).
 		Watches(&sigwatchv1alpha1.ImageSignaturePolicy{}, handler.EnqueueRequestsFromMapFunc(r.signedImagesOfPolicy),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.signedImagesOfNamespace),
@@ -124,7 +123,13 @@ func (r *SignedImageReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, nil
 	}
 	v := &visit{si: si, before: si.DeepCopy(), now: r.Clock.Now()}
-	defer func() { retErr = errors.Join(retErr, r.writeStatus(ctx, v)) }()
+	defer func() {
+		retry, err := r.writeStatus(ctx, v)
+		retErr = errors.Join(retErr, err)
+		if retErr == nil && retry > 0 && (result.RequeueAfter == 0 || retry < result.RequeueAfter) {
+			result.RequeueAfter = retry
+		}
+	}()
 	for _, s := range []step{r.gatherWorkloads, r.collectGarbage, r.matchPolicies, r.verifyWhenDue} {
 		done, err := s(ctx, v)
 		if err != nil {
@@ -138,19 +143,17 @@ func (r *SignedImageReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 }
 
 // writeStatus patches the status when the visit changed it, then announces a change of Verified. Events
-// follow the status that was written: a failed patch is retried, and announced then, once.
-func (r *SignedImageReconciler) writeStatus(ctx context.Context, v *visit) error {
+// follow the status that was written: a failed patch is retried (soon after a conflict), and announced
+// then, once; a patch the API server refuses is loud (see statusPatchFailed).
+func (r *SignedImageReconciler) writeStatus(ctx context.Context, v *visit) (retry time.Duration, err error) {
 	if v.deleted || equalStatus(v.before.Status, v.si.Status) {
-		return nil
+		return 0, nil
 	}
 	if err := r.Client.Status().Patch(ctx, v.si, client.MergeFrom(v.before)); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("patching the status of SignedImage %s: %w", klog.KObj(v.si), err)
+		return statusPatchFailed(ctx, r.Recorder, r.Metrics, "SignedImage", v.si, err)
 	}
 	r.emitEvents(ctx, v.si, meta.FindStatusCondition(v.before.Status.Conditions, sigwatchv1alpha1.VerifiedCondition), v.pods)
-	return nil
+	return 0, nil
 }
 
 // gatherWorkloads finds the pods that run the digest and their workloads.
@@ -265,15 +268,17 @@ func (r *SignedImageReconciler) random() *rand.Rand {
 	return rand.New(rand.NewPCG(r.rnd.Uint64(), r.rnd.Uint64()))
 }
 
-// runningPods lists the pods of the namespace that run the digest now.
+// runningPods lists the pods of the namespace that run the digest of the spec now, found by that digest
+// (never by the SignedImage's name, which says nothing about what it is about).
 func (r *SignedImageReconciler) runningPods(ctx context.Context, si *sigwatchv1alpha1.SignedImage) ([]corev1.Pod, error) {
+	img := imageOf(si)
 	var list corev1.PodList
-	if err := r.Client.List(ctx, &list, client.InNamespace(si.Namespace), client.MatchingFields{indexPodSignedImages: si.Name}); err != nil {
+	if err := r.Client.List(ctx, &list, client.InNamespace(si.Namespace), client.MatchingFields{indexPodImages: img.String()}); err != nil {
 		return nil, fmt.Errorf("listing the pods of SignedImage %s: %w", klog.KObj(si), err)
 	}
 	var out []corev1.Pod
 	for _, p := range list.Items {
-		if podRunning(&p) {
+		if podRunning(&p) && runsImage(&p, img) {
 			out = append(out, p)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/policy"
 	"github.com/sigwatch/sigwatch/internal/verification"
 )
 
@@ -50,9 +51,14 @@ type matchedPolicy struct {
 // matchPolicy describes a policy that covers the image, from PolicyResolver.Resolve's answer. Its
 // fingerprint changes with whatever the policy's verdict depends on besides the signatures: content and
 // trust root, or why it is not ready. A policy whose inputs could not be read just now is a transient
-// Unknown (VerificationError, retried); one that is not ready is PolicyNotReady. A positive override
-// replaces its reverify interval.
+// Unknown (VerificationError, retried); one that is not ready is PolicyNotReady. A policy whose
+// namespaceSelector cannot be evaluated covers the image in any namespace (policy.Scope fails closed)
+// and is not ready, whatever the resolver answered: that is settled by the spec alone. A positive
+// override replaces its reverify interval.
 func matchPolicy(p *sigwatchv1alpha1.ImageSignaturePolicy, rp *ResolvedPolicy, err error, override time.Duration) matchedPolicy {
+	if serr := policy.ScopeError(p); serr != nil {
+		rp, err = nil, serr
+	}
 	if IsTransient(err) {
 		return matchedPolicy{name: p.Name, fingerprint: fingerprint("transient", p.Name),
 			errReason: sigwatchv1alpha1.VerificationErrorReason, errMessage: "could not read the policy's inputs (retrying): " + err.Error()}
@@ -235,12 +241,17 @@ func signatureInfos(sigs []verification.Signature) []sigwatchv1alpha1.SignatureI
 		}
 		// Certificate claims come from the registry: cut to the API's bounds, so that the status can
 		// always be written.
-		out = append(out, sigwatchv1alpha1.SignatureInfo{
+		info := sigwatchv1alpha1.SignatureInfo{
+			Verdict: sigwatchv1alpha1.SignatureAccepted, Authority: truncate(s.Authority, 63),
 			Format: s.Format, Subject: truncate(s.Subject, 1024), Issuer: truncate(s.Issuer, 1024), KeyID: truncate(s.KeyID, 64),
 			GitHubWorkflowRepository: truncate(s.GitHubWorkflowRepository, 512), GitHubWorkflowRef: truncate(s.GitHubWorkflowRef, 512),
 			TransparencyLogIndex: s.TransparencyLogIndex, IntegratedTime: metaTime(s.IntegratedTime),
 			TimestampTime: metaTime(s.TimestampTime), SignatureDigest: truncate(s.ManifestDigest, 135),
-		})
+		}
+		if !s.Verified() {
+			info.Verdict, info.Reason, info.Authority = sigwatchv1alpha1.SignatureRejected, truncate(s.Reason, 64), ""
+		}
+		out = append(out, info)
 	}
 	return out
 }

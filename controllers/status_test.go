@@ -25,14 +25,22 @@ func TestSignedImageName(t *testing.T) {
 	dns := regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 	long := "ghcr.io/yourorg/" + strings.Repeat("very-long-name_", 10)
 	for _, repo := range []string{"docker.io/library/nginx", "ghcr.io/yourorg/App_Server", long, "127.0.0.1:5000/___"} {
-		n := signedImageName(imageref.Image{Repository: repo, Digest: dig})
-		g.Expect(len(n)).To(BeNumerically("<=", 63), n)
-		g.Expect(n).To(MatchRegexp(dns.String()), n)
-		g.Expect(signedImageName(imageref.Image{Repository: repo, Digest: dig})).To(Equal(n), "deterministic")
+		img := imageref.Image{Repository: repo, Digest: dig}
+		seen := map[string]bool{}
+		for attempt := range signedImageNameAttempts {
+			n := signedImageName(img, attempt)
+			g.Expect(len(n)).To(BeNumerically("<=", 63), n)
+			g.Expect(n).To(MatchRegexp(dns.String()), n)
+			g.Expect(n).To(MatchRegexp(`-[0-9a-f]{32}$`), "128 bits of hash: %s", n)
+			g.Expect(signedImageName(img, attempt)).To(Equal(n), "deterministic")
+			g.Expect(seen).NotTo(HaveKey(n), "each attempt has a name of its own")
+			seen[n] = true
+		}
 	}
-	g.Expect(signedImageName(imageref.Image{Repository: "docker.io/library/nginx", Digest: dig})).To(HavePrefix("nginx-"))
-	a := signedImageName(imageref.Image{Repository: "ghcr.io/a/app", Digest: dig})
-	b := signedImageName(imageref.Image{Repository: "ghcr.io/b/app", Digest: dig})
+	g.Expect(signedImageName(imageref.Image{Repository: "docker.io/library/nginx", Digest: dig}, 0)).To(HavePrefix("nginx-"))
+	g.Expect(signedImageName(imageref.Image{Repository: "127.0.0.1:5000/___", Digest: dig}, 0)).To(HavePrefix("image-"))
+	a := signedImageName(imageref.Image{Repository: "ghcr.io/a/app", Digest: dig}, 0)
+	b := signedImageName(imageref.Image{Repository: "ghcr.io/b/app", Digest: dig}, 0)
 	g.Expect(a).NotTo(Equal(b), "the hash covers the whole repository")
 }
 

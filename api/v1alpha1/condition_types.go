@@ -85,6 +85,11 @@ const (
 	// KeyUnavailableReason: a public key does not parse, or its Secret is missing.
 	KeyUnavailableReason = "KeyUnavailable"
 
+	// TrustRootFallbackReason (Ready=True): the public-good trust root could not be updated through
+	// TUF, and an older one (the embedded snapshot, or the last root TUF delivered) is used meanwhile.
+	// The message says why; the sigwatch_trust_root_fallback metric is 1.
+	TrustRootFallbackReason = "TrustRootFallback"
+
 	// TrustedRootUnavailableReason (above) is also used when a policy's trusted root ConfigMap is missing
 	// or does not parse.
 )

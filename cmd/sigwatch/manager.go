@@ -53,6 +53,9 @@ type ManagerOptions struct {
 	// MaxSignatureBytes caps what one verification reads of signatures and attestations; MemoryBudget
 	// what all verifications hold at once.
 	MaxSignatureBytes, MemoryBudget int64
+	// MaxTrustRootAge bounds how old a public-good trust root standing in for a current one may be (0:
+	// no bound).
+	MaxTrustRootAge time.Duration
 }
 
 func (o *ManagerOptions) bind(fs *flag.FlagSet) {
@@ -73,6 +76,7 @@ func (o *ManagerOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.TUFCacheDir, "tuf-cache-dir", "", "TUF cache directory (default $HOME/.sigstore/root)")
 	fs.DurationVar(&o.RegistryTimeout, "registry-timeout", 20*time.Second, "timeout of one registry request")
 	fs.DurationVar(&o.VerificationDeadline, "verification-timeout", time.Minute, "deadline of one image verification")
+	fs.DurationVar(&o.MaxTrustRootAge, "max-trust-root-age", 0, "oldest public-good trust root used when TUF cannot deliver a current one: the last root TUF delivered counts from then, the embedded snapshot from its date; older fails verification as TrustedRootUnavailable (0: no bound; not applied with --offline-trust-root)")
 	o.MaxSignatureBytes, o.MemoryBudget = signatures.DefaultMaxBytes, verification.DefaultMemoryBudget
 	fs.Func("max-signature-bytes", "most bytes of signatures and attestations read for one image, as a quantity (default 32Mi); more fails the image (InvalidSignature)", quantity(&o.MaxSignatureBytes))
 	fs.Func("signature-memory-budget", "most bytes of signatures and attestations held by all verifications at once, as a quantity (default 32Mi); verifications wait for their share", quantity(&o.MemoryBudget))
@@ -102,6 +106,9 @@ func (o *ManagerOptions) validate() error {
 	}
 	if o.GCGrace < 0 {
 		return errors.New("--gc-grace must not be negative")
+	}
+	if o.MaxTrustRootAge < 0 {
+		return errors.New("--max-trust-root-age must not be negative")
 	}
 	if o.MemoryBudget < o.MaxSignatureBytes {
 		return fmt.Errorf("--signature-memory-budget (%d bytes) must be at least --max-signature-bytes (%d bytes)", o.MemoryBudget, o.MaxSignatureBytes)
@@ -162,11 +169,16 @@ func RunManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) error {
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
+	publicGood := &trust.PublicGoodCache{
+		Options: trust.PublicGoodOptions{Offline: o.OfflineTrustRoot, CacheDir: o.TUFCacheDir},
+		MaxAge:  o.MaxTrustRootAge,
+		Warn: func(err error) {
+			logger.Error(err, "public-good trust root: TUF failed, an older root stands in (sigwatch_trust_root_fallback is 1)")
+		},
+	}
 	if _, err := controllers.Setup(ctx, mgr, controllers.Config{
-		PublicGood: (&trust.PublicGoodCache{
-			Options: trust.PublicGoodOptions{Offline: o.OfflineTrustRoot, CacheDir: o.TUFCacheDir},
-			Warn:    func(err error) { logger.Info("public-good trust root", "warning", err.Error()) },
-		}).Get,
+		PublicGood:       publicGood.Get,
+		PublicGoodStatus: publicGood.Status,
 		Registry: registry.Options{
 			Insecure:       o.InsecureRegistries,
 			RequestTimeout: o.RegistryTimeout,

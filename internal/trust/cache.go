@@ -2,8 +2,11 @@ package trust
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
 )
 
 // Refresh periods of PublicGoodCache.
@@ -16,59 +19,196 @@ const (
 
 // PublicGoodCache loads the public-good trust root once (PublicGood) and refreshes it: after Refresh once
 // TUF delivered it, after FallbackRetry while the embedded snapshot stands in for TUF (never sooner than
-// Refresh when Options.Offline asks for the snapshot). It is safe for concurrent use; the zero value
-// with Options set is ready.
+// Refresh when Options.Offline asks for the snapshot). Only the first load is waited for: later
+// refreshes run in the background while Get keeps answering with the current root. It is safe for
+// concurrent use; the zero value with Options set is ready.
 type PublicGoodCache struct {
 	Options PublicGoodOptions
 	// Refresh and FallbackRetry default to DefaultRefresh and DefaultFallbackRetry.
 	Refresh, FallbackRetry time.Duration
+	// MaxAge, if set, bounds how old a root may be and still be used: a root from TUF counts from when
+	// TUF last delivered it, the embedded snapshot from its own date (SnapshotDate). Past it, Get fails
+	// (TrustedRootUnavailable) instead of trusting material that may have been rotated out. It does not
+	// apply when Options.Offline asks for the snapshot.
+	MaxAge time.Duration
 	// Warn, if set, is told why TUF failed (the snapshot is used meanwhile).
 	Warn func(err error)
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 
-	// load is PublicGood; tests of this package replace it.
-	load func(ctx context.Context, opts PublicGoodOptions) (*Root, error)
+	// load is PublicGood; tests of this package replace it. background runs a refresh (default: in a
+	// goroutine); tests run it inline.
+	load       func(ctx context.Context, opts PublicGoodOptions) (*Root, error)
+	background func(func())
 
-	mu    sync.Mutex
-	root  *Root
-	until time.Time // when to load again
+	mu         sync.Mutex
+	root       *Root
+	delivered  time.Time // when TUF last delivered root (zero for the snapshot)
+	until      time.Time // when to load again
+	lastErr    error     // why the last TUF attempt failed (nil: it did not)
+	refreshing bool
 }
 
-// Get returns the current public-good root. The error is set only when no root at all could be had. A
-// root that TUF delivered is never replaced by the older embedded snapshot when a later TUF update
-// fails: it is kept, and TUF tried again after FallbackRetry.
+// PublicGoodStatus describes the public-good root in use, for conditions and metrics.
+type PublicGoodStatus struct {
+	// Source is SourceTUF or SourceEmbedded ("" before the first load).
+	Source string
+	// Fallback is set when the embedded snapshot, or an older root from TUF, stands in because TUF
+	// failed; FallbackReason says why.
+	Fallback       bool
+	FallbackReason string
+	// Age is how old the root in use is (see PublicGoodCache.MaxAge).
+	Age time.Duration
+}
+
+// Get returns the current public-good root. The error is set only when no root could be had, or the one
+// there is is older than MaxAge. A root that TUF delivered is never replaced by the older embedded
+// snapshot when a later TUF update fails: it is kept, and TUF tried again after FallbackRetry.
 func (c *PublicGoodCache) Get(ctx context.Context) (*Root, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := time.Now
-	if c.Now != nil {
-		now = c.Now
+	if c.root == nil {
+		if err := c.loadLocked(ctx); err != nil {
+			c.mu.Unlock()
+			return nil, err
+		}
 	}
-	if c.root != nil && now().Before(c.until) {
-		return c.root, nil
+	due := !c.now().Before(c.until) && !c.refreshing
+	c.refreshing = c.refreshing || due
+	r, err := c.root, c.tooOldLocked()
+	if st := c.statusLocked(); st.Fallback {
+		fallback := *r
+		fallback.Fallback = st.FallbackReason
+		r = &fallback
 	}
+	c.mu.Unlock()
+	if due {
+		run := c.background
+		if run == nil {
+			run = func(f func()) { go f() }
+		}
+		run(func() {
+			// Not the caller's context: the refresh outlives the verification that noticed it was due.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			_ = c.loadLocked(ctx)
+			c.refreshing = false
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// tooOldLocked says why the root in use may not be used any more (nil when it may).
+func (c *PublicGoodCache) tooOldLocked() error {
+	st := c.statusLocked()
+	if c.MaxAge <= 0 || c.Options.Offline || st.Age <= c.MaxAge {
+		return nil
+	}
+	why := "TUF delivered nothing newer"
+	if st.FallbackReason != "" {
+		why = st.FallbackReason
+	}
+	return fmt.Errorf("the public-good trust root in use (%s) is %s old, more than the %s allowed (--max-trust-root-age): %s",
+		st.Source, st.Age.Round(time.Hour), c.MaxAge, why)
+}
+
+// loadLocked loads the root once. Called with c.mu held; the lock is released while TUF is asked, so
+// that Get keeps answering, and taken again to store the result.
+func (c *PublicGoodCache) loadLocked(ctx context.Context) error {
 	load := PublicGood
 	if c.load != nil {
 		load = c.load
 	}
+	first := c.root == nil
+	if !first {
+		c.mu.Unlock()
+	}
 	r, err := load(ctx, c.Options)
+	if !first {
+		c.mu.Lock()
+	}
 	if err != nil && c.Warn != nil {
 		c.Warn(err)
 	}
+	c.lastErr = err
+	now := c.now()
 	switch {
 	case r == nil && c.root == nil:
-		return nil, err
+		return err
 	case r == nil, r.Source == SourceEmbedded && c.root.isTUF():
 		// Keep what we have (a broken build, or a fallback after TUF worked).
-		c.until = now().Add(c.retry())
-		return c.root, nil
+		c.until = now.Add(c.retry())
 	case r.Source == SourceEmbedded && !c.Options.Offline:
-		c.root, c.until = r, now().Add(c.retry())
+		c.root, c.delivered, c.until = r, time.Time{}, now.Add(c.retry())
 	default:
-		c.root, c.until = r, now().Add(c.refresh())
+		c.root, c.until = r, now.Add(c.refresh())
+		if r.isTUF() {
+			c.delivered = now
+		}
 	}
-	return c.root, nil
+	return nil
+}
+
+// Status describes the root in use.
+func (c *PublicGoodCache) Status() PublicGoodStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.statusLocked()
+}
+
+func (c *PublicGoodCache) statusLocked() PublicGoodStatus {
+	if c.root == nil {
+		return PublicGoodStatus{}
+	}
+	st := PublicGoodStatus{Source: c.root.Source, Fallback: c.lastErr != nil && !c.Options.Offline}
+	if st.Fallback {
+		st.FallbackReason = c.lastErr.Error()
+	}
+	if c.root.isTUF() {
+		st.Age = c.now().Sub(c.delivered)
+	} else {
+		st.Age = c.now().Sub(SnapshotDate(c.root))
+	}
+	return st
+}
+
+// SnapshotDate is the date of a trust root's newest material: the latest start of validity of its
+// logs, certificate authorities and timestamp authorities.
+func SnapshotDate(r *Root) time.Time {
+	var latest time.Time
+	later := func(t time.Time) {
+		if t.After(latest) {
+			latest = t
+		}
+	}
+	for _, l := range r.Material.RekorLogs() {
+		later(l.ValidityPeriodStart)
+	}
+	for _, l := range r.Material.CTLogs() {
+		later(l.ValidityPeriodStart)
+	}
+	for _, ca := range r.Material.FulcioCertificateAuthorities() {
+		if f, ok := ca.(*root.FulcioCertificateAuthority); ok {
+			later(f.ValidityPeriodStart)
+		}
+	}
+	for _, ta := range r.Material.TimestampingAuthorities() {
+		if s, ok := ta.(*root.SigstoreTimestampingAuthority); ok {
+			later(s.ValidityPeriodStart)
+		}
+	}
+	return latest
+}
+
+func (c *PublicGoodCache) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
 }
 
 func (r *Root) isTUF() bool { return r != nil && r.Source == SourceTUF }

@@ -39,6 +39,9 @@ type Root struct {
 	// Version is the sha256 of the trusted_root.json: it changes exactly when the root changes, so it
 	// keys cached results.
 	Version string
+	// Fallback, for the public-good root, says why TUF could not deliver a current one and this one
+	// stands in ("" when it is current, or the snapshot was asked for).
+	Fallback string
 }
 
 // RequireSCT reports whether certificates must carry a signed certificate timestamp: exactly when the
