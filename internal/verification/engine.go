@@ -62,6 +62,9 @@ type Engine struct {
 	states    *expiring[*signatures.State]
 	budget    *signatures.Budget
 	flight    singleflight.Group
+	// live holds the candidates of fetches in use, by credentials and signature set.
+	liveMu sync.Mutex
+	live   map[string]*sharedFetch
 	// unnamed numbers the requests whose keychain has no ID (their requests are never shared).
 	unnamed atomic.Uint64
 }
@@ -85,6 +88,7 @@ func New(opts Options) *Engine {
 		verdicts: lru.New(opts.CacheSize),
 		states:   newExpiring[*signatures.State](opts.CacheSize, opts.StateTTL, opts.Clock),
 		budget:   signatures.NewBudget(opts.MemoryBudget),
+		live:     map[string]*sharedFetch{},
 	}
 }
 
@@ -214,15 +218,11 @@ func (e *Engine) verifyGroup(ctx context.Context, d session, where signatures.Wh
 	}
 	allCached := true
 	// The memory the candidates hold is given back once every policy of the group is judged.
-	var release func()
-	defer func() {
-		if release != nil {
-			release()
-		}
-	}()
+	done := func() {}
+	defer func() { done() }()
 	fetch := sync.OnceValues(func() ([]signatures.Candidate, error) {
-		cands, rel, err := e.fetch(ctx, d, st)
-		release = rel
+		cands, release, err := e.fetch(ctx, d, st)
+		done = release
 		return cands, err
 	})
 	for _, i := range pending {
@@ -230,8 +230,10 @@ func (e *Engine) verifyGroup(ctx context.Context, d session, where signatures.Wh
 		// The policy's name is part of the key: two policies with the same spec share nothing, so a
 		// cached result never carries another policy's name.
 		key := strings.Join([]string{where.Image.Digest, where.SignatureRepository, st.Key(), p.Name, p.Hash, roots[i].Version}, "|")
-		// One flight per verdict: concurrent callers share it, later callers find it cached.
-		v, _, _ := e.flight.Do("verdict|"+key, func() (any, error) {
+		// One flight per verdict: concurrent callers with the same credentials share it, later callers
+		// find it cached. (With other credentials, a caller judges for itself: it must not wait on a
+		// flight whose fetch waits for memory the caller holds.)
+		v, _, _ := e.flight.Do("verdict|"+d.credentials+"|"+key, func() (any, error) {
 			if v, ok := e.verdicts.Get(key); ok {
 				return cachedVerdict{v.(policyVerdict), true}, nil
 			}
@@ -283,18 +285,69 @@ func (e *Engine) state(ctx context.Context, d session, where signatures.Where, a
 	return v.(*signatures.State), nil
 }
 
-// fetch reads the candidates, sharing the reads between concurrent callers with the same credentials.
-// release is non-nil for the caller whose call did the reading; it gives the memory budget back.
-func (e *Engine) fetch(ctx context.Context, d session, st *signatures.State) (cands []signatures.Candidate, release func(), err error) {
-	v, err, _ := e.flight.Do("fetch|"+d.credentials+"|"+st.Where.Image.String()+"|"+st.Where.SignatureRepository+"|"+st.Key(), func() (any, error) {
-		cs, rel, err := d.FetchHeld(ctx, st)
-		release = rel
-		return cs, err
-	})
-	if err != nil {
-		return nil, release, err
+// sharedFetch is one fetch's candidates while anyone uses them: the memory budget they hold is given
+// back when the last user is done.
+type sharedFetch struct {
+	ready   chan struct{}
+	cands   []signatures.Candidate
+	err     error
+	refs    int
+	release func()
+}
+
+// fetch reads the candidates, sharing them with every caller that wants the same signature set with the
+// same credentials while any of them still uses it (not only while the reads are in flight): a caller
+// that holds a fetch and waits for another's verdict then never waits for memory that it holds itself.
+// done (never nil) is called when the caller no longer uses the candidates.
+func (e *Engine) fetch(ctx context.Context, d session, st *signatures.State) (cands []signatures.Candidate, done func(), err error) {
+	key := d.credentials + "|" + st.Where.Image.String() + "|" + st.Where.SignatureRepository + "|" + st.Key()
+	e.liveMu.Lock()
+	sf, ok := e.live[key]
+	if ok {
+		sf.refs++
+		e.liveMu.Unlock()
+		select {
+		case <-sf.ready:
+		case <-ctx.Done():
+			e.unref(key, sf)
+			return nil, func() {}, ctx.Err()
+		}
+		if sf.err != nil {
+			e.unref(key, sf)
+			return nil, func() {}, sf.err
+		}
+		return sf.cands, func() { e.unref(key, sf) }, nil
 	}
-	return v.([]signatures.Candidate), release, nil
+	sf = &sharedFetch{ready: make(chan struct{}), refs: 1}
+	e.live[key] = sf
+	e.liveMu.Unlock()
+	sf.cands, sf.release, sf.err = d.FetchHeld(ctx, st)
+	if sf.err != nil {
+		e.liveMu.Lock()
+		if e.live[key] == sf {
+			delete(e.live, key) // the next caller tries again
+		}
+		e.liveMu.Unlock()
+	}
+	close(sf.ready)
+	if sf.err != nil {
+		e.unref(key, sf)
+		return nil, func() {}, sf.err
+	}
+	return sf.cands, func() { e.unref(key, sf) }, nil
+}
+
+func (e *Engine) unref(key string, sf *sharedFetch) {
+	e.liveMu.Lock()
+	sf.refs--
+	last := sf.refs == 0
+	if last && e.live[key] == sf {
+		delete(e.live, key)
+	}
+	e.liveMu.Unlock()
+	if last && sf.release != nil {
+		sf.release()
+	}
 }
 
 // complete reports whether every candidate was read in full: only then may a verdict be kept.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -166,4 +167,37 @@ func TestExpiringDropsByTimeAndCount(t *testing.T) {
 	c.remove("c")
 	_, ok = c.get("c")
 	g.Expect(ok).To(BeFalse())
+}
+
+// TestBudgetNeverWaitsOnItself: many concurrent verifications of one digest with overlapping policy sets,
+// under a memory budget that fits one fetch. A caller holding a fetch that joins another's verdict flight
+// must not wait for memory it holds itself: every verification ends Verified, none times out.
+func TestBudgetNeverWaitsOnItself(t *testing.T) {
+	g := NewWithT(t)
+	k := newKeyless(t, true)
+	d := k.push(t, "yourorg/app")
+	res, err := k.writer.SignBundle(context.Background(), d, k.ci, sigstore.SignOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	size := int64(len(res.Bundle))
+	k.engine, _ = newEngine(t, k.root, func(o *Options) {
+		o.MemoryBudget, o.MaxBytes, o.Timeout, o.CacheSize = size, size, 20*time.Second, 1 // few cache hits
+	})
+	pols := []*policy.Policy{namedReleasePolicy(t, "a"), namedReleasePolicy(t, "b"), namedReleasePolicy(t, "c")}
+	subsets := [][]*policy.Policy{{pols[0], pols[1]}, {pols[1]}, {pols[1], pols[2]}, {pols[2], pols[0]}, pols}
+	var wg sync.WaitGroup
+	results := make([]*Result, 40)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Each round uses fresh state, so fetches keep happening while others judge.
+			results[i] = k.engine.Verify(context.Background(), Request{Image: image(t, d), Policies: subsets[i%len(subsets)], Fresh: true})
+		}()
+	}
+	wg.Wait()
+	for i, r := range results {
+		for _, pr := range r.Policies {
+			g.Expect(pr.Result).To(Equal(sigwatchv1alpha1.PolicyVerified), "verification %d, policy %s: %s", i, pr.Policy, pr.Message)
+		}
+	}
 }
