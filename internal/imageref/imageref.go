@@ -115,7 +115,9 @@ func canonicalRegistry(registry string) string {
 	// Drop the dot and the port only while the host still reads as one: Docker takes a first path
 	// component for a registry only if it has a dot or a colon or is localhost, so "myhost:443/app" is
 	// not "myhost/app" (that is docker.io/myhost/app).
-	if trimmed := strings.TrimSuffix(host, "."); hasPort || readsAsHost(trimmed) {
+	// One trailing dot is a fully qualified name; more is not a host name, and is left as written (so
+	// that normalizing twice changes nothing).
+	if trimmed := strings.TrimSuffix(host, "."); !strings.HasSuffix(trimmed, ".") && (hasPort || readsAsHost(trimmed)) {
 		host = trimmed
 	}
 	if hasPort && port == "443" && readsAsHost(host) {

@@ -6,13 +6,29 @@ import (
 	"fmt"
 
 	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/ext"
+	"github.com/google/cel-go/interpreter"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
 )
 
 // celCostLimit bounds the work one condition may do on one predicate.
 const celCostLimit = 1_000_000
+
+// formatCost charges string.format by the size of what it makes: cel-go charges it by the size of
+// the format string only, so nested formats over a predicate could allocate hundreds of MiB within the
+// cost limit. At a quarter per byte, a condition makes at most about 4 MB of formatted text.
+var formatCost = cel.CostTrackerOptions(interpreter.OverloadCostTracker("string_format",
+	func(_ []ref.Val, result ref.Val) *uint64 {
+		s, ok := result.(types.String)
+		if !ok {
+			return nil
+		}
+		cost := uint64(len(s))/4 + 1
+		return &cost
+	}))
 
 // Attestation is a required attestation with compiled conditions.
 type Attestation struct {
@@ -59,7 +75,7 @@ func compileAttestation(a sigwatchv1alpha1.Attestation) (*Attestation, *fieldErr
 		if ast.OutputType() != cel.BoolType && ast.OutputType() != cel.DynType {
 			return nil, &fieldError{fmt.Sprintf("conditions[%d]", i), fmt.Errorf("must be a boolean expression, is %s", ast.OutputType())}
 		}
-		prg, err := env.Program(ast, cel.CostLimit(celCostLimit), cel.InterruptCheckFrequency(100))
+		prg, err := env.Program(ast, cel.CostLimit(celCostLimit), cel.InterruptCheckFrequency(100), formatCost)
 		if err != nil {
 			return nil, &fieldError{fmt.Sprintf("conditions[%d]", i), err}
 		}

@@ -194,6 +194,9 @@ func statementOf(b *bundle.Bundle) (*Statement, error) {
 type subjectList []Subject
 
 func (l *subjectList) UnmarshalJSON(b []byte) error {
+	// A repeated "subject" key replaces the list, as encoding/json and in-toto's own readers do: the
+	// statement must bind what every other verifier reads.
+	*l = nil
 	dec := json.NewDecoder(bytes.NewReader(b))
 	tok, err := dec.Token()
 	if err != nil {

@@ -169,6 +169,9 @@ func tlogEntry(annotation string) (*protorekor.TransparencyLogEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("annotation %s: logID is not hex: %w", AnnotationBundle, err)
 	}
+	if len(body) == 0 || len(logID) == 0 {
+		return nil, fmt.Errorf("annotation %s: the entry has no body or no logID", AnnotationBundle)
+	}
 	var kv struct {
 		Kind       string `json:"kind"`
 		APIVersion string `json:"apiVersion"`

@@ -334,7 +334,9 @@ func TestLegacyToBundleRejects(t *testing.T) {
 		{name: "Rekor entry body without kind", set: map[string]string{AnnotationBundle: rekor(func(_, p map[string]any) { p["body"] = b64([]byte(`{"apiVersion":"0.0.1"}`)) })},
 			wantErr: []string{"annotation dev.sigstore.cosign/bundle: entry body has no kind"}},
 		{name: "Rekor entry body empty", set: map[string]string{AnnotationBundle: rekor(func(_, p map[string]any) { p["body"] = "" })},
-			wantErr: []string{"annotation dev.sigstore.cosign/bundle: entry body has no kind"}},
+			wantErr: []string{"annotation dev.sigstore.cosign/bundle: the entry has no body or no logID"}},
+		{name: "Rekor entry without a logID", set: map[string]string{AnnotationBundle: rekor(func(_, p map[string]any) { p["logID"] = "" })},
+			wantErr: []string{"annotation dev.sigstore.cosign/bundle: the entry has no body or no logID"}},
 		{name: "Rekor entry of an unknown kind", set: map[string]string{AnnotationBundle: rekor(func(_, p map[string]any) {
 			p["body"] = b64([]byte(`{"kind":"nonsense","apiVersion":"9.9.9","spec":{}}`))
 		})}, wantErr: []string{"building bundle from legacy signature", "nonsense"}},
