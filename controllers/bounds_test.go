@@ -203,7 +203,7 @@ func TestMatchPolicy(t *testing.T) {
 	}
 	ready := &ResolvedPolicy{Policy: cp, Root: embedded}
 	notReady := &policy.Error{Policy: "p", Reason: sigwatchv1alpha1.KeyUnavailableReason, Field: "spec.authorities[0].key.secretRef", Err: errors.New("not found")}
-	hiccup := &transientError{errors.New("the server was unable to return a response in the time allotted")}
+	hiccup := &transientError{err: errors.New("the server was unable to return a response in the time allotted")}
 	for _, tc := range []struct {
 		name       string
 		rp         *ResolvedPolicy
@@ -249,7 +249,7 @@ func TestBrokenSelectorIsPolicyNotReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	cachedReady := &ResolvedPolicy{Policy: cp, Root: embedded}
-	hiccup := &transientError{errors.New("the server was unable to return a response in the time allotted")}
+	hiccup := &transientError{err: errors.New("the server was unable to return a response in the time allotted")}
 	store := &PolicyStore{PublicGood: func(context.Context) (*trust.Root, error) { return embedded, nil }}
 	req := func(op metav1.LabelSelectorOperator, values ...string) *metav1.LabelSelector {
 		return &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team", Operator: op, Values: values}}}

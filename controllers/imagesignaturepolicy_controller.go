@@ -67,9 +67,12 @@ func (r *ImageSignaturePolicyReconciler) Reconcile(ctx context.Context, req ctrl
 	}
 	before := p.DeepCopy()
 	rp, err := r.Policies.Resolve(ctx, p)
-	if IsTransient(err) {
+	transient := IsTransient(err)
+	if transient && transientReason(err) != sigwatchv1alpha1.TrustedRootUnavailableReason {
 		return ctrl.Result{}, err
 	}
+	// A trust root that cannot be had is said on the policy (and looked at again below), though it may
+	// pass by itself.
 	ready, stalled := readinessOf(rp, err).conditions(p.Generation)
 	meta.SetStatusCondition(&p.Status.Conditions, ready)
 	meta.SetStatusCondition(&p.Status.Conditions, stalled)
@@ -85,8 +88,11 @@ func (r *ImageSignaturePolicyReconciler) Reconcile(ctx context.Context, req ctrl
 	// A trust root standing in for a current one is looked at again: the condition must clear by
 	// itself once TUF delivers.
 	var again time.Duration
-	if ready.Reason == sigwatchv1alpha1.TrustRootFallbackReason {
+	switch {
+	case ready.Reason == sigwatchv1alpha1.TrustRootFallbackReason:
 		again = trust.DefaultFallbackRetry
+	case transient:
+		again = time.Minute
 	}
 	if equality.Semantic.DeepEqual(before.Status, p.Status) {
 		return ctrl.Result{RequeueAfter: again}, nil

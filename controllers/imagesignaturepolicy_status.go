@@ -19,11 +19,15 @@ type readiness struct {
 	message string
 }
 
-// readinessOf decides the readiness of a resolved policy from PolicyResolver.Resolve's answer, which must
-// not be transient (that is retried, not reported).
+// readinessOf decides the readiness of a resolved policy from PolicyResolver.Resolve's answer. Of the
+// transient answers, only a public-good trust root that cannot be had is reported (the others are
+// retried without a word).
 func readinessOf(rp *ResolvedPolicy, err error) readiness {
 	if err != nil {
 		var perr *policy.Error
+		if IsTransient(err) {
+			return readiness{reason: transientReason(err), message: err.Error()}
+		}
 		if errors.As(err, &perr) {
 			return readiness{reason: perr.Reason, message: fmt.Sprintf("%s: %v", perr.Field, perr.Err)}
 		}

@@ -22,6 +22,7 @@ type Metrics struct {
 	duration         prometheus.Histogram
 	registryRequests *prometheus.CounterVec
 	cacheHits        prometheus.Counter
+	deferred         prometheus.Counter
 	statusWrites     *prometheus.CounterVec
 	signedImages     *cacheGauge
 	policies         *cacheGauge
@@ -48,6 +49,10 @@ func NewMetrics(reg prometheus.Registerer, reader client.Reader) (*Metrics, erro
 			Name: "sigwatch_cache_hits_total",
 			Help: "Verifications answered from the verdict cache: unchanged signatures, policies and trust roots.",
 		}),
+		deferred: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sigwatch_verifications_deferred_total",
+			Help: "Verifications put off for a few seconds because a registry host they read had all the verifications in flight it may have (slow registries cannot hold every worker); the last verdict stands meanwhile.",
+		}),
 		statusWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sigwatch_status_write_errors_total",
 			Help: "Status patches that failed (conflicts and deleted objects aside), by kind and API reason (Invalid: the API server rejected the status); the statuses they carried are not shown.",
@@ -57,7 +62,7 @@ func NewMetrics(reg prometheus.Registerer, reader client.Reader) (*Metrics, erro
 		policies: &cacheGauge{count: countPolicies(reader), desc: prometheus.NewDesc("sigwatch_imagesignaturepolicy_ready",
 			"1 for each ImageSignaturePolicy, labelled with its Ready condition status and reason.", []string{"policy", "ready", "reason"}, nil)},
 	}
-	for _, c := range []prometheus.Collector{m.verifications, m.duration, m.registryRequests, m.cacheHits, m.statusWrites, m.signedImages, m.policies} {
+	for _, c := range []prometheus.Collector{m.verifications, m.duration, m.registryRequests, m.cacheHits, m.deferred, m.statusWrites, m.signedImages, m.policies} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

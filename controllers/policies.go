@@ -27,10 +27,24 @@ type ResolvedPolicy struct {
 
 // transientError is a failure to read a policy's input that may pass by itself: the API server timed
 // out, throttled or failed. It is retried with backoff and never cached; the policy is not stalled.
-type transientError struct{ err error }
+type transientError struct {
+	err error
+	// reason, when set, is the Verified reason of the images it leaves undecided (default
+	// VerificationError).
+	reason string
+}
 
 func (e *transientError) Error() string { return e.err.Error() }
 func (e *transientError) Unwrap() error { return e.err }
+
+// transientReason is the Verified reason of images left undecided by a transient error.
+func transientReason(err error) string {
+	var t *transientError
+	if errors.As(err, &t) && t.reason != "" {
+		return t.reason
+	}
+	return sigwatchv1alpha1.VerificationErrorReason
+}
 
 // IsTransient reports whether err, from PolicyResolver.Resolve, may pass by itself.
 func IsTransient(err error) bool {
@@ -44,7 +58,7 @@ func readFailure(policyName, reason, field string, err error) error {
 	if apierrors.IsNotFound(err) {
 		return &policy.Error{Policy: policyName, Reason: reason, Field: field, Err: err}
 	}
-	return &transientError{fmt.Errorf("policy %s: %s: %w", policyName, field, err)}
+	return &transientError{err: fmt.Errorf("policy %s: %s: %w", policyName, field, err)}
 }
 
 // PolicyStore compiles ImageSignaturePolicies and loads their trust roots and keys, caching both until the
@@ -108,7 +122,7 @@ func (s *PolicyStore) compile(ctx context.Context, p *sigwatchv1alpha1.ImageSign
 		if err := s.APIReader.Get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, &sec); err != nil {
 			err = fmt.Errorf("reading Secret %s/%s: %w", ref.Namespace, ref.Name, err)
 			if !apierrors.IsNotFound(err) {
-				err = &transientError{err}
+				err = &transientError{err: err}
 			}
 			return nil, err
 		}
@@ -121,7 +135,7 @@ func (s *PolicyStore) compile(ctx context.Context, p *sigwatchv1alpha1.ImageSign
 	if IsTransient(err) {
 		var t *transientError
 		errors.As(err, &t)
-		return nil, &transientError{fmt.Errorf("policy %s: %w", p.Name, t.err)}
+		return nil, &transientError{err: fmt.Errorf("policy %s: %w", p.Name, t.err)}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -198,7 +212,9 @@ func (s *PolicyStore) root(ctx context.Context, p *policy.Policy) (*trust.Root, 
 	if p.TrustedRoot == nil {
 		r, err := s.PublicGood(ctx)
 		if err != nil {
-			return nil, &transientError{fmt.Errorf("policy %s: the public-good trust root: %w", p.Name, err)}
+			// It may pass by itself (TUF delivers again): retried, and said as a trust root problem.
+			return nil, &transientError{err: fmt.Errorf("policy %s: the public-good trust root: %w", p.Name, err),
+				reason: sigwatchv1alpha1.TrustedRootUnavailableReason}
 		}
 		return r, nil
 	}

@@ -28,7 +28,11 @@ type Config struct {
 	// Metrics registry (controller-runtime's metrics.Registry in the manager).
 	MetricsRegisterer prometheus.Registerer
 
-	MaxConcurrent        int
+	MaxConcurrent int
+	// MaxPerRegistry bounds the verifications in flight that read one registry host, so that slow
+	// registries leave workers for the others (0: three quarters of MaxConcurrent, at least 1; see
+	// PerRegistryLimit).
+	MaxPerRegistry       int
 	GCGrace              time.Duration
 	NoMatch              NoMatchPolicy
 	VerificationDeadline time.Duration
@@ -43,6 +47,16 @@ type Config struct {
 	// Clock is the one clock of the controllers, the verification engine and the registry client's
 	// retries (default: the real clock).
 	Clock clock.Clock
+}
+
+// PerRegistryLimit is the bound on the verifications in flight per registry host with maxConcurrent
+// workers: configured when positive, else three quarters of the workers (at least 1), so that at least
+// a quarter of them are always left for the other registries however slow one is.
+func PerRegistryLimit(maxConcurrent, configured int) int {
+	if configured > 0 {
+		return configured
+	}
+	return max(1, max(1, maxConcurrent)*3/4)
 }
 
 // Setup registers the field indexes, the metrics and the three controllers with mgr, and returns the
@@ -64,7 +78,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, c Config) (*registry.Client, e
 		c.StateTTL = 30 * time.Second
 	}
 	engine := verification.New(verification.Options{Registry: reg, Roots: store.Root, Timeout: c.VerificationDeadline,
-		StateTTL: c.StateTTL, Clock: c.Clock.Now, MaxBytes: c.MaxSignatureBytes, MemoryBudget: c.MemoryBudget})
+		StateTTL: c.StateTTL, Clock: c.Clock.Now, MaxBytes: c.MaxSignatureBytes, MemoryBudget: c.MemoryBudget,
+		MaxPerHost: PerRegistryLimit(c.MaxConcurrent, c.MaxPerRegistry)})
 	if err := SetupIndexes(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("registering field indexes: %w", err)
 	}

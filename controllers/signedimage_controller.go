@@ -106,6 +106,9 @@ type visit struct {
 	ready   []*policy.Policy
 	// deleted: the garbage collector deleted the SignedImage; nothing is written.
 	deleted bool
+	// deferred: the verification was put off (a registry host had all it may have in flight); the visit
+	// comes back after this delay instead of at the next verification.
+	deferred time.Duration
 }
 
 // step is one stage of a visit; done ends the visit early.
@@ -139,6 +142,9 @@ func (r *SignedImageReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			return ctrl.Result{}, nil
 		}
 	}
+	if v.deferred > 0 {
+		return ctrl.Result{RequeueAfter: v.deferred}, nil
+	}
 	return ctrl.Result{RequeueAfter: nextVisit(si.Status, v.now, r.GCGrace)}, nil
 }
 
@@ -149,7 +155,10 @@ func (r *SignedImageReconciler) writeStatus(ctx context.Context, v *visit) (retr
 	if v.deleted || equalStatus(v.before.Status, v.si.Status) {
 		return 0, nil
 	}
-	if err := r.Client.Status().Patch(ctx, v.si, client.MergeFrom(v.before)); err != nil {
+	// Against the resourceVersion the visit read: if the cache lags behind what the API server holds
+	// (a patch committed whose answer was lost), the patch conflicts and the next visit starts from what
+	// was written, so a transition is never announced twice.
+	if err := r.Client.Status().Patch(ctx, v.si, client.MergeFromWithOptions(v.before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return statusPatchFailed(ctx, r.Recorder, r.Metrics, "SignedImage", v.si, err)
 	}
 	r.emitEvents(ctx, v.si, meta.FindStatusCondition(v.before.Status.Conditions, sigwatchv1alpha1.VerifiedCondition), v.pods)
@@ -216,6 +225,8 @@ func (r *SignedImageReconciler) matchPolicies(ctx context.Context, v *visit) (bo
 }
 
 // verifyWhenDue asks the verifier for a verdict when one is due, writes it, and schedules the next one.
+// A verification the verifier defers (a registry host it reads is busy) changes nothing in the status:
+// the last verdict stands, and the visit comes back in a few seconds.
 func (r *SignedImageReconciler) verifyWhenDue(ctx context.Context, v *visit) (bool, error) {
 	si := v.si
 	if !verificationDue(si, v.matched, v.now) {
@@ -224,7 +235,13 @@ func (r *SignedImageReconciler) verifyWhenDue(ctx context.Context, v *visit) (bo
 	req := verification.Request{Image: imageOf(si), Policies: v.ready,
 		Fresh: reverifyToken(si) != si.Status.LastHandledReverify}
 	var res *verification.Result
-	if r.Credentials != nil {
+	if d, ok := r.Verifier.(deferrer); ok {
+		// Asked first, so that a visit that would be deferred reads no pull secrets.
+		if why := d.Deferral(req); why != "" {
+			res = &verification.Result{Image: req.Image, Deferred: why}
+		}
+	}
+	if res == nil && r.Credentials != nil {
 		creds, err := r.Credentials.For(ctx, si.Namespace, v.pods)
 		if err != nil {
 			// Without the pods' pull secrets the registry would say 401: could not verify, retried.
@@ -235,7 +252,15 @@ func (r *SignedImageReconciler) verifyWhenDue(ctx context.Context, v *visit) (bo
 	if res == nil {
 		start := time.Now()
 		res = r.Verifier.Verify(ctx, req)
-		r.Metrics.observeVerification(res, time.Since(start))
+		if res.Deferred == "" {
+			r.Metrics.observeVerification(res, time.Since(start))
+		}
+	}
+	if res.Deferred != "" {
+		v.deferred = deferralDelay(r.random())
+		r.Metrics.observeDeferred()
+		log.FromContext(ctx).V(1).Info("verification deferred", "image", req.Image.String(), "why", res.Deferred, "retry", v.deferred)
+		return false, nil
 	}
 
 	out := applyResult(&si.Status, res, v.matched, v.now)
@@ -253,6 +278,22 @@ func (r *SignedImageReconciler) verifyWhenDue(ctx context.Context, v *visit) (bo
 	si.Status.NextVerificationTime = &metav1.Time{Time: v.now.Add(wait)}
 	log.FromContext(ctx).V(1).Info("verified", "image", req.Image.String(), "verified", out.status, "reason", out.reason, "cached", res.Cached, "next", wait)
 	return false, nil
+}
+
+// deferrer is a Verifier that may defer verifications (the engine), asked before a request is prepared.
+type deferrer interface {
+	// Deferral says why a verification of req would be deferred now, or "".
+	Deferral(req verification.Request) string
+}
+
+var _ deferrer = (*verification.Engine)(nil)
+
+// observeDeferred counts a deferred verification (not a verification: it has no verdict).
+func (m *Metrics) observeDeferred() {
+	if m == nil {
+		return
+	}
+	m.deferred.Inc()
 }
 
 func imageOf(si *sigwatchv1alpha1.SignedImage) imageref.Image {

@@ -61,7 +61,7 @@ func matchPolicy(p *sigwatchv1alpha1.ImageSignaturePolicy, rp *ResolvedPolicy, e
 	}
 	if IsTransient(err) {
 		return matchedPolicy{name: p.Name, fingerprint: fingerprint("transient", p.Name),
-			errReason: sigwatchv1alpha1.VerificationErrorReason, errMessage: "could not read the policy's inputs (retrying): " + err.Error()}
+			errReason: transientReason(err), errMessage: "could not read the policy's inputs (retrying): " + err.Error()}
 	}
 	r := readinessOf(rp, err)
 	if !r.ready {
@@ -124,6 +124,18 @@ func anyTransient(ps []sigwatchv1alpha1.PolicyResult) bool {
 		}
 	}
 	return false
+}
+
+// Deferred verifications come back after a delay between minDeferral and maxDeferral, spread so that
+// the SignedImages of a busy registry do not all come back at once.
+const (
+	minDeferral = 2 * time.Second
+	maxDeferral = 5 * time.Second
+)
+
+// deferralDelay is when a deferred verification is tried again.
+func deferralDelay(rnd *rand.Rand) time.Duration {
+	return minDeferral + time.Duration(rnd.Int64N(int64(maxDeferral-minDeferral)+1))
 }
 
 // nextVisit is when the SignedImage is reconciled again: its next verification, or its garbage

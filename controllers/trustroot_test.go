@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -52,4 +53,18 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// TestPublicGoodRootUnavailableIsSaid: a public-good root that cannot be had (too old a stand-in) is
+// retried like any transient failure, but said on the policy and on its images as a trust root problem.
+func TestPublicGoodRootUnavailableIsSaid(t *testing.T) {
+	g := NewWithT(t)
+	err := &transientError{err: errors.New("policy p: the public-good trust root: 2000h old, more than allowed"),
+		reason: sigwatchv1alpha1.TrustedRootUnavailableReason}
+	r := readinessOf(nil, err)
+	g.Expect(r.ready).To(BeFalse())
+	g.Expect(r.reason).To(Equal(sigwatchv1alpha1.TrustedRootUnavailableReason))
+	g.Expect(r.message).To(ContainSubstring("more than allowed"))
+	g.Expect(transientReason(err)).To(Equal(sigwatchv1alpha1.TrustedRootUnavailableReason))
+	g.Expect(transientReason(&transientError{err: errors.New("etcd is busy")})).To(Equal(sigwatchv1alpha1.VerificationErrorReason))
 }

@@ -38,6 +38,7 @@ type ManagerOptions struct {
 	LeaderElection       bool
 	LeaderElectionNS     string
 	MaxConcurrent        int
+	MaxPerRegistry       int
 	GCGrace              time.Duration
 	NoMatchPolicy        string
 	InsecureRegistries   []string
@@ -65,6 +66,7 @@ func (o *ManagerOptions) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&o.LeaderElection, "leader-elect", true, "elect a leader, so that one replica is active")
 	fs.StringVar(&o.LeaderElectionNS, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
 	fs.IntVar(&o.MaxConcurrent, "max-concurrent-verifications", 8, "verifications in flight at once")
+	fs.IntVar(&o.MaxPerRegistry, "max-verifications-per-registry", 0, "verifications in flight at once that read one registry host; more are deferred for a few seconds, so that slow registries leave workers for the others (0: three quarters of --max-concurrent-verifications, at least 1)")
 	fs.DurationVar(&o.GCGrace, "gc-grace", 10*time.Minute, "how long a SignedImage that no pod runs is kept before it is deleted")
 	fs.StringVar(&o.NoMatchPolicy, "no-match-policy", "ignore", "what an image that no policy covers gets: ignore (Ready) or warn (not Ready, Warning Event)")
 	fs.Func("insecure-registry", "host or host:port pattern (with * wildcards) that may be reached over plain HTTP (repeatable)", func(v string) error {
@@ -103,6 +105,9 @@ func (o *ManagerOptions) validate() error {
 	}
 	if o.MaxConcurrent < 1 {
 		return errors.New("--max-concurrent-verifications must be at least 1")
+	}
+	if o.MaxPerRegistry < 0 {
+		return errors.New("--max-verifications-per-registry must not be negative")
 	}
 	if o.GCGrace < 0 {
 		return errors.New("--gc-grace must not be negative")
@@ -186,6 +191,7 @@ func RunManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) error {
 		},
 		MetricsRegisterer:    metrics.Registry,
 		MaxConcurrent:        o.MaxConcurrent,
+		MaxPerRegistry:       o.MaxPerRegistry,
 		GCGrace:              o.GCGrace,
 		NoMatch:              controllers.NoMatchPolicy(o.NoMatchPolicy),
 		VerificationDeadline: o.VerificationDeadline,
@@ -203,7 +209,8 @@ func RunManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) error {
 		return err
 	}
 	logger.Info("starting", "version", versionString(), "insecureRegistries", strings.Join(o.InsecureRegistries, ","),
-		"maxConcurrentVerifications", o.MaxConcurrent, "gcGrace", o.GCGrace, "noMatchPolicy", o.NoMatchPolicy)
+		"maxConcurrentVerifications", o.MaxConcurrent,
+		"maxVerificationsPerRegistry", controllers.PerRegistryLimit(o.MaxConcurrent, o.MaxPerRegistry), "gcGrace", o.GCGrace, "noMatchPolicy", o.NoMatchPolicy)
 	return mgr.Start(ctx)
 }
 

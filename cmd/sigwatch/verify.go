@@ -172,7 +172,7 @@ func cliRoots(ctx context.Context, f verifyFlags, stderr io.Writer) (verificatio
 		return func(context.Context, *policy.Policy) (*trust.Root, error) { return tr, nil }, nil
 	}
 	publicGood := &trust.PublicGoodCache{Options: trust.PublicGoodOptions{Offline: f.offline},
-		Warn: func(err error) { fmt.Fprintf(stderr, "sigwatch verify: %v\n", err) }}
+		Warn: func(err error) { fmt.Fprintf(stderr, "sigwatch verify: %v; using the embedded snapshot\n", err) }}
 	return func(ctx context.Context, p *policy.Policy) (*trust.Root, error) {
 		if p.TrustedRoot != nil {
 			return nil, fmt.Errorf("%w: policy %s uses the trusted root in ConfigMap %s/%s; pass it with --trusted-root",

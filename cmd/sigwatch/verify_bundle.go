@@ -212,7 +212,7 @@ func (c verifyBundle) trustRoot(path string, stderr io.Writer) (*trust.Root, err
 		return nil, err
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "Warning: %v\n", err)
+		fmt.Fprintf(stderr, "Warning: %v; using the embedded snapshot\n", err)
 	}
 	return r, nil
 }

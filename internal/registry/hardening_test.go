@@ -54,9 +54,10 @@ func TestGzipIsNotInflated(t *testing.T) {
 	g.Expect(acceptEncoding).To(ConsistOf("identity"))
 }
 
-// TestRedirectsOnlyForBlobs: registries redirect blob downloads to their storage; nothing else is
-// redirected, never to plain HTTP on a host not listed as insecure, and only a few times.
-func TestRedirectsOnlyForBlobs(t *testing.T) {
+// TestRedirectsAreBounded: registries redirect blob downloads to their storage, and some (registry.k8s.io)
+// every read to the registry behind them; redirects are followed, but never to plain HTTP on a host not
+// listed as insecure, and only a few times.
+func TestRedirectsAreBounded(t *testing.T) {
 	reg := testregistry.Start(t, false)
 	repo := reg.Repository(t, "app")
 	img := testregistry.RandomImage(t, 1<<10)
@@ -100,12 +101,18 @@ func TestRedirectsOnlyForBlobs(t *testing.T) {
 			redirect("/blobs/"+layerDigest.String(), blobPath, 10)
 		}, read: func(c *Client) error { _, err := c.Blob(context.Background(), repo, layerDigest, 0); return err },
 			wantErr: "more than 3 redirects"},
-		{name: "a manifest is never redirected", setup: func() {
+		{name: "a manifest redirected on the same (insecure) host is followed", setup: func() {
 			redirect("/manifests/"+manifestDigest.String(), "/v2/app/manifests/"+manifestDigest.String(), 1)
 		}, read: func(c *Client) error {
 			_, _, err := c.Manifest(context.Background(), repo, manifestDigest, 0)
 			return err
-		}, wantErr: "only blob downloads are redirected"},
+		}},
+		{name: "a manifest redirected to plain HTTP elsewhere is refused", setup: func() {
+			redirect("/manifests/"+manifestDigest.String(), "http://registry.example/v2/app/manifests/"+manifestDigest.String(), 1)
+		}, read: func(c *Client) error {
+			_, _, err := c.Manifest(context.Background(), repo, manifestDigest, 0)
+			return err
+		}, wantErr: "not HTTPS"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -29,7 +28,9 @@ const (
 	defaultMaxRetryWait    = 30 * time.Second
 	defaultMaxManifestSize = 4 << 20
 	defaultMaxBlobSize     = 16 << 20
-	defaultMaxReferrers    = 64
+	// defaultMaxReferrers bounds a listing of every artifact type (SBOMs, scans, signatures): what is
+	// kept of each descriptor is small, and callers bound what they read of them.
+	defaultMaxReferrers = 1024
 
 	// firstBackoff is the wait before the first retry when the registry sends no Retry-After; it
 	// doubles on each further retry, up to MaxRetryWait.
@@ -72,7 +73,7 @@ type Options struct {
 	MaxBlobSize int64
 
 	// MaxReferrers is the most referrer descriptors a listing may hold after filtering by artifact type
-	// (default 64); a longer listing fails with ErrTooMany.
+	// (default 1024); a longer listing fails with ErrTooMany.
 	MaxReferrers int
 
 	// Transport is the base transport (default: a clone of http.DefaultTransport).
@@ -265,18 +266,19 @@ func (c *Client) client(ctx context.Context, creds Credentials, repo name.Reposi
 	return httpClient(rt, c.insecure), nil
 }
 
-// maxRedirects bounds the redirects followed for one blob download.
+// maxRedirects bounds the redirects followed for one request.
 const maxRedirects = 3
 
-// httpClient returns a client over rt that follows redirects only for blob downloads (registries send
-// those to their storage), a bounded number of times, and only to HTTPS (or to a host listed as
-// insecure). A manifest, tag or listing request that is redirected fails.
+// httpClient returns a client over rt that follows redirects of reads (GET and HEAD) a bounded number of
+// times, and only to HTTPS (or to a host listed as insecure). Registries send blob downloads to their
+// storage, and some (registry.k8s.io) send every request to the registry behind them; what comes back
+// is checked against its digest all the same. Credentials are not sent to another host.
 func httpClient(rt http.RoundTripper, insecure hostMatcher) *http.Client {
 	return &http.Client{Transport: rt, CheckRedirect: func(req *http.Request, via []*http.Request) error {
 		first := via[0]
 		switch {
-		case first.Method != http.MethodGet || !strings.Contains(first.URL.Path, "/blobs/"):
-			return fmt.Errorf("refusing to follow a redirect of %s %s: only blob downloads are redirected", first.Method, first.URL.Redacted())
+		case first.Method != http.MethodGet && first.Method != http.MethodHead:
+			return fmt.Errorf("refusing to follow a redirect of %s %s", first.Method, first.URL.Redacted())
 		case len(via) > maxRedirects:
 			return fmt.Errorf("refusing to follow more than %d redirects for %s", maxRedirects, first.URL.Redacted())
 		case req.URL.Scheme != "https" && !insecure.match(req.URL.Host):

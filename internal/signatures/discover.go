@@ -199,6 +199,11 @@ func (d *Discoverer) State(ctx context.Context, w Where, attestations bool) (*St
 				st.Referrers = append(st.Referrers, Located{Repo: repo, Descriptor: essential(desc)})
 			}
 		}
+		// Other artifacts (SBOMs, scans) do not count; referrers that may be signatures or attestations
+		// do, before any is read.
+		if lim := d.limits(); len(st.Referrers) > lim.signatures+lim.attestations {
+			return nil, fmt.Errorf("%w: %d referrers of %s may be signatures or attestations, more than the %d examined", ErrTooMany, len(st.Referrers), w.Image, lim.signatures+lim.attestations)
+		}
 	}
 	if st.SigTag, err = d.headTag(ctx, tagFor(sigRepo, w.Image.Digest, "sig")); err != nil {
 		return nil, err

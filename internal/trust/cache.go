@@ -26,10 +26,11 @@ type PublicGoodCache struct {
 	Options PublicGoodOptions
 	// Refresh and FallbackRetry default to DefaultRefresh and DefaultFallbackRetry.
 	Refresh, FallbackRetry time.Duration
-	// MaxAge, if set, bounds how old a root may be and still be used: a root from TUF counts from when
-	// TUF last delivered it, the embedded snapshot from its own date (SnapshotDate). Past it, Get fails
-	// (TrustedRootUnavailable) instead of trusting material that may have been rotated out. It does not
-	// apply when Options.Offline asks for the snapshot.
+	// MaxAge, if set, bounds how old a root standing in for a current one (TUF failed) may be and still
+	// be used: the last root from TUF counts from when TUF delivered it, the embedded snapshot from its
+	// own date (SnapshotDate). Past it, Get fails (TrustedRootUnavailable) instead of trusting material
+	// that may have been rotated out. A current root, and the snapshot asked for with Options.Offline,
+	// are never too old.
 	MaxAge time.Duration
 	// Warn, if set, is told why TUF failed (the snapshot is used meanwhile).
 	Warn func(err error)
@@ -105,8 +106,8 @@ func (c *PublicGoodCache) Get(ctx context.Context) (*Root, error) {
 // tooOldLocked says why the root in use may not be used any more (nil when it may).
 func (c *PublicGoodCache) tooOldLocked() error {
 	st := c.statusLocked()
-	if c.MaxAge <= 0 || c.Options.Offline || st.Age <= c.MaxAge {
-		return nil
+	if c.MaxAge <= 0 || !st.Fallback || st.Age <= c.MaxAge {
+		return nil // a current root is never too old: only one standing in for it is
 	}
 	why := "TUF delivered nothing newer"
 	if st.FallbackReason != "" {
@@ -167,6 +168,9 @@ func (c *PublicGoodCache) statusLocked() PublicGoodStatus {
 	st := PublicGoodStatus{Source: c.root.Source, Fallback: c.lastErr != nil && !c.Options.Offline}
 	if st.Fallback {
 		st.FallbackReason = c.lastErr.Error()
+		if c.root.isTUF() {
+			st.FallbackReason = fmt.Sprintf("%v; the root TUF delivered at %s is kept", c.lastErr, c.delivered.UTC().Format(time.RFC3339))
+		}
 	}
 	if c.root.isTUF() {
 		st.Age = c.now().Sub(c.delivered)

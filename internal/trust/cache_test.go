@@ -69,6 +69,7 @@ func TestPublicGoodCache(t *testing.T) {
 	st := c.Status()
 	g.Expect(st.Fallback).To(BeTrue(), "an older root standing in is a fallback too")
 	g.Expect(st.FallbackReason).To(ContainSubstring("TUF update failed"))
+	g.Expect(st.FallbackReason).To(ContainSubstring("the root TUF delivered at 2026-12-0"), "says which root stands in")
 	g.Expect(st.Age).To(Equal(DefaultRefresh), "counted from when TUF last delivered it")
 	now = now.Add(DefaultFallbackRetry)
 	get()
@@ -144,7 +145,9 @@ func TestPublicGoodMaxAge(t *testing.T) {
 	date := SnapshotDate(embedded)
 	g.Expect(date.IsZero()).To(BeFalse())
 	now := date.Add(24 * time.Hour)
-	failing := func(context.Context, PublicGoodOptions) (*Root, error) { return embedded, errors.New("TUF update failed: blocked") }
+	failing := func(context.Context, PublicGoodOptions) (*Root, error) {
+		return embedded, errors.New("TUF update failed: blocked")
+	}
 	c := &PublicGoodCache{Now: func() time.Time { return now }, MaxAge: 30 * 24 * time.Hour, load: failing, background: func(f func()) { f() }}
 	r, err := c.Get(context.Background())
 	g.Expect(err).NotTo(HaveOccurred())
@@ -160,5 +163,16 @@ func TestPublicGoodMaxAge(t *testing.T) {
 
 	offline := &PublicGoodCache{Now: func() time.Time { return now }, MaxAge: time.Hour, Options: PublicGoodOptions{Offline: true}}
 	_, err = offline.Get(context.Background())
+	g.Expect(err).NotTo(HaveOccurred())
+
+	// A current root is never too old, however long ago TUF delivered it (refreshes are a day apart).
+	fromTUF := *embedded
+	fromTUF.Source = SourceTUF
+	current := &PublicGoodCache{Now: func() time.Time { return now }, MaxAge: time.Hour, background: func(f func()) { f() },
+		load: func(context.Context, PublicGoodOptions) (*Root, error) { return &fromTUF, nil }}
+	_, err = current.Get(context.Background())
+	g.Expect(err).NotTo(HaveOccurred())
+	now = now.Add(23 * time.Hour)
+	_, err = current.Get(context.Background())
 	g.Expect(err).NotTo(HaveOccurred())
 }

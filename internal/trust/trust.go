@@ -114,14 +114,14 @@ func PublicGood(ctx context.Context, opts PublicGoodOptions) (*Root, error) {
 	select {
 	case r := <-done:
 		if r.err != nil {
-			return snapshot, fmt.Errorf("TUF update failed, using the embedded snapshot: %w", r.err)
+			return snapshot, fmt.Errorf("TUF update failed: %w", r.err)
 		}
 		tr, err := FromJSON(r.data, SourceTUF)
 		if err != nil {
-			return snapshot, fmt.Errorf("TUF trusted_root.json unusable, using the embedded snapshot: %w", err)
+			return snapshot, fmt.Errorf("TUF trusted_root.json unusable: %w", err)
 		}
 		return tr, nil
 	case <-ctx.Done():
-		return snapshot, fmt.Errorf("TUF update timed out after %s, using the embedded snapshot", timeout)
+		return snapshot, fmt.Errorf("TUF update timed out after %s", timeout)
 	}
 }

@@ -48,6 +48,17 @@ type Options struct {
 	// MemoryBudget bounds the signature and attestation bytes all verifications hold at once (default
 	// DefaultMemoryBudget); a verification waits for its share before reading.
 	MemoryBudget int64
+	// MaxPerHost bounds the verifications in flight that read one registry host (0: no bound), so that a
+	// slow registry cannot hold every worker. A verification reads its image's host and each signature
+	// repository's; when one of them has MaxPerHost in flight, Verify does not wait: it returns at once a
+	// Result with Deferred set, and the caller asks again later. The hosts that were slow recently share
+	// one bound of MaxPerHost between them, so that tarpits on several hosts cannot take more.
+	MaxPerHost int
+	// SlowHostTimeout is the deadline of a verification whose image's registry host was slow recently
+	// (default a quarter of Timeout, at least 10s, at most Timeout): a tarpit then costs less time per
+	// image. A host is slow for SlowHostTTL (default 10m) after one of its verifications hit its deadline
+	// or took SlowHostTimeout or longer.
+	SlowHostTimeout, SlowHostTTL time.Duration
 }
 
 // DefaultMemoryBudget is the default Options.MemoryBudget: what one verification may read. Parsing what
@@ -62,6 +73,7 @@ type Engine struct {
 	states    *expiring[*signatures.State]
 	budget    *signatures.Budget
 	flight    singleflight.Group
+	hosts     *hostLimits
 	// live holds the candidates of fetches in use, by credentials and signature set.
 	liveMu sync.Mutex
 	live   map[string]*sharedFetch
@@ -89,6 +101,7 @@ func New(opts Options) *Engine {
 		states:   newExpiring[*signatures.State](opts.CacheSize, opts.StateTTL, opts.Clock),
 		budget:   signatures.NewBudget(opts.MemoryBudget),
 		live:     map[string]*sharedFetch{},
+		hosts:    newHostLimits(opts),
 	}
 }
 
@@ -138,10 +151,10 @@ type cachedVerdict struct {
 }
 
 // Verify returns the verdict of every policy on the digest. It never returns an error: what could not be
-// decided is an Unknown policy result with its reason.
+// decided is an Unknown policy result with its reason. When a registry host it reads has
+// Options.MaxPerHost verifications in flight, it returns at once a Result with Deferred set and no
+// verdict.
 func (e *Engine) Verify(ctx context.Context, req Request) *Result {
-	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
-	defer cancel()
 	res := &Result{Image: req.Image, Time: e.opts.Clock(), Cached: len(req.Policies) > 0}
 	if !imageref.ValidDigest(req.Image.Digest) {
 		for _, p := range req.Policies {
@@ -149,6 +162,19 @@ func (e *Engine) Verify(ctx context.Context, req Request) *Result {
 		}
 		res.Cached = false
 		return res
+	}
+	hosts := hostsRead(req)
+	release, deferred := e.hosts.acquire(hosts)
+	if deferred != "" {
+		return &Result{Image: req.Image, Time: res.Time, Deferred: deferred}
+	}
+	defer release()
+	imageHost := hostOf(req.Image.Repository)
+	caller := ctx
+	ctx, cancel := context.WithTimeout(ctx, e.hosts.timeout(imageHost))
+	defer cancel()
+	if len(hosts) > 0 {
+		defer e.hosts.observe(imageHost, ctx, caller, res.Time)
 	}
 
 	// Group the policies by where their signatures live: one discovery per place.
@@ -174,6 +200,13 @@ func (e *Engine) Verify(ctx context.Context, req Request) *Result {
 		return res.Signatures[i].Verified() && !res.Signatures[j].Verified()
 	})
 	return res
+}
+
+// Deferral says why Verify would defer req now (see Options.MaxPerHost), or "". It takes nothing: a
+// caller asks it to skip preparing a request (reading pull secrets) that would be deferred; Verify
+// decides.
+func (e *Engine) Deferral(req Request) string {
+	return e.hosts.wouldDefer(hostsRead(req))
 }
 
 func mergeSignatures(res *Result, seen map[string]int, sigs []Signature) {

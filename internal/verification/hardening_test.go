@@ -2,6 +2,7 @@ package verification
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
 	"github.com/sigwatch/sigwatch/internal/policy"
 	"github.com/sigwatch/sigwatch/internal/registry"
+	testregistry "github.com/sigwatch/sigwatch/test/registry"
 	"github.com/sigwatch/sigwatch/test/sigstore"
 )
 
@@ -200,4 +202,20 @@ func TestBudgetNeverWaitsOnItself(t *testing.T) {
 			g.Expect(pr.Result).To(Equal(sigwatchv1alpha1.PolicyVerified), "verification %d, policy %s: %s", i, pr.Policy, pr.Message)
 		}
 	}
+}
+
+// TestManyOtherReferrersDoNotFailTheImage: a digest with more SBOMs and other artifacts than sigwatch
+// examines signatures is not failed for them: only the referrers that may be signatures count.
+func TestManyOtherReferrersDoNotFailTheImage(t *testing.T) {
+	g := NewWithT(t)
+	k := newKeyless(t, true)
+	img := testregistry.RandomImage(t, 256)
+	d := k.reg.Push(t, "yourorg/app", img)
+	for i := range 70 {
+		k.reg.PushReferrer(t, "yourorg/app", img, "application/spdx+json", fmt.Sprintf("sbom %d", i))
+	}
+	_, err := k.writer.SignBundle(context.Background(), d, k.ci, sigstore.SignOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	pr, _ := k.verify(t, d, releasePolicy(t))
+	g.Expect(pr.Result).To(Equal(sigwatchv1alpha1.PolicyVerified), pr.Message)
 }

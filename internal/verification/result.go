@@ -59,12 +59,18 @@ type Result struct {
 	// Cached reports that no signature was fetched or judged: the signature set, policies and trust
 	// roots were unchanged since the cached verdict.
 	Cached bool `json:"cached"`
+	// Deferred, when set, says why the verification did not run (a registry host it reads had all the
+	// verifications in flight it may have): there is no verdict, and the caller asks again soon.
+	Deferred string `json:"deferred,omitempty"`
 }
 
 // Verdict summarizes the policies: Failed if any failed, else Unknown if any is unknown, else Verified.
 // The reason and message are the first failing (or unknown) policy's. No policy: Unknown
-// (NoMatchingPolicy).
+// (NoMatchingPolicy). Deferred: Unknown (VerificationError), with why.
 func (r *Result) Verdict() (sigwatchv1alpha1.PolicyResultType, string, string) {
+	if r.Deferred != "" {
+		return sigwatchv1alpha1.PolicyUnknown, sigwatchv1alpha1.VerificationErrorReason, r.Deferred
+	}
 	if len(r.Policies) == 0 {
 		return sigwatchv1alpha1.PolicyUnknown, sigwatchv1alpha1.NoMatchingPolicyReason, "no ImageSignaturePolicy covers " + r.Image.Repository
 	}

@@ -1,0 +1,159 @@
+package verification
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Defaults of the per-host bounds (see Options).
+const (
+	minSlowHostTimeout = 10 * time.Second
+	defaultSlowHostTTL = 10 * time.Minute
+	// maxSlowHosts bounds the slow hosts remembered; the oldest mark goes first.
+	maxSlowHosts = 1024
+)
+
+// slowHostTimeout is the default deadline of a verification on a slow host: a quarter of the normal one,
+// at least minSlowHostTimeout, never more than the normal one.
+func slowHostTimeout(normal time.Duration) time.Duration {
+	return min(max(normal/4, minSlowHostTimeout), normal)
+}
+
+// hostOf returns the registry host ("host[:port]") of a normalized repository.
+func hostOf(repository string) string {
+	host, _, _ := strings.Cut(repository, "/")
+	return host
+}
+
+// hostsRead returns the registry hosts a verification of req reads: the image's, and each signature
+// repository's (the image is always looked up in its own repository first). None when no policy asks
+// for anything.
+func hostsRead(req Request) []string {
+	if len(req.Policies) == 0 {
+		return nil
+	}
+	hosts := []string{hostOf(req.Image.Repository)}
+	for _, p := range req.Policies {
+		if h := hostOf(p.SignatureRepository); p.SignatureRepository != "" && !slices.Contains(hosts, h) {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
+}
+
+// hostLimits keeps a slow registry from holding every verification worker. It bounds the verifications
+// in flight per registry host, and those of the hosts that were slow recently together; and it gives a
+// slow host's verifications a shorter deadline. Slowness is charged to the image's host: anyone who
+// can run a pod chooses it, while signature repositories are chosen by policy writers, and a tarpit
+// image must not drag a policy's shared signature host down with it.
+type hostLimits struct {
+	max           int // per host, and for the slow hosts together; 0: no bound
+	normal, short time.Duration
+	now           func() time.Time
+	mu            sync.Mutex
+	inFlight      map[string]int
+	slowInFlight  int
+	slow          *expiring[struct{}] // image hosts that were slow, for the TTL since the last time
+}
+
+func newHostLimits(opts Options) *hostLimits {
+	short := opts.SlowHostTimeout
+	if short <= 0 {
+		short = slowHostTimeout(opts.Timeout)
+	}
+	ttl := opts.SlowHostTTL
+	if ttl <= 0 {
+		ttl = defaultSlowHostTTL
+	}
+	return &hostLimits{max: opts.MaxPerHost, normal: opts.Timeout, short: min(short, opts.Timeout), now: opts.Clock,
+		inFlight: map[string]int{}, slow: newExpiring[struct{}](maxSlowHosts, ttl, opts.Clock)}
+}
+
+// isSlow reports whether the image host was slow within the TTL.
+func (l *hostLimits) isSlow(imageHost string) bool {
+	_, ok := l.slow.get(imageHost)
+	return ok
+}
+
+// timeout is the deadline of a verification of an image on imageHost.
+func (l *hostLimits) timeout(imageHost string) time.Duration {
+	if l.isSlow(imageHost) {
+		return l.short
+	}
+	return l.normal
+}
+
+// deferral says why a verification reading hosts (the first one the image's) may not start now, or "".
+// The caller holds l.mu.
+func (l *hostLimits) deferral(hosts []string, slow bool) string {
+	if l.max <= 0 || len(hosts) == 0 {
+		return ""
+	}
+	for _, h := range hosts {
+		if l.inFlight[h] >= l.max {
+			return fmt.Sprintf("deferred: registry %s has %d verifications in flight, the most one registry may have", h, l.inFlight[h])
+		}
+	}
+	if slow && l.slowInFlight >= l.max {
+		return fmt.Sprintf("deferred: registry %s was slow recently, and the slow registries have %d verifications in flight, the most they may have together", hosts[0], l.slowInFlight)
+	}
+	return ""
+}
+
+// wouldDefer is deferral without taking anything: what acquire would say now.
+func (l *hostLimits) wouldDefer(hosts []string) string {
+	if l.max <= 0 || len(hosts) == 0 {
+		return ""
+	}
+	slow := l.isSlow(hosts[0])
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.deferral(hosts, slow)
+}
+
+// acquire takes a slot on every host (the first one the image's), all or none, without waiting: when
+// one is full it returns why, and the verification is deferred. release gives the slots back.
+func (l *hostLimits) acquire(hosts []string) (release func(), deferred string) {
+	if l.max <= 0 || len(hosts) == 0 {
+		return func() {}, ""
+	}
+	slow := l.isSlow(hosts[0])
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if why := l.deferral(hosts, slow); why != "" {
+		return nil, why
+	}
+	for _, h := range hosts {
+		l.inFlight[h]++
+	}
+	if slow {
+		l.slowInFlight++
+	}
+	return sync.OnceFunc(func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for _, h := range hosts {
+			if l.inFlight[h]--; l.inFlight[h] <= 0 {
+				delete(l.inFlight, h)
+			}
+		}
+		if slow {
+			l.slowInFlight--
+		}
+	}), ""
+}
+
+// observe marks the image host slow (again) when its verification hit its own deadline (not its caller's)
+// or took the slow-host deadline or longer. Only time clears the mark: an attacker chooses which of its
+// images answer promptly, so a prompt answer proves nothing about the next one.
+func (l *hostLimits) observe(imageHost string, verification, caller context.Context, started time.Time) {
+	hitDeadline := errors.Is(verification.Err(), context.DeadlineExceeded) && caller.Err() == nil
+	if hitDeadline || l.now().Sub(started) >= l.short {
+		l.slow.add(imageHost, struct{}{})
+	}
+}
