@@ -159,5 +159,5 @@ func verdictKeyFor(e *Engine, img imageref.Image, p *policy.Policy) string {
 		return ""
 	}
 	r, _ := e.opts.Roots(context.Background(), p)
-	return img.Digest + "|" + "|" + st.Key() + "|" + p.Hash + "|" + r.Version
+	return verdictKey(signatures.Where{Image: img}, st.Key(), p, r.Version)
 }

@@ -262,7 +262,7 @@ func (e *Engine) verifyGroup(ctx context.Context, d session, where signatures.Wh
 		p := pols[i]
 		// The policy's name is part of the key: two policies with the same spec share nothing, so a
 		// cached result never carries another policy's name.
-		key := strings.Join([]string{where.Image.Digest, where.SignatureRepository, st.Key(), p.Name, p.Hash, roots[i].Version}, "|")
+		key := verdictKey(where, st.Key(), p, roots[i].Version)
 		// One flight per verdict: concurrent callers with the same credentials share it, later callers
 		// find it cached. (With other credentials, a caller judges for itself: it must not wait on a
 		// flight whose fetch waits for memory the caller holds.)
@@ -381,6 +381,12 @@ func (e *Engine) unref(key string, sf *sharedFetch) {
 	if last && sf.release != nil {
 		sf.release()
 	}
+}
+
+// verdictKey keys a cached verdict by everything it depends on: the digest, where its signatures live
+// and which exist, the policy (its name and spec) and the trust root.
+func verdictKey(where signatures.Where, stateKey string, p *policy.Policy, rootVersion string) string {
+	return strings.Join([]string{where.Image.Digest, where.SignatureRepository, stateKey, p.Name, p.Hash, rootVersion}, "|")
 }
 
 // complete reports whether every candidate was read in full: only then may a verdict be kept.
