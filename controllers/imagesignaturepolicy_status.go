@@ -17,6 +17,9 @@ type readiness struct {
 	ready   bool
 	reason  string
 	message string
+	// passing: not ready for a reason that may pass by itself (a trust root TUF cannot deliver): not
+	// stalled.
+	passing bool
 }
 
 // readinessOf decides the readiness of a resolved policy from PolicyResolver.Resolve's answer. Of the
@@ -26,7 +29,7 @@ func readinessOf(rp *ResolvedPolicy, err error) readiness {
 	if err != nil {
 		var perr *policy.Error
 		if IsTransient(err) {
-			return readiness{reason: transientReason(err), message: err.Error()}
+			return readiness{reason: transientReason(err), message: err.Error(), passing: true}
 		}
 		if errors.As(err, &perr) {
 			return readiness{reason: perr.Reason, message: fmt.Sprintf("%s: %v", perr.Field, perr.Err)}
@@ -52,6 +55,9 @@ func (r readiness) conditions(generation int64) (ready, stalled metav1.Condition
 	if !r.ready {
 		ready.Status = metav1.ConditionFalse
 		stalled.Status, stalled.Message = metav1.ConditionTrue, r.message
+		if r.passing {
+			stalled.Status, stalled.Message = metav1.ConditionFalse, "retried: this may pass by itself"
+		}
 	}
 	return ready, stalled
 }

@@ -8,6 +8,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
 	"github.com/sigwatch/sigwatch/internal/policy"
@@ -65,6 +66,9 @@ func TestPublicGoodRootUnavailableIsSaid(t *testing.T) {
 	g.Expect(r.ready).To(BeFalse())
 	g.Expect(r.reason).To(Equal(sigwatchv1alpha1.TrustedRootUnavailableReason))
 	g.Expect(r.message).To(ContainSubstring("more than allowed"))
+	ready, stalled := r.conditions(3)
+	g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
+	g.Expect(stalled.Status).To(Equal(metav1.ConditionFalse), "it may pass by itself: not stalled")
 	g.Expect(transientReason(err)).To(Equal(sigwatchv1alpha1.TrustedRootUnavailableReason))
 	g.Expect(transientReason(&transientError{err: errors.New("etcd is busy")})).To(Equal(sigwatchv1alpha1.VerificationErrorReason))
 }
