@@ -48,6 +48,7 @@ func readinessOf(rp *ResolvedPolicy, err error) readiness {
 // conditions are the policy's Ready and Stalled conditions: a policy that is not ready is stalled until
 // its spec or an object it reads changes.
 func (r readiness) conditions(generation int64) (ready, stalled metav1.Condition) {
+	r.message = truncate(r.message, 32768)
 	ready = metav1.Condition{Type: sigwatchv1alpha1.ReadyCondition, Status: metav1.ConditionTrue, Reason: r.reason,
 		Message: r.message, ObservedGeneration: generation}
 	stalled = metav1.Condition{Type: sigwatchv1alpha1.StalledCondition, Status: metav1.ConditionFalse, Reason: r.reason,

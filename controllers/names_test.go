@@ -179,6 +179,27 @@ func TestStepNoFreeName(t *testing.T) {
 	g.Expect(err.Error()).To(ContainSubstring("held-0"))
 	g.Expect(err.Error()).To(ContainSubstring(fmt.Sprintf("held-%d", signedImageNameAttempts-1)))
 	g.Expect(e.events()).To(ConsistOf(HavePrefix("Warning NoSignedImage ")))
+
+	// A second container's digest, whose names are free, gets its SignedImage all the same.
+	second := imageref.Image{Repository: stepRepo + "sidecar", Digest: rogueDig} // sorts after img: looked after last
+	pod2 := podOf("web-2", img)
+	pod2.Spec.Containers = append(pod2.Spec.Containers, corev1.Container{Name: "sidecar", Image: second.Repository + ":v1"})
+	pod2.Status.ContainerStatuses = append(pod2.Status.ContainerStatuses,
+		corev1.ContainerStatus{Name: "sidecar", Image: second.Repository + ":v1", ImageID: "docker-pullable://" + second.String()})
+	g.Expect(e.c.Create(context.Background(), pod2)).To(Succeed())
+	g.Expect(e.c.Status().Update(context.Background(), pod2)).To(Succeed())
+	pr.names = func(i imageref.Image, attempt int) string {
+		if i == second {
+			return fmt.Sprintf("sidecar-%d", attempt)
+		}
+		return names(i, attempt)
+	}
+	_, err = pr.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(pod2)})
+	g.Expect(err).To(MatchError(ContainSubstring("no SignedImage for " + img.String())))
+	si := &sigwatchv1alpha1.SignedImage{}
+	g.Expect(e.c.Get(context.Background(), client.ObjectKey{Namespace: stepNS, Name: "sidecar-0"}, si)).To(Succeed(),
+		"one digest without a SignedImage does not leave the pod's others without theirs")
+	g.Expect(si.Spec.Digest).To(Equal(second.Digest))
 }
 
 // TestStepSignedImageNotYetCached: a SignedImage that the API server has (AlreadyExists) and the cache

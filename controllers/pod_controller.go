@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -78,15 +79,22 @@ func (r *PodReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	if !podRunning(pod) {
 		return ctrl.Result{}, nil
 	}
+	// Every image is looked after, whatever happens to another: one digest that cannot have its
+	// SignedImage must not leave the pod's other digests without theirs.
 	var result ctrl.Result
+	var errs []error
 	for _, ri := range podImages(pod) {
 		retry, err := r.ensureSignedImage(ctx, pod, ri.Image)
 		if err != nil {
-			return ctrl.Result{}, err
+			errs = append(errs, err)
+			continue
 		}
-		if retry > 0 {
+		if retry > 0 && (result.RequeueAfter == 0 || retry < result.RequeueAfter) {
 			result.RequeueAfter = retry
 		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return ctrl.Result{}, err
 	}
 	return result, nil
 }

@@ -32,3 +32,20 @@ func TestSignatureInfosTellAcceptedFromRejected(t *testing.T) {
 	g.Expect(infos[1].Authority).To(BeEmpty())
 	g.Expect(infos[1].Subject).To(Equal("mallory@example.com"), "shown as the certificate's (unverified) claim")
 }
+
+// TestStatusTextIsPrintable: what reaches a status or an Event from a registry or a certificate cannot
+// carry terminal escapes, bidirectional overrides or line breaks.
+func TestStatusTextIsPrintable(t *testing.T) {
+	g := NewWithT(t)
+	for in, want := range map[string]string{
+		"plain text":                       "plain text",
+		"signed by \x1b[32mtrusted\x1b[0m": "signed by  [32mtrusted [0m",
+		"admin\u202egpj.exe":               "admin gpj.exe",
+		"line\nbreak\r\n":                  "line break  ",
+		"bad \xff utf8":                    "bad   utf8",
+		"naïve ünïcode":                    "naïve ünïcode",
+	} {
+		g.Expect(truncate(in, 1024)).To(Equal(want), "%q", in)
+	}
+	g.Expect(oneLine("Verified", "signed by x\x1b]8;;https://evil.example\x07")).NotTo(ContainSubstring("\x1b"))
+}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
@@ -286,7 +287,12 @@ func metaTime(t *time.Time) *metav1.Time {
 
 // truncate cuts s to at most n bytes (so at most n characters), at a character boundary, marking the cut
 // with "...".
+//
+// What it returns is printable: control and format characters (terminal escapes, bidirectional
+// overrides) and invalid UTF-8 become spaces. Much of what reaches a status comes from registries and
+// certificates, and is shown by kubectl to a person.
 func truncate(s string, n int) string {
+	s = printable(s)
 	if len(s) <= n {
 		return s
 	}
@@ -295,6 +301,26 @@ func truncate(s string, n int) string {
 		s = s[:len(s)-1]
 	}
 	return s + "..."
+}
+
+// printable replaces every rune that is not printable (nor a plain space) with a space.
+func printable(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || (r != ' ' && !unicode.IsPrint(r)) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || (r != ' ' && !unicode.IsPrint(r)) {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 // Bounds of the lists in the status (the CRD's MaxItems).

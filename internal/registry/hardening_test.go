@@ -174,3 +174,37 @@ func TestSnippet(t *testing.T) {
 		NewWithT(t).Expect(Snippet(tc.in, tc.n)).To(Equal(tc.want), "%q", tc.in)
 	}
 }
+
+// TestListingKeepsOnlyWhatDiscoveryReads: a listing's descriptors are unsigned; of their annotations only
+// the bundle predicate type is kept (and only when short), and data, URLs and platforms never.
+func TestListingKeepsOnlyWhatDiscoveryReads(t *testing.T) {
+	g := NewWithT(t)
+	reg := testregistry.Start(t, true)
+	repo := reg.Repository(t, "app")
+	subject := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("cd", 32)}
+	d1 := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("01", 32)}
+	d2 := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("02", 32)}
+	listing := `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
+		{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + d1.String() + `","size":700,"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json",
+		 "data":"` + strings.Repeat("QUFB", 1000) + `","urls":["https://evil.example/x"],"platform":{"os":"linux","architecture":"amd64"},
+		 "annotations":{"dev.sigstore.bundle.predicateType":"https://sigstore.dev/cosign/sign/v1","junk":"` + strings.Repeat("y", 4000) + `","a":"b"}},
+		{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + d2.String() + `","size":700,"artifactType":"application/spdx+json",
+		 "annotations":{"dev.sigstore.bundle.predicateType":"` + strings.Repeat("p", 600) + `"}}]}`
+	reg.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if !isPath(r, http.MethodGet, "/referrers/"+subject.String()) {
+			return false
+		}
+		w.Header().Set("Content-Type", "application/vnd.oci.image.index.v1+json")
+		_, _ = w.Write([]byte(listing))
+		return true
+	})
+	c, _ := newTestClient(Options{})
+	descs, err := c.Referrers(context.Background(), repo, subject, "")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(descs).To(HaveLen(2))
+	g.Expect(descs[0].Annotations).To(Equal(map[string]string{AnnotationBundlePredicate: "https://sigstore.dev/cosign/sign/v1"}))
+	g.Expect(descs[0].Data).To(BeNil())
+	g.Expect(descs[0].URLs).To(BeNil())
+	g.Expect(descs[0].Platform).To(BeNil())
+	g.Expect(descs[1].Annotations).To(BeNil(), "a predicate type longer than any real one is not kept")
+}

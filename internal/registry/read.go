@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"mime"
 	"net/http"
 	"net/url"
@@ -232,8 +231,9 @@ func filterReferrers(all []v1.Descriptor, artifactType string) []v1.Descriptor {
 }
 
 // readReferrers reads an image index from resp, closes it, and appends to kept the descriptors whose
-// artifactType matches. Only what discovery reads is decoded: a listing is unsigned, and the data, URLs
-// and platforms a registry adds to its descriptors are skipped, and annotations kept only when short.
+// artifactType matches. Only what discovery reads is decoded: a listing is unsigned, and the data, URLs,
+// platforms and annotations a registry adds to its descriptors are skipped, but for the one annotation
+// that tells signatures from attestations (AnnotationBundlePredicate), kept when short.
 func (c *Client) readReferrers(resp *http.Response, kept []v1.Descriptor, artifactType string) ([]v1.Descriptor, error) {
 	defer resp.Body.Close()
 	b, err := readLimited(resp, c.opts.MaxManifestSize)
@@ -242,11 +242,13 @@ func (c *Client) readReferrers(resp *http.Response, kept []v1.Descriptor, artifa
 	}
 	var idx struct {
 		Manifests []struct {
-			MediaType    types.MediaType   `json:"mediaType"`
-			Size         int64             `json:"size"`
-			Digest       v1.Hash           `json:"digest"`
-			ArtifactType string            `json:"artifactType"`
-			Annotations  map[string]string `json:"annotations"`
+			MediaType    types.MediaType `json:"mediaType"`
+			Size         int64           `json:"size"`
+			Digest       v1.Hash         `json:"digest"`
+			ArtifactType string          `json:"artifactType"`
+			Annotations  struct {
+				Predicate string `json:"dev.sigstore.bundle.predicateType"`
+			} `json:"annotations"`
 		} `json:"manifests"`
 	}
 	if err := json.Unmarshal(b, &idx); err != nil {
@@ -259,37 +261,21 @@ func (c *Client) readReferrers(resp *http.Response, kept []v1.Descriptor, artifa
 		if len(kept) == c.opts.MaxReferrers {
 			return nil, fmt.Errorf("%w: more than %d", ErrTooMany, c.opts.MaxReferrers)
 		}
-		kept = append(kept, v1.Descriptor{MediaType: d.MediaType, Size: d.Size, Digest: d.Digest, ArtifactType: d.ArtifactType,
-			Annotations: shortAnnotations(d.Annotations)})
+		desc := v1.Descriptor{MediaType: d.MediaType, Size: d.Size, Digest: d.Digest, ArtifactType: d.ArtifactType}
+		if p := d.Annotations.Predicate; p != "" && len(p) <= maxListingAnnotationBytes {
+			desc.Annotations = map[string]string{AnnotationBundlePredicate: p}
+		}
+		kept = append(kept, desc)
 	}
 	return kept, nil
 }
 
-// Bounds on the annotations kept from a referrers listing.
-const (
-	maxListingAnnotations     = 16
-	maxListingAnnotationBytes = 512
-)
+// AnnotationBundlePredicate is the annotation cosign sets on bundle referrers: the predicate type of
+// the statement inside, which tells signatures from attestations without fetching them.
+const AnnotationBundlePredicate = "dev.sigstore.bundle.predicateType"
 
-// shortAnnotations keeps up to maxListingAnnotations annotations whose key and value are each at most
-// maxListingAnnotationBytes long, the first in key order (nil when none is).
-func shortAnnotations(in map[string]string) map[string]string {
-	var out map[string]string
-	for _, k := range slices.Sorted(maps.Keys(in)) {
-		v := in[k]
-		if len(out) == maxListingAnnotations {
-			break
-		}
-		if len(k) > maxListingAnnotationBytes || len(v) > maxListingAnnotationBytes {
-			continue
-		}
-		if out == nil {
-			out = map[string]string{}
-		}
-		out[k] = v
-	}
-	return out
-}
+// maxListingAnnotationBytes bounds the predicate type kept from a listing.
+const maxListingAnnotationBytes = 512
 
 // Fingerprint returns a stable summary of a referrers listing for change detection: "sha256:" and the
 // hex sha256 of the listing's manifest digests, sorted and joined by newlines. Order and duplicates

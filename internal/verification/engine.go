@@ -143,6 +143,9 @@ func (e *Engine) discoverer(creds registry.Credentials) session {
 type policyVerdict struct {
 	result     PolicyResult
 	signatures []Signature
+	// undecided: the verdict depends on something other than the content (a condition cut off by the
+	// deadline); it is not kept.
+	undecided bool
 }
 
 type cachedVerdict struct {
@@ -253,9 +256,13 @@ func (e *Engine) verifyGroup(ctx context.Context, d session, where signatures.Wh
 	// The memory the candidates hold is given back once every policy of the group is judged.
 	done := func() {}
 	defer func() { done() }()
+	var judging *sync.Mutex
 	fetch := sync.OnceValues(func() ([]signatures.Candidate, error) {
-		cands, release, err := e.fetch(ctx, d, st)
+		cands, sf, release, err := e.fetch(ctx, d, st)
 		done = release
+		if sf != nil {
+			judging = &sf.judging
+		}
 		return cands, err
 	})
 	for _, i := range pending {
@@ -263,6 +270,8 @@ func (e *Engine) verifyGroup(ctx context.Context, d session, where signatures.Wh
 		// The policy's name is part of the key: two policies with the same spec share nothing, so a
 		// cached result never carries another policy's name.
 		key := verdictKey(where, st.Key(), p, roots[i].Version)
+		// The repository is in the flight's key as in the fetch's: a caller never waits on a flight whose
+		// fetch (of another repository's copy of the digest) waits for memory the caller holds.
 		// One flight per verdict: concurrent callers with the same credentials share it, later callers
 		// find it cached. (With other credentials, a caller judges for itself: it must not wait on a
 		// flight whose fetch waits for memory the caller holds.)
@@ -274,9 +283,13 @@ func (e *Engine) verifyGroup(ctx context.Context, d session, where signatures.Wh
 			if err != nil {
 				return cachedVerdict{policyVerdict{result: errorResult(p.Name, where.Image, err)}, false}, nil
 			}
+			// Candidates shared between callers are judged one caller at a time: sigstore-go's bundle
+			// model is not safe for concurrent use (reading a bundle's log entries writes to it).
+			judging.Lock()
 			pv := e.judgePolicy(ctx, where, p, roots[i], candidates)
+			judging.Unlock()
 			pv.result.TrustedRoot = roots[i].Source
-			if complete(candidates) {
+			if complete(candidates) && !pv.undecided {
 				e.verdicts.Add(key, pv)
 			}
 			return cachedVerdict{pv, false}, nil
@@ -321,6 +334,8 @@ func (e *Engine) state(ctx context.Context, d session, where signatures.Where, a
 // sharedFetch is one fetch's candidates while anyone uses them: the memory budget they hold is given
 // back when the last user is done.
 type sharedFetch struct {
+	// judging is held while a caller judges the candidates.
+	judging sync.Mutex
 	ready   chan struct{}
 	cands   []signatures.Candidate
 	err     error
@@ -332,7 +347,7 @@ type sharedFetch struct {
 // same credentials while any of them still uses it (not only while the reads are in flight): a caller
 // that holds a fetch and waits for another's verdict then never waits for memory that it holds itself.
 // done (never nil) is called when the caller no longer uses the candidates.
-func (e *Engine) fetch(ctx context.Context, d session, st *signatures.State) (cands []signatures.Candidate, done func(), err error) {
+func (e *Engine) fetch(ctx context.Context, d session, st *signatures.State) (cands []signatures.Candidate, shared *sharedFetch, done func(), err error) {
 	key := d.credentials + "|" + st.Where.Image.String() + "|" + st.Where.SignatureRepository + "|" + st.Key()
 	e.liveMu.Lock()
 	sf, ok := e.live[key]
@@ -343,13 +358,13 @@ func (e *Engine) fetch(ctx context.Context, d session, st *signatures.State) (ca
 		case <-sf.ready:
 		case <-ctx.Done():
 			e.unref(key, sf)
-			return nil, func() {}, ctx.Err()
+			return nil, nil, func() {}, ctx.Err()
 		}
 		if sf.err != nil {
 			e.unref(key, sf)
-			return nil, func() {}, sf.err
+			return nil, nil, func() {}, sf.err
 		}
-		return sf.cands, func() { e.unref(key, sf) }, nil
+		return sf.cands, sf, func() { e.unref(key, sf) }, nil
 	}
 	sf = &sharedFetch{ready: make(chan struct{}), refs: 1}
 	e.live[key] = sf
@@ -365,9 +380,9 @@ func (e *Engine) fetch(ctx context.Context, d session, st *signatures.State) (ca
 	close(sf.ready)
 	if sf.err != nil {
 		e.unref(key, sf)
-		return nil, func() {}, sf.err
+		return nil, nil, func() {}, sf.err
 	}
-	return sf.cands, func() { e.unref(key, sf) }, nil
+	return sf.cands, sf, func() { e.unref(key, sf) }, nil
 }
 
 func (e *Engine) unref(key string, sf *sharedFetch) {
@@ -386,7 +401,7 @@ func (e *Engine) unref(key string, sf *sharedFetch) {
 // verdictKey keys a cached verdict by everything it depends on: the digest, where its signatures live
 // and which exist, the policy (its name and spec) and the trust root.
 func verdictKey(where signatures.Where, stateKey string, p *policy.Policy, rootVersion string) string {
-	return strings.Join([]string{where.Image.Digest, where.SignatureRepository, stateKey, p.Name, p.Hash, rootVersion}, "|")
+	return strings.Join([]string{where.Image.Repository, where.Image.Digest, where.SignatureRepository, stateKey, p.Name, p.Hash, rootVersion}, "|")
 }
 
 // complete reports whether every candidate was read in full: only then may a verdict be kept.

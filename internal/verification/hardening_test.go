@@ -9,12 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
 	"github.com/sigwatch/sigwatch/internal/policy"
 	"github.com/sigwatch/sigwatch/internal/registry"
+	"github.com/sigwatch/sigwatch/internal/signatures"
 	testregistry "github.com/sigwatch/sigwatch/test/registry"
 	"github.com/sigwatch/sigwatch/test/sigstore"
 )
@@ -218,4 +220,83 @@ func TestManyOtherReferrersDoNotFailTheImage(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	pr, _ := k.verify(t, d, releasePolicy(t))
 	g.Expect(pr.Result).To(Equal(sigwatchv1alpha1.PolicyVerified), pr.Message)
+}
+
+// TestConditionCutOffIsUndecided: an attestation condition that the verification's deadline cuts off was
+// not evaluated: the verdict is Unknown and not kept, never a cached AttestationFailed.
+func TestConditionCutOffIsUndecided(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	k := newKeyless(t, true)
+	d := k.push(t, "yourorg/app")
+	_, err := k.writer.SignBundle(ctx, d, k.ci, sigstore.SignOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = k.writer.AttestBundle(ctx, d, k.ci, "https://slsa.dev/provenance/v1", map[string]any{"builder": "ci"}, sigstore.SignOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	p := compile(t, &sigwatchv1alpha1.ImageSignaturePolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "slsa"},
+		Spec: sigwatchv1alpha1.ImageSignaturePolicySpec{
+			Images: []sigwatchv1alpha1.ImagePattern{"**"},
+			Authorities: []sigwatchv1alpha1.Authority{{Name: "ci", Keyless: &sigwatchv1alpha1.KeylessAuthority{
+				Identities: []sigwatchv1alpha1.Identity{{Issuer: ghIssuer, Subject: release}}}}},
+			Attestations: []sigwatchv1alpha1.Attestation{{Name: "provenance", PredicateType: "https://slsa.dev/provenance/v1",
+				Conditions: []string{`lists.range(20000).all(i, i >= 0) && predicate.builder == "ci"`}}},
+		},
+	})
+	where := signatures.Where{Image: image(t, d)}
+	sess := k.engine.discoverer(registry.Credentials{})
+	st, err := sess.State(ctx, where, true)
+	g.Expect(err).NotTo(HaveOccurred())
+	cands, err := sess.Fetch(ctx, st)
+	g.Expect(err).NotTo(HaveOccurred())
+
+	g.Expect(k.engine.judgePolicy(ctx, where, p, k.root, cands).result.Result).To(Equal(sigwatchv1alpha1.PolicyVerified))
+	expired, cancel := context.WithTimeout(ctx, -time.Second)
+	defer cancel()
+	pv := k.engine.judgePolicy(expired, where, p, k.root, cands)
+	g.Expect(pv.result.Result).To(Equal(sigwatchv1alpha1.PolicyUnknown), pv.result.Message)
+	g.Expect(pv.result.Message).To(ContainSubstring("could not be evaluated in time"))
+	g.Expect(pv.undecided).To(BeTrue(), "not kept in the verdict cache")
+}
+
+// TestBudgetNeverWaitsOnItselfAcrossRepositories: the same digest in two repositories, with its
+// signatures in one shared signature repository, verified concurrently under a budget that fits one
+// fetch: no caller waits on a flight whose fetch waits for memory the caller holds.
+func TestBudgetNeverWaitsOnItselfAcrossRepositories(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	k := newKeyless(t, true)
+	img := testregistry.RandomImage(t, 256)
+	a := k.reg.Push(t, "a/app", img)
+	b := k.reg.Push(t, "b/app", img)
+	sigRepo := k.reg.Repo("sigs")
+	res, err := k.writer.SignBundle(ctx, a, k.ci, sigstore.SignOptions{SignatureRepository: sigRepo})
+	g.Expect(err).NotTo(HaveOccurred())
+	k.engine, _ = newEngine(t, k.root, func(o *Options) {
+		o.MemoryBudget, o.MaxBytes, o.Timeout, o.CacheSize = int64(len(res.Bundle)), int64(len(res.Bundle)), 20*time.Second, 1
+	})
+	pols := make([]*policy.Policy, 3)
+	for i, name := range []string{"a", "b", "c"} {
+		p := namedReleasePolicy(t, name)
+		p.SignatureRepository = sigRepo
+		pols[i] = p
+	}
+	subsets := [][]*policy.Policy{{pols[0], pols[1]}, {pols[1]}, {pols[1], pols[2]}, pols}
+	var wg sync.WaitGroup
+	results := make([]*Result, 40)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := []name.Digest{a, b}[i%2]
+			results[i] = k.engine.Verify(ctx, Request{Image: image(t, d), Policies: subsets[i%len(subsets)], Fresh: true})
+		}()
+	}
+	wg.Wait()
+	for i, r := range results {
+		for _, pr := range r.Policies {
+			g.Expect(pr.Result).To(Equal(sigwatchv1alpha1.PolicyVerified), "verification %d, policy %s: %s", i, pr.Policy, pr.Message)
+			g.Expect(pr.Message).NotTo(ContainSubstring([]string{"b/app", "a/app"}[i%2]), "no result of the other repository's copy")
+		}
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -30,20 +29,15 @@ func hostOf(repository string) string {
 	return host
 }
 
-// hostsRead returns the registry hosts a verification of req reads: the image's, and each signature
-// repository's (the image is always looked up in its own repository first). None when no policy asks
-// for anything.
+// hostsRead returns the registry hosts whose slots a verification of req takes: the image's only. A
+// policy's signature repository is shared by every image the policy covers: if it took slots too,
+// tarpit images on one host would hold the shared host's slots and defer every other image of the
+// policy. None when no policy asks for anything.
 func hostsRead(req Request) []string {
 	if len(req.Policies) == 0 {
 		return nil
 	}
-	hosts := []string{hostOf(req.Image.Repository)}
-	for _, p := range req.Policies {
-		if h := hostOf(p.SignatureRepository); p.SignatureRepository != "" && !slices.Contains(hosts, h) {
-			hosts = append(hosts, h)
-		}
-	}
-	return hosts
+	return []string{hostOf(req.Image.Repository)}
 }
 
 // hostLimits keeps a slow registry from holding every verification worker. It bounds the verifications
@@ -148,12 +142,13 @@ func (l *hostLimits) acquire(hosts []string) (release func(), deferred string) {
 	}), ""
 }
 
-// observe marks the image host slow (again) when its verification hit its own deadline (not its caller's)
-// or took the slow-host deadline or longer. Only time clears the mark: an attacker chooses which of its
-// images answer promptly, so a prompt answer proves nothing about the next one.
-func (l *hostLimits) observe(imageHost string, verification, caller context.Context, started time.Time) {
-	hitDeadline := errors.Is(verification.Err(), context.DeadlineExceeded) && caller.Err() == nil
-	if hitDeadline || l.now().Sub(started) >= l.short {
+// observe marks the image host slow (again) when its verification hit its own deadline (not its
+// caller's). A verification that reached its verdict, however slowly, does not: a registry that takes 20
+// seconds to answer honestly must not be pushed under the shorter deadline by its own answers. Only
+// time clears the mark: an attacker chooses which of its images answer promptly, so a prompt answer
+// proves nothing about the next one.
+func (l *hostLimits) observe(imageHost string, verification, caller context.Context, _ time.Time) {
+	if errors.Is(verification.Err(), context.DeadlineExceeded) && caller.Err() == nil {
 		l.slow.add(imageHost, struct{}{})
 	}
 }

@@ -53,7 +53,7 @@ func (e *Engine) judgePolicy(ctx context.Context, where signatures.Where, p *pol
 				return policyVerdict{result: couldNotRead(p.Name, unreadable), signatures: sigs}
 			}
 			r.Policy = p.Name
-			return policyVerdict{result: *r, signatures: sigs}
+			return policyVerdict{result: *r, signatures: sigs, undecided: r.undecided}
 		}
 	}
 	res := PolicyResult{Policy: p.Name, Result: sigwatchv1alpha1.PolicyVerified, Reason: sigwatchv1alpha1.VerifiedReason,
@@ -150,6 +150,12 @@ func (e *Engine) judgeAttestation(ctx context.Context, digest string, p *policy.
 		ok, reason := conditionsHold(ctx, a, predicate)
 		if ok {
 			return nil, sigs
+		}
+		if ctx.Err() != nil {
+			// Cut off by the deadline: not evaluated is not false.
+			r := unknown("", sigwatchv1alpha1.VerificationErrorReason, "attestation %s: the conditions could not be evaluated in time: %s", a.Name, reason)
+			r.undecided = true
+			return &r, sigs
 		}
 		why = append(why, reason)
 	}

@@ -47,6 +47,8 @@ type PolicyResult struct {
 	Authority string                            `json:"authority,omitempty"`
 	// TrustedRoot says which trust root judged (for example "public-good (embedded snapshot)").
 	TrustedRoot string `json:"trustedRoot,omitempty"`
+	// undecided: reached for a reason other than the content (see policyVerdict); never cached.
+	undecided bool
 }
 
 // Result is the verdict on one image digest.

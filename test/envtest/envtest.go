@@ -32,9 +32,9 @@ type Environment struct {
 	env *envtest.Environment
 	// restarted are the kube-apiservers started again by StopAPIServer.
 	restarted []*exec.Cmd
-	Config *rest.Config
-	Scheme *k8sruntime.Scheme
-	Client client.Client
+	Config    *rest.Config
+	Scheme    *k8sruntime.Scheme
+	Client    client.Client
 }
 
 // RepoRoot is the root of the sigwatch source tree.

@@ -26,7 +26,7 @@ const (
 
 // proxy stands between the manager and the registry. While faulty, it answers a share of requests
 // with a fault: 500/502/503, 429 with Retry-After, a reset connection, a 5-second stall before the real
-// answer, or the real answer's headers with half its body.
+// answer, or half of the real answer's body (cut off, or cut cleanly with a matching Content-Length).
 type proxy struct {
 	target *httputil.ReverseProxy
 	server *http.Server
@@ -108,9 +108,19 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		for k, v := range rec.header {
 			w.Header()[k] = v
 		}
+		half := rec.body[:len(rec.body)/2]
+		if p.intn(2) == 0 {
+			// Cut cleanly: the headers announce the short body, which arrives whole, and is wrong
+			// (it does not match its digest, or does not parse).
+			w.Header().Set("Content-Length", strconv.Itoa(len(half)))
+			w.WriteHeader(rec.code)
+			_, _ = w.Write(half)
+			return
+		}
+		// Cut off: the headers announce the whole body, and the connection ends halfway.
 		w.Header().Set("Content-Length", strconv.Itoa(len(rec.body)))
 		w.WriteHeader(rec.code)
-		_, _ = w.Write(rec.body[:len(rec.body)/2])
+		_, _ = w.Write(half)
 		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
 			_ = conn.Close()
 		}
