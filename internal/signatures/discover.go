@@ -36,8 +36,8 @@ const (
 )
 
 // annotationBundlePredicate is set by cosign on bundle referrers: it tells signatures from attestations
-// without fetching them.
-const annotationBundlePredicate = "dev.sigstore.bundle.predicateType"
+// without fetching them (the registry client keeps it, and nothing else, of a listing's annotations).
+const annotationBundlePredicate = registry.AnnotationBundlePredicate
 
 // ErrImageNotFound reports an image digest the registry does not show.
 var ErrImageNotFound = errors.New("image not found in the registry")
@@ -196,7 +196,7 @@ func (d *Discoverer) State(ctx context.Context, w Where, attestations bool) (*St
 		}
 		for _, desc := range descs {
 			if mayBeBundle(desc) {
-				st.Referrers = append(st.Referrers, Located{Repo: repo, Descriptor: essential(desc)})
+				st.Referrers = append(st.Referrers, Located{Repo: repo, Descriptor: desc})
 			}
 		}
 		// Other artifacts (SBOMs, scans) do not count; referrers that may be signatures or attestations
@@ -224,16 +224,6 @@ func mayBeBundle(d v1.Descriptor) bool {
 	return d.ArtifactType == MediaTypeBundleV03 ||
 		d.Annotations[annotationBundlePredicate] != "" ||
 		d.ArtifactType == string(types.OCIEmptyJSON)
-}
-
-// essential keeps of a listing's descriptor what discovery reads: the registry's unsigned extras (data,
-// URLs, platform, other annotations) are not held in cached state.
-func essential(d v1.Descriptor) v1.Descriptor {
-	out := v1.Descriptor{MediaType: d.MediaType, Size: d.Size, Digest: d.Digest, ArtifactType: d.ArtifactType}
-	if pt := d.Annotations[annotationBundlePredicate]; pt != "" {
-		out.Annotations = map[string]string{annotationBundlePredicate: pt}
-	}
-	return out
 }
 
 func (d *Discoverer) headTag(ctx context.Context, tag name.Tag) (*Located, error) {

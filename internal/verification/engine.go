@@ -177,7 +177,7 @@ func (e *Engine) Verify(ctx context.Context, req Request) *Result {
 	ctx, cancel := context.WithTimeout(ctx, e.hosts.timeout(imageHost))
 	defer cancel()
 	if len(hosts) > 0 {
-		defer e.hosts.observe(imageHost, ctx, caller, res.Time)
+		defer e.hosts.observe(imageHost, ctx, caller)
 	}
 
 	// Group the policies by where their signatures live: one discovery per place.

@@ -147,7 +147,7 @@ func (l *hostLimits) acquire(hosts []string) (release func(), deferred string) {
 // seconds to answer honestly must not be pushed under the shorter deadline by its own answers. Only
 // time clears the mark: an attacker chooses which of its images answer promptly, so a prompt answer
 // proves nothing about the next one.
-func (l *hostLimits) observe(imageHost string, verification, caller context.Context, _ time.Time) {
+func (l *hostLimits) observe(imageHost string, verification, caller context.Context) {
 	if errors.Is(verification.Err(), context.DeadlineExceeded) && caller.Err() == nil {
 		l.slow.add(imageHost, struct{}{})
 	}

@@ -240,7 +240,7 @@ func TestSlowHostMarks(t *testing.T) {
 				}
 				ctx, cancel := context.WithDeadline(caller, deadline)
 				clk.Step(v.took)
-				l.observe(v.host, ctx, caller, start.Add(v.at))
+				l.observe(v.host, ctx, caller)
 				cancel()
 				cancelCaller()
 			}
@@ -267,7 +267,7 @@ func TestSlowHostsAreBounded(t *testing.T) {
 	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel()
 	for i := range 3 * maxSlowHosts {
-		l.observe(fmt.Sprintf("evil%d.example", i), ctx, context.Background(), clk.Now())
+		l.observe(fmt.Sprintf("evil%d.example", i), ctx, context.Background())
 	}
 	g.Expect(l.slow.len()).To(Equal(maxSlowHosts))
 	g.Expect(l.timeout(fmt.Sprintf("evil%d.example", 3*maxSlowHosts-1))).To(Equal(15*time.Second), "the newest are kept")
@@ -311,7 +311,7 @@ func TestHostSlots(t *testing.T) {
 	hit, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel()
 	for _, h := range []string{"evil1.example", "evil2.example"} {
-		l.observe(h, hit, context.Background(), clk.Now())
+		l.observe(h, hit, context.Background())
 	}
 	_, why = take(req("evil1.example/a", ""))
 	g.Expect(why).To(BeEmpty())
