@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -29,6 +28,11 @@ type ImageSignaturePolicyReconciler struct {
 	Recorder events.EventRecorder
 	// Metrics counts status writes that fail (nil: not counted).
 	Metrics *Metrics
+	// ReadOnly: another replica (shard 0 of a sharded manager) writes the policies' status; this one only
+	// keeps the policy store current.
+	ReadOnly bool
+
+	tally *policyTally
 }
 
 // +kubebuilder:rbac:groups=sigwatch.dev,resources=imagesignaturepolicies,verbs=get;list;watch
@@ -40,9 +44,17 @@ func (r *ImageSignaturePolicyReconciler) SetupWithManager(mgr ctrl.Manager) erro
 	if r.Recorder == nil {
 		r.Recorder = mgr.GetEventRecorder("sigwatch")
 	}
-	return ctrl.NewControllerManagedBy(mgr).
-		For(&sigwatchv1alpha1.ImageSignaturePolicy{}).
-		Watches(&sigwatchv1alpha1.SignedImage{}, handler.EnqueueRequestsFromMapFunc(policiesOfSignedImage)).
+	if r.tally == nil {
+		r.tally = newPolicyTally()
+	}
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(&sigwatchv1alpha1.ImageSignaturePolicy{})
+	if !r.ReadOnly {
+		// Every SignedImage of the cluster, whichever shard verifies it, counts (see CacheOptions: the
+		// other shards' SignedImages are cached with their results only).
+		b = b.Watches(&sigwatchv1alpha1.SignedImage{}, r.tally.handler())
+	}
+	return b.
 		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.policiesOf("ConfigMap"))).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.policiesOf("Secret"))).
 		Named("imagesignaturepolicy").
@@ -78,12 +90,12 @@ func (r *ImageSignaturePolicyReconciler) Reconcile(ctx context.Context, req ctrl
 	meta.SetStatusCondition(&p.Status.Conditions, stalled)
 	p.Status.ObservedGeneration = p.Generation
 
-	counts, err := r.count(ctx, p.Name)
-	if err != nil {
-		return ctrl.Result{}, err
+	if r.ReadOnly {
+		return ctrl.Result{}, nil
 	}
+	counts := r.tally.of(p.Name)
 	p.Status.MatchedImages, p.Status.VerifiedImages, p.Status.FailedImages, p.Status.UnknownImages =
-		counts[""], counts[string(sigwatchv1alpha1.PolicyVerified)], counts[string(sigwatchv1alpha1.PolicyFailed)], counts[string(sigwatchv1alpha1.PolicyUnknown)]
+		counts.Matched, counts.Verified, counts.Failed, counts.Unknown
 
 	// A trust root standing in for a current one is looked at again: the condition must clear by
 	// itself once TUF delivers.
@@ -102,37 +114,6 @@ func (r *ImageSignaturePolicyReconciler) Reconcile(ctx context.Context, req ctrl
 		return ctrl.Result{RequeueAfter: retry}, err
 	}
 	return ctrl.Result{RequeueAfter: again}, nil
-}
-
-// count returns the number of SignedImages per result of this policy ("" counts them all).
-func (r *ImageSignaturePolicyReconciler) count(ctx context.Context, name string) (map[string]int32, error) {
-	var list sigwatchv1alpha1.SignedImageList
-	if err := r.Client.List(ctx, &list, client.MatchingFields{indexSignedImagePolicies: name}); err != nil {
-		return nil, fmt.Errorf("listing the SignedImages of policy %s: %w", name, err)
-	}
-	counts := map[string]int32{}
-	for _, si := range list.Items {
-		for _, pr := range si.Status.Policies {
-			if pr.Name == name {
-				counts[""]++
-				counts[string(pr.Result)]++
-			}
-		}
-	}
-	return counts, nil
-}
-
-// policiesOfSignedImage maps a SignedImage to the policies in its status.
-func policiesOfSignedImage(_ context.Context, o client.Object) []reconcile.Request {
-	si, ok := o.(*sigwatchv1alpha1.SignedImage)
-	if !ok {
-		return nil
-	}
-	var reqs []reconcile.Request
-	for _, p := range si.Status.Policies {
-		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: p.Name}})
-	}
-	return reqs
 }
 
 func (r *ImageSignaturePolicyReconciler) policiesOf(kind string) handler.MapFunc {

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/sharding"
 	"github.com/sigwatch/sigwatch/internal/trust"
 	"github.com/sigwatch/sigwatch/internal/verification"
 )
@@ -29,8 +30,10 @@ type Metrics struct {
 }
 
 // NewMetrics creates the metrics and registers them with reg. reader lists SignedImages for the
-// sigwatch_signedimages gauge, computed at scrape time from the cache.
-func NewMetrics(reg prometheus.Registerer, reader client.Reader) (*Metrics, error) {
+// sigwatch_signedimages gauge, computed at scrape time from the cache: those of the shard's namespaces
+// (summed over the replicas, each SignedImage counts once). Only the counting shard (0) reports the
+// policies.
+func NewMetrics(reg prometheus.Registerer, reader client.Reader, shard sharding.Shard) (*Metrics, error) {
 	m := &Metrics{
 		verifications: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sigwatch_verifications_total",
@@ -57,12 +60,16 @@ func NewMetrics(reg prometheus.Registerer, reader client.Reader) (*Metrics, erro
 			Name: "sigwatch_status_write_errors_total",
 			Help: "Status patches that failed (conflicts and deleted objects aside), by kind and API reason (Invalid: the API server rejected the status); the statuses they carried are not shown.",
 		}, []string{"kind", "reason"}),
-		signedImages: &cacheGauge{count: countSignedImages(reader), desc: prometheus.NewDesc("sigwatch_signedimages",
+		signedImages: &cacheGauge{count: countSignedImages(reader, shard), desc: prometheus.NewDesc("sigwatch_signedimages",
 			"SignedImages in use (run by pods, or made by hand) by namespace and Verified condition status and reason.", []string{"namespace", "verified", "reason"}, nil)},
 		policies: &cacheGauge{count: countPolicies(reader), desc: prometheus.NewDesc("sigwatch_imagesignaturepolicy_ready",
 			"1 for each ImageSignaturePolicy, labelled with its Ready condition status and reason.", []string{"policy", "ready", "reason"}, nil)},
 	}
-	for _, c := range []prometheus.Collector{m.verifications, m.duration, m.registryRequests, m.cacheHits, m.deferred, m.statusWrites, m.signedImages, m.policies} {
+	collectors := []prometheus.Collector{m.verifications, m.duration, m.registryRequests, m.cacheHits, m.deferred, m.statusWrites, m.signedImages}
+	if shard.Counts() {
+		collectors = append(collectors, m.policies)
+	}
+	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -129,14 +136,19 @@ func (c *cacheGauge) Collect(ch chan<- prometheus.Metric) {
 }
 
 // countSignedImages counts the SignedImages in use by namespace, Verified status and reason.
-func countSignedImages(reader client.Reader) func(context.Context) (map[[3]string]float64, error) {
+func countSignedImages(reader client.Reader, shard sharding.Shard) func(context.Context) (map[[3]string]float64, error) {
 	return func(ctx context.Context) (map[[3]string]float64, error) {
 		var list sigwatchv1alpha1.SignedImageList
-		if err := reader.List(ctx, &list); err != nil {
+		// Read only, never kept: no copy of every SignedImage at each scrape.
+		if err := reader.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 			return nil, err
 		}
 		counts := map[[3]string]float64{}
-		for _, si := range list.Items {
+		for i := range list.Items {
+			si := &list.Items[i]
+			if !shard.Owns(si.Namespace) {
+				continue // another replica counts it
+			}
 			if si.Status.UnusedSince != nil {
 				continue // nothing runs it any more; it waits for garbage collection
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -44,9 +45,22 @@ type PodReconciler struct {
 	// Recorder warns on a pod whose digest gets no SignedImage (default: the manager's recorder).
 	Recorder events.EventRecorder
 
+	// Workers is the number of pods handled at once (default 4): each costs an API call at most.
+	Workers int
+	// Owns says which namespaces are this replica's (nil: all).
+	Owns func(namespace string) bool
+
 	// names gives the names to try for the SignedImage of a digest (default signedImageName).
 	names func(img imageref.Image, attempt int) string
+	// ensured holds the digests (namespace and image) whose SignedImage this controller made or found,
+	// so that the other pods of a digest cost no API call (without it, every pod of a digest created
+	// before the cache shows its SignedImage is a create that fails). A SignedImage's deletion forgets
+	// its digest; specs are immutable, so a SignedImage never moves to another digest.
+	ensured sync.Map
 }
+
+// ensuredKey is a digest's key in PodReconciler.ensured.
+func ensuredKey(namespace string, img imageref.Image) string { return namespace + " " + img.String() }
 
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
@@ -56,16 +70,22 @@ func (r *PodReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Recorder == nil {
 		r.Recorder = mgr.GetEventRecorder("sigwatch")
 	}
+	if r.Workers <= 0 {
+		r.Workers = 4
+	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&corev1.Pod{}, builder.WithPredicates(podImagesChanged())).
+		For(&corev1.Pod{}, builder.WithPredicates(inShard(r.Owns), podImagesChanged())).
 		// Deletions only: a digest whose SignedImage goes while pods run it gets it back.
 		Watches(&sigwatchv1alpha1.SignedImage{}, handler.EnqueueRequestsFromMapFunc(r.podOfSignedImage),
-			builder.WithPredicates(predicate.Funcs{
-				CreateFunc:  func(event.CreateEvent) bool { return false },
-				UpdateFunc:  func(event.UpdateEvent) bool { return false },
+			builder.WithPredicates(inShard(r.Owns), predicate.Funcs{
+				CreateFunc: func(event.CreateEvent) bool { return false },
+				// One that starts being deleted (a finalizer holds it) no longer counts as the digest's.
+				UpdateFunc: func(e event.UpdateEvent) bool {
+					return e.ObjectOld.GetDeletionTimestamp().IsZero() && !e.ObjectNew.GetDeletionTimestamp().IsZero()
+				},
 				GenericFunc: func(event.GenericEvent) bool { return false },
 			})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: 2}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
 		Named("pod").
 		Complete(r)
 }
@@ -105,8 +125,15 @@ func (r *PodReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 // which are free: a name held by a SignedImage of the same digest is its SignedImage; one held by a
 // SignedImage of another digest (made by hand, or a hash collision) is passed over.
 func (r *PodReconciler) ensureSignedImage(ctx context.Context, pod *corev1.Pod, img imageref.Image) (retry time.Duration, err error) {
+	key := ensuredKey(pod.Namespace, img)
+	if _, ok := r.ensured.Load(key); ok {
+		return 0, nil
+	}
 	names := r.namesOf(img)
 	if held, err := r.heldName(ctx, pod.Namespace, img, names); err != nil || held {
+		if held {
+			r.ensured.Store(key, struct{}{})
+		}
 		return 0, err
 	}
 	logger := log.FromContext(ctx).WithValues("image", img.String())
@@ -123,6 +150,7 @@ func (r *PodReconciler) ensureSignedImage(ctx context.Context, pod *corev1.Pod, 
 		err := r.Client.Create(ctx, si)
 		if err == nil {
 			logger.Info("created SignedImage", "signedImage", klog.KObj(si))
+			r.ensured.Store(key, struct{}{})
 			return 0, nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
@@ -137,6 +165,7 @@ func (r *PodReconciler) ensureSignedImage(ctx context.Context, pod *corev1.Pod, 
 			return 0, fmt.Errorf("reading SignedImage %s for %s: %w", klog.KObj(si), img, err)
 		}
 		if isSignedImageOf(existing, img) {
+			r.ensured.Store(key, struct{}{})
 			return 0, nil
 		}
 		logger.V(1).Info("the name is taken; trying the next", "signedImage", klog.KObj(existing),

@@ -11,6 +11,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/sigwatch/sigwatch/internal/registry"
+	"github.com/sigwatch/sigwatch/internal/sharding"
 	"github.com/sigwatch/sigwatch/internal/trust"
 	"github.com/sigwatch/sigwatch/internal/verification"
 )
@@ -47,6 +48,11 @@ type Config struct {
 	// Clock is the one clock of the controllers, the verification engine and the registry client's
 	// retries (default: the real clock).
 	Clock clock.Clock
+	// Shard is this replica's part of the cluster's namespaces (zero: all of them). The manager's cache
+	// must be built with CacheOptions(Shard).
+	Shard sharding.Shard
+	// PodWorkers is the number of pods handled at once (0: the pod controller's default).
+	PodWorkers int
 }
 
 // PerRegistryLimit is the bound on the verifications in flight per registry host with maxConcurrent
@@ -62,7 +68,11 @@ func PerRegistryLimit(maxConcurrent, configured int) int {
 // Setup registers the field indexes, the metrics and the three controllers with mgr, and returns the
 // verification engine's registry client (tests count its requests).
 func Setup(ctx context.Context, mgr ctrl.Manager, c Config) (*registry.Client, error) {
-	m, err := NewMetrics(c.MetricsRegisterer, mgr.GetCache())
+	owns := c.Shard.Owns
+	if !c.Shard.Sharded() {
+		owns = nil
+	}
+	m, err := NewMetrics(c.MetricsRegisterer, mgr.GetCache(), c.Shard)
 	if err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
@@ -83,7 +93,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, c Config) (*registry.Client, e
 	if err := SetupIndexes(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("registering field indexes: %w", err)
 	}
-	if err := (&PodReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+	if err := (&PodReconciler{Client: mgr.GetClient(), Owns: owns, Workers: c.PodWorkers}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the pod controller: %w", err)
 	}
 	if err := (&SignedImageReconciler{
@@ -91,7 +101,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, c Config) (*registry.Client, e
 		Recorder:    mgr.GetEventRecorder("sigwatch"),
 		Credentials: &PullSecrets{Reader: mgr.GetClient(), Fallback: c.Keychain},
 		GCGrace:     c.GCGrace, NoMatch: c.NoMatch, MaxConcurrent: c.MaxConcurrent,
-		IntervalOverride: c.IntervalOverride, MinRetry: c.MinRetry,
+		IntervalOverride: c.IntervalOverride, MinRetry: c.MinRetry, Owns: owns,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the SignedImage controller: %w", err)
 	}
@@ -100,7 +110,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, c Config) (*registry.Client, e
 			return nil, fmt.Errorf("registering metrics: %w", err)
 		}
 	}
-	if err := (&ImageSignaturePolicyReconciler{Client: mgr.GetClient(), Policies: store, Metrics: m}).SetupWithManager(mgr); err != nil {
+	if err := (&ImageSignaturePolicyReconciler{Client: mgr.GetClient(), Policies: store, Metrics: m,
+		ReadOnly: !c.Shard.Counts()}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the ImageSignaturePolicy controller: %w", err)
 	}
 	return reg, nil

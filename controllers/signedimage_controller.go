@@ -61,6 +61,8 @@ type SignedImageReconciler struct {
 	IntervalOverride time.Duration
 	// MinRetry is the first delay after a transient failure (default 10s).
 	MinRetry time.Duration
+	// Owns says which namespaces are this replica's (nil: all).
+	Owns func(namespace string) bool
 
 	rndMu sync.Mutex
 	rnd   *rand.Rand
@@ -70,13 +72,13 @@ type SignedImageReconciler struct {
 func (r *SignedImageReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.defaults()
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&sigwatchv1alpha1.SignedImage{}, builder.WithPredicates(predicate.Or(
+		For(&sigwatchv1alpha1.SignedImage{}, builder.WithPredicates(inShard(r.Owns), predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.signedImagesOfPod), builder.WithPredicates(podImagesChanged())).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.signedImagesOfPod), builder.WithPredicates(inShard(r.Owns), podImagesChanged())).
 		Watches(&sigwatchv1alpha1.ImageSignaturePolicy{}, handler.EnqueueRequestsFromMapFunc(r.signedImagesOfPolicy),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.signedImagesOfNamespace),
-			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+			builder.WithPredicates(inShard(r.Owns), predicate.LabelChangedPredicate{})).
 		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.signedImagesOfReference("ConfigMap"))).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.signedImagesOfReference("Secret"))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrent)}).
@@ -361,20 +363,23 @@ func (r *SignedImageReconciler) signedImagesOfPolicy(ctx context.Context, o clie
 	var reqs []reconcile.Request
 	add := func(si *sigwatchv1alpha1.SignedImage) {
 		nn := types.NamespacedName{Namespace: si.Namespace, Name: si.Name}
+		if r.Owns != nil && !r.Owns(si.Namespace) {
+			return // another shard's
+		}
 		if !seen[nn] {
 			seen[nn] = true
 			reqs = append(reqs, reconcile.Request{NamespacedName: nn})
 		}
 	}
 	var covered sigwatchv1alpha1.SignedImageList
-	if err := r.Client.List(ctx, &covered, client.MatchingFields{indexSignedImagePolicies: p.Name}); err != nil {
+	if err := r.Client.List(ctx, &covered, client.MatchingFields{indexSignedImagePolicies: p.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		logger.Error(err, "listing the SignedImages a policy covered: they are not re-verified for this change")
 	}
 	for i := range covered.Items {
 		add(&covered.Items[i])
 	}
 	var all sigwatchv1alpha1.SignedImageList
-	if err := r.Client.List(ctx, &all); err != nil {
+	if err := r.Client.List(ctx, &all, client.UnsafeDisableDeepCopy); err != nil {
 		logger.Error(err, "listing SignedImages: those the policy now covers are not re-verified for this change")
 	}
 	for i := range all.Items {

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/sharding"
 )
 
 // rejectStatus fails the status patches of one kind with what err returns (nil: the patch goes through).
@@ -46,7 +47,7 @@ func conflict(obj client.Object) error {
 func (e *stepEnv) withMetrics() *prometheus.Registry {
 	e.t.Helper()
 	reg := prometheus.NewRegistry()
-	m, err := NewMetrics(reg, e.c)
+	m, err := NewMetrics(reg, e.c, sharding.Whole)
 	if err != nil {
 		e.t.Fatal(err)
 	}

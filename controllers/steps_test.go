@@ -124,7 +124,7 @@ func newStepEnv(t *testing.T, funcs interceptor.Funcs, objs ...client.Object) *s
 	e.si = &SignedImageReconciler{Client: c, Verifier: e.verifier, Policies: e.store, Recorder: e.recorder, Clock: e.clock,
 		GCGrace: stepGrace, NoMatch: NoMatchIgnore, MinRetry: 10 * time.Second}
 	e.si.defaults()
-	e.policies = &ImageSignaturePolicyReconciler{Client: c, Policies: e.store}
+	e.policies = &ImageSignaturePolicyReconciler{Client: c, Policies: e.store, tally: newPolicyTally()}
 	return e
 }
 

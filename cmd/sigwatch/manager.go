@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -14,7 +15,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -25,6 +25,7 @@ import (
 	"github.com/sigwatch/sigwatch/controllers"
 	"github.com/sigwatch/sigwatch/internal/registry"
 	"github.com/sigwatch/sigwatch/internal/scheme"
+	"github.com/sigwatch/sigwatch/internal/sharding"
 	"github.com/sigwatch/sigwatch/internal/signatures"
 	"github.com/sigwatch/sigwatch/internal/trust"
 	"github.com/sigwatch/sigwatch/internal/verification"
@@ -57,6 +58,14 @@ type ManagerOptions struct {
 	// MaxTrustRootAge bounds how old a public-good trust root standing in for a current one may be (0:
 	// no bound).
 	MaxTrustRootAge time.Duration
+	// PprofAddr serves net/http/pprof ("" or "0": off).
+	PprofAddr string
+	// TotalShards and Shard split the namespaces between replicas; Shard < 0 takes it from the
+	// StatefulSet ordinal of PodName.
+	TotalShards, Shard int
+	PodName            string
+	// PodWorkers is the number of pods handled at once.
+	PodWorkers int
 }
 
 func (o *ManagerOptions) bind(fs *flag.FlagSet) {
@@ -79,6 +88,10 @@ func (o *ManagerOptions) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.RegistryTimeout, "registry-timeout", 20*time.Second, "timeout of one registry request")
 	fs.DurationVar(&o.VerificationDeadline, "verification-timeout", time.Minute, "deadline of one image verification")
 	fs.DurationVar(&o.MaxTrustRootAge, "max-trust-root-age", 0, "oldest public-good trust root used when TUF cannot deliver a current one: the last root TUF delivered counts from then, the embedded snapshot from its date; older fails verification as TrustedRootUnavailable (0: no bound; not applied with --offline-trust-root)")
+	fs.StringVar(&o.PprofAddr, "pprof-bind-address", "", "address to serve net/http/pprof on, for profiling (\"\" or \"0\": off; it has no authentication: bind it to localhost and use kubectl port-forward)")
+	fs.IntVar(&o.TotalShards, "total-shards", 1, "number of replicas that split the cluster's namespaces between them, each with its own leader election (see docs/performance.md)")
+	fs.IntVar(&o.Shard, "shard", 0, "this replica's shard, from 0 to --total-shards - 1; -1 takes it from the StatefulSet ordinal at the end of the pod name ($POD_NAME, else the host name)")
+	fs.IntVar(&o.PodWorkers, "pod-workers", 4, "pods handled at once (each costs at most one API call: creating the SignedImage of a new digest)")
 	o.MaxSignatureBytes, o.MemoryBudget = signatures.DefaultMaxBytes, verification.DefaultMemoryBudget
 	fs.Func("max-signature-bytes", "most bytes of signatures and attestations read for one image, as a quantity (default 32Mi); more fails the image (InvalidSignature)", quantity(&o.MaxSignatureBytes))
 	fs.Func("signature-memory-budget", "most bytes of signatures and attestations held by all verifications at once, as a quantity (default 32Mi); verifications wait for their share", quantity(&o.MemoryBudget))
@@ -115,10 +128,30 @@ func (o *ManagerOptions) validate() error {
 	if o.MaxTrustRootAge < 0 {
 		return errors.New("--max-trust-root-age must not be negative")
 	}
+	if o.PodWorkers < 1 {
+		return errors.New("--pod-workers must be at least 1")
+	}
+	if _, err := o.shard(); err != nil {
+		return fmt.Errorf("--shard/--total-shards: %w", err)
+	}
 	if o.MemoryBudget < o.MaxSignatureBytes {
 		return fmt.Errorf("--signature-memory-budget (%d bytes) must be at least --max-signature-bytes (%d bytes)", o.MemoryBudget, o.MaxSignatureBytes)
 	}
 	return nil
+}
+
+// shard is this replica's shard.
+func (o *ManagerOptions) shard() (sharding.Shard, error) {
+	return sharding.Resolve(o.Shard, o.TotalShards, o.PodName)
+}
+
+// leaderElectionID is the lease of the shard: each shard elects its own leader. An unsharded manager
+// keeps the lease it always had.
+func leaderElectionID(s sharding.Shard) string {
+	if !s.Sharded() {
+		return "sigwatch.sigwatch.dev"
+	}
+	return fmt.Sprintf("sigwatch-shard-%d-of-%d.sigwatch.dev", s.Index, s.Total)
 }
 
 func runManager(args []string, _, stderr io.Writer) int {
@@ -126,6 +159,9 @@ func runManager(args []string, _, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var o ManagerOptions
 	o.bind(fs)
+	if o.PodName = os.Getenv("POD_NAME"); o.PodName == "" {
+		o.PodName, _ = os.Hostname()
+	}
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -154,6 +190,10 @@ func runManager(args []string, _, stderr io.Writer) int {
 // RunManager runs the controllers until ctx ends.
 func RunManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) error {
 	logger := ctrl.Log.WithName("setup")
+	shard, err := o.shard()
+	if err != nil {
+		return fmt.Errorf("--shard/--total-shards: %w", err)
+	}
 	metricsOpts := metricsserver.Options{BindAddress: o.MetricsAddr, SecureServing: o.SecureMetrics}
 	if o.SecureMetrics {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
@@ -163,13 +203,15 @@ func RunManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) error {
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  o.ProbeAddr,
 		LeaderElection:          o.LeaderElection,
-		LeaderElectionID:        "sigwatch.sigwatch.dev",
+		LeaderElectionID:        leaderElectionID(shard),
+		PprofBindAddress:        o.PprofAddr,
 		LeaderElectionNamespace: o.LeaderElectionNS,
 		// Secrets and ConfigMaps are never cached whole: only their metadata is watched, and their content
 		// read when it changed.
 		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}}},
-		// Every pod of the cluster is cached: drop what sigwatch never reads.
-		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		// Every pod of the cluster is cached: drop what sigwatch never reads, and nearly all of other
+		// shards' objects.
+		Cache: controllers.CacheOptions(shard),
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
@@ -199,6 +241,8 @@ func RunManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) error {
 		MaxSignatureBytes:    o.MaxSignatureBytes,
 		MemoryBudget:         o.MemoryBudget,
 		IntervalOverride:     o.IntervalOverride,
+		Shard:                shard,
+		PodWorkers:           o.PodWorkers,
 	}); err != nil {
 		return err
 	}
@@ -208,7 +252,7 @@ func RunManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	logger.Info("starting", "version", versionString(), "insecureRegistries", strings.Join(o.InsecureRegistries, ","),
+	logger.Info("starting", "version", versionString(), "shard", shard.String(), "insecureRegistries", strings.Join(o.InsecureRegistries, ","),
 		"maxConcurrentVerifications", o.MaxConcurrent,
 		"maxVerificationsPerRegistry", controllers.PerRegistryLimit(o.MaxConcurrent, o.MaxPerRegistry), "gcGrace", o.GCGrace, "noMatchPolicy", o.NoMatchPolicy)
 	return mgr.Start(ctx)
