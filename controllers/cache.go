@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"fmt"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -145,4 +147,13 @@ func inShard(owns func(namespace string) bool) predicate.Predicate {
 		DeleteFunc:  func(e event.DeleteEvent) bool { return ok(e.Object) },
 		GenericFunc: func(e event.GenericEvent) bool { return ok(e.Object) },
 	}
+}
+
+// FieldOwner is the field manager of the writes of a shard's replica, so that managedFields show which
+// replica wrote an object: "sigwatch", or "sigwatch-shard-<index>" when sharded.
+func FieldOwner(shard sharding.Shard) string {
+	if !shard.Sharded() {
+		return "sigwatch"
+	}
+	return fmt.Sprintf("sigwatch-shard-%d", shard.Index)
 }

@@ -262,3 +262,48 @@ func TestStepDigestKeepsOneSignedImage(t *testing.T) {
 	g.Expect(e.c.Delete(ctx, roguePod)).To(Succeed())
 	g.Expect(pr.podOfSignedImage(ctx, &byImage[rogue][0])).To(BeEmpty(), "nothing runs it: nothing to bring back")
 }
+
+// TestStepPodsOfOneDigestCostOneCreate: the pods of a digest cost one API write between them, even while
+// the cache has not yet shown the SignedImage the first one made; a deletion makes the next pod look
+// again.
+func TestStepPodsOfOneDigestCostOneCreate(t *testing.T) {
+	g := NewWithT(t)
+	creates, reads := 0, 0
+	var pods []client.Object
+	for i := range 20 {
+		pods = append(pods, podOf(fmt.Sprintf("web-%d", i), stepImage()))
+	}
+	e := newStepEnv(t, interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			if _, ok := obj.(*sigwatchv1alpha1.SignedImage); ok {
+				creates++
+			}
+			return c.Create(ctx, obj, opts...)
+		},
+		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			if _, ok := list.(*sigwatchv1alpha1.SignedImageList); ok {
+				reads++
+				// The cache lags: it has not seen the SignedImage yet.
+				return nil
+			}
+			return c.List(ctx, list, opts...)
+		},
+	}, append([]client.Object{keyPolicyObj(t, "key")}, pods...)...)
+	pr := &PodReconciler{Client: e.c}
+	ctx := context.Background()
+	for _, p := range pods {
+		res, err := pr.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(p)})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(res.RequeueAfter).To(BeZero(), "%s: not retried", p.GetName())
+	}
+	g.Expect(creates).To(Equal(1), "one create for 20 pods")
+	g.Expect(reads).To(Equal(1), "the cache is asked once")
+
+	si := e.get()
+	g.Expect(e.c.Delete(ctx, si)).To(Succeed())
+	pr.podOfSignedImage(ctx, si)
+	_, err := pr.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(pods[3])})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(creates).To(Equal(2), "after the deletion, made again")
+	g.Expect(e.get().Spec).To(Equal(si.Spec))
+}

@@ -68,16 +68,6 @@ func (m *manager) stop(t *testing.T) {
 // startManager runs the controllers against the envtest API server until the test ends.
 func startManager(t *testing.T, mutate ...func(*controllers.Config)) *manager {
 	t.Helper()
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:                 env.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-		Client:                 client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}}},
-	})
-	if err != nil {
-		t.Fatalf("manager: %v", err)
-	}
 	embedded, err := trust.Embedded()
 	if err != nil {
 		t.Fatal(err)
@@ -93,6 +83,19 @@ func startManager(t *testing.T, mutate ...func(*controllers.Config)) *manager {
 	}
 	for _, f := range mutate {
 		f(&cfg)
+	}
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:                 env.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}},
+			FieldOwner: controllers.FieldOwner(cfg.Shard)},
+		// The manager's own cache options: the tests see the controllers with slim cached objects.
+		Cache: controllers.CacheOptions(cfg.Shard),
+	})
+	if err != nil {
+		t.Fatalf("manager: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	reg, err := controllers.Setup(ctx, mgr, cfg)

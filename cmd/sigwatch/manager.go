@@ -208,7 +208,8 @@ func RunManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) error {
 		LeaderElectionNamespace: o.LeaderElectionNS,
 		// Secrets and ConfigMaps are never cached whole: only their metadata is watched, and their content
 		// read when it changed.
-		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}}},
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}},
+			FieldOwner: controllers.FieldOwner(shard)},
 		// Every pod of the cluster is cached: drop what sigwatch never reads, and nearly all of other
 		// shards' objects.
 		Cache: controllers.CacheOptions(shard),
