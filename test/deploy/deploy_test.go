@@ -9,6 +9,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -185,3 +186,60 @@ func installStubCRD(t *testing.T, group, version, kind string) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// config/sharded runs the manager as a StatefulSet whose pods are the shards: the pod template is
+// config/default's with the shard flags added, the replicas equal --total-shards, and the API server
+// accepts it all.
+func TestShardedIsAccepted(t *testing.T) {
+	g := NewWithT(t)
+	var dep appsv1.Deployment
+	for _, o := range render(t, "default") {
+		if o.GetKind() == "Deployment" {
+			g.Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &dep)).To(Succeed())
+		}
+	}
+	objs := render(t, "sharded")
+	var sts appsv1.StatefulSet
+	kinds := map[string]int{}
+	for _, o := range objs {
+		kinds[o.GetKind()]++
+		if o.GetKind() == "StatefulSet" {
+			g.Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &sts)).To(Succeed())
+		}
+	}
+	g.Expect(kinds).NotTo(HaveKey("Deployment"), "the shards replace the single manager")
+	g.Expect(kinds).To(HaveKeyWithValue("StatefulSet", 1))
+	g.Expect(sts.Namespace).To(Equal("sigwatch-system"))
+	g.Expect(sts.Spec.PodManagementPolicy).To(Equal(appsv1.ParallelPodManagement))
+	g.Expect(metav1.FormatLabelSelector(sts.Spec.Selector)).To(Equal(metav1.FormatLabelSelector(dep.Spec.Selector)))
+
+	c := sts.Spec.Template.Spec.Containers[0]
+	var total string
+	for _, a := range c.Args {
+		if v, ok := strings.CutPrefix(a, "--total-shards="); ok {
+			total = v
+		}
+	}
+	g.Expect(total).NotTo(BeEmpty())
+	g.Expect(sts.Spec.Replicas).To(HaveValue(BeEquivalentTo(mustAtoi(t, total))), "one pod per shard")
+	g.Expect(c.Args).To(ContainElements("--shard=-1", "--leader-elect"))
+	g.Expect(c.Env).To(ContainElement(HaveField("ValueFrom.FieldRef.FieldPath", "metadata.name")))
+
+	// Apart from the shard flags, the pod template is the Deployment's: the same image, security
+	// settings, probes and resources.
+	want := dep.Spec.Template.DeepCopy()
+	want.Spec.Containers[0].Args = append(want.Spec.Containers[0].Args, "--total-shards="+total, "--shard=-1")
+	want.Spec.Containers[0].Env = append(want.Spec.Containers[0].Env, c.Env[len(c.Env)-1])
+	g.Expect(sts.Spec.Template).To(Equal(*want))
+
+	dryRun(t, objs)
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatalf("%q: %v", s, err)
+	}
+	return n
+}
