@@ -1,0 +1,90 @@
+package main
+
+import (
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sigwatch/sigwatch/internal/sharding"
+)
+
+const kubeconfig = `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`
+
+// A manager given --kubeconfig is not held to client-go's default 5 requests a second.
+func TestKubeconfigIsUnthrottled(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, []byte(kubeconfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := restConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.QPS != -1 || cfg.RateLimiter != nil {
+		t.Errorf("QPS %v, rate limiter %v: want no client-side rate limit (QPS -1)", cfg.QPS, cfg.RateLimiter)
+	}
+}
+
+func TestShardFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		pod  string
+		want sharding.Shard
+		err  string
+	}{
+		{nil, "", sharding.Shard{Index: 0, Total: 1}, ""},
+		{[]string{"--total-shards=3", "--shard=2"}, "", sharding.Shard{Index: 2, Total: 3}, ""},
+		{[]string{"--total-shards=3", "--shard=-1"}, "sigwatch-controller-manager-1", sharding.Shard{Index: 1, Total: 3}, ""},
+		{[]string{"--total-shards=3", "--shard=3"}, "", sharding.Shard{}, "between 0 and 2"},
+		{[]string{"--total-shards=0"}, "", sharding.Shard{}, "at least 1"},
+		{[]string{"--total-shards=2", "--shard=-1"}, "sigwatch-controller-manager-5", sharding.Shard{}, "between 0 and 1"},
+		{[]string{"--total-shards=2", "--shard=-1"}, "", sharding.Shard{}, "POD_NAME"},
+		{[]string{"--pod-workers=0"}, "", sharding.Shard{}, "--pod-workers"},
+	} {
+		fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		var o ManagerOptions
+		o.bind(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		o.PodName = tc.pod
+		err := o.validate()
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%v (pod %q): error %v, want one saying %q", tc.args, tc.pod, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%v: %v", tc.args, err)
+			continue
+		}
+		if got, _ := o.shard(); got != tc.want {
+			t.Errorf("%v (pod %q): shard %v, want %v", tc.args, tc.pod, got, tc.want)
+		}
+	}
+}
+
+// Each shard elects its own leader; an unsharded manager keeps its lease name across upgrades.
+func TestLeaderElectionIDs(t *testing.T) {
+	if got := leaderElectionID(sharding.Whole); got != "sigwatch.sigwatch.dev" {
+		t.Errorf("unsharded: %s", got)
+	}
+	ids := map[string]bool{}
+	for i := range 3 {
+		ids[leaderElectionID(sharding.Shard{Index: i, Total: 3})] = true
+	}
+	if len(ids) != 3 || ids["sigwatch.sigwatch.dev"] {
+		t.Errorf("shard leases %v: want three of their own", ids)
+	}
+}
