@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -10,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -31,8 +33,49 @@ type ImageSignaturePolicyReconciler struct {
 	// ReadOnly: another replica (shard 0 of a sharded manager) writes the policies' status; this one only
 	// keeps the policy store current.
 	ReadOnly bool
+	// CountsInterval is the least time between two status writes of a policy that change only its
+	// counts (default 2s): while thousands of images are verified, their policy is written once per
+	// interval, not once per image. Conditions are written at once.
+	CountsInterval time.Duration
+	Clock          clock.PassiveClock
 
 	tally *policyTally
+	// countsWritten is when each policy's status was last written.
+	countsMu      sync.Mutex
+	countsWritten map[string]time.Time
+}
+
+// countsWriteDelay is how long a status write that changes only counts waits: until interval has
+// passed since the last write.
+func countsWriteDelay(last, now time.Time, interval time.Duration) time.Duration {
+	if last.IsZero() {
+		return 0
+	}
+	return max(0, last.Add(interval).Sub(now))
+}
+
+func (r *ImageSignaturePolicyReconciler) lastWrite(name string) time.Time {
+	r.countsMu.Lock()
+	defer r.countsMu.Unlock()
+	return r.countsWritten[name]
+}
+
+func (r *ImageSignaturePolicyReconciler) wrote(name string, at time.Time) {
+	r.countsMu.Lock()
+	defer r.countsMu.Unlock()
+	if r.countsWritten == nil {
+		r.countsWritten = map[string]time.Time{}
+	}
+	if at.IsZero() {
+		delete(r.countsWritten, name)
+		return
+	}
+	r.countsWritten[name] = at
+}
+
+func (r *ImageSignaturePolicyReconciler) forget(name string) {
+	r.Policies.Forget(name)
+	r.wrote(name, time.Time{})
 }
 
 // +kubebuilder:rbac:groups=sigwatch.dev,resources=imagesignaturepolicies,verbs=get;list;watch
@@ -47,6 +90,7 @@ func (r *ImageSignaturePolicyReconciler) SetupWithManager(mgr ctrl.Manager) erro
 	if r.tally == nil {
 		r.tally = newPolicyTally()
 	}
+	r.defaults()
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&sigwatchv1alpha1.ImageSignaturePolicy{})
 	if !r.ReadOnly {
@@ -61,6 +105,15 @@ func (r *ImageSignaturePolicyReconciler) SetupWithManager(mgr ctrl.Manager) erro
 		Complete(r)
 }
 
+func (r *ImageSignaturePolicyReconciler) defaults() {
+	if r.CountsInterval <= 0 {
+		r.CountsInterval = 2 * time.Second
+	}
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+}
+
 // Reconcile compiles the policy, loads its trust root, counts its images, and patches the status only
 // when something changed. A transient failure to read its inputs is returned (retried with backoff) and
 // leaves the status as it was; so is a status patch that fails (see statusPatchFailed).
@@ -68,13 +121,13 @@ func (r *ImageSignaturePolicyReconciler) Reconcile(ctx context.Context, req ctrl
 	p := &sigwatchv1alpha1.ImageSignaturePolicy{}
 	if err := r.Client.Get(ctx, req.NamespacedName, p); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.Policies.Forget(req.Name)
+			r.forget(req.Name)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
 	}
 	if !p.DeletionTimestamp.IsZero() {
-		r.Policies.Forget(p.Name)
+		r.forget(p.Name)
 		return ctrl.Result{}, nil
 	}
 	before := p.DeepCopy()
@@ -109,10 +162,20 @@ func (r *ImageSignaturePolicyReconciler) Reconcile(ctx context.Context, req ctrl
 	if equality.Semantic.DeepEqual(before.Status, p.Status) {
 		return ctrl.Result{RequeueAfter: again}, nil
 	}
+	now := r.Clock.Now()
+	countsOnly := equality.Semantic.DeepEqual(before.Status.Conditions, p.Status.Conditions) &&
+		before.Status.ObservedGeneration == p.Status.ObservedGeneration
+	if wait := countsWriteDelay(r.lastWrite(p.Name), now, r.CountsInterval); countsOnly && wait > 0 {
+		if again == 0 || wait < again {
+			again = wait
+		}
+		return ctrl.Result{RequeueAfter: again}, nil
+	}
 	if err := r.Client.Status().Patch(ctx, p, client.MergeFrom(before)); err != nil {
 		retry, err := statusPatchFailed(ctx, r.Recorder, r.Metrics, "ImageSignaturePolicy", p, err)
 		return ctrl.Result{RequeueAfter: retry}, err
 	}
+	r.wrote(p.Name, now)
 	return ctrl.Result{RequeueAfter: again}, nil
 }
 

@@ -1,13 +1,18 @@
 package controllers
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
 )
@@ -116,4 +121,61 @@ func TestPolicyTallyMatchesRecount(t *testing.T) {
 		}
 	}
 	g.Expect(tl.counts).To(Equal(recount))
+}
+
+// While images are verified one after another, their policy's status is written at most once per
+// CountsInterval for counts alone, and the last counts always reach it; a change of condition is
+// written at once.
+func TestStepPolicyCountsAreCoalesced(t *testing.T) {
+	g := NewWithT(t)
+	p := keyPolicyObj(t, "key")
+	patches := 0
+	e := newStepEnv(t, interceptor.Funcs{SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+		if _, ok := obj.(*sigwatchv1alpha1.ImageSignaturePolicy); ok {
+			patches++
+		}
+		return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+	}}, p)
+	ctx := context.Background()
+	req := ctrl.Request{NamespacedName: types.NamespacedName{Name: p.Name}}
+	status := func() sigwatchv1alpha1.ImageSignaturePolicyStatus {
+		got := &sigwatchv1alpha1.ImageSignaturePolicy{}
+		g.Expect(e.c.Get(ctx, req.NamespacedName, got)).To(Succeed())
+		return got.Status
+	}
+	reconcile := func() time.Duration {
+		res, err := e.policies.Reconcile(ctx, req)
+		g.Expect(err).NotTo(HaveOccurred())
+		return res.RequeueAfter
+	}
+
+	g.Expect(reconcile()).To(BeZero())
+	g.Expect(patches).To(Equal(1), "conditions: written at once")
+	for i := range 50 {
+		e.policies.tally.set(types.NamespacedName{Namespace: "ns", Name: fmt.Sprint(i)}, results(p.Name, "Verified"))
+		wait := reconcile()
+		g.Expect(wait).To(BeNumerically(">", 0), "counts only, within the interval: put off")
+		g.Expect(wait).To(BeNumerically("<=", 2*time.Second))
+		e.clock.Step(10 * time.Millisecond)
+	}
+	g.Expect(patches).To(Equal(1), "50 images, no write yet")
+	g.Expect(status().MatchedImages).To(BeZero())
+
+	e.clock.Step(2 * time.Second)
+	g.Expect(reconcile()).To(BeZero())
+	g.Expect(patches).To(Equal(2), "one write for the 50")
+	g.Expect(status().MatchedImages).To(BeEquivalentTo(50))
+	g.Expect(status().VerifiedImages).To(BeEquivalentTo(50))
+
+	// A condition that changes is not held back by the interval.
+	p2 := &sigwatchv1alpha1.ImageSignaturePolicy{}
+	g.Expect(e.c.Get(ctx, req.NamespacedName, p2)).To(Succeed())
+	p2.Spec.Authorities[0].Key.PublicKey = "not a key"
+	p2.Generation++
+	g.Expect(e.c.Update(ctx, p2)).To(Succeed())
+	e.policies.tally.set(types.NamespacedName{Namespace: "ns", Name: "late"}, results(p.Name, "Failed"))
+	reconcile()
+	g.Expect(patches).To(Equal(3))
+	g.Expect(status().MatchedImages).To(BeEquivalentTo(51), "the counts go with it")
+	g.Expect(countsWriteDelay(time.Time{}, e.clock.Now(), time.Second)).To(BeZero(), "never written: at once")
 }

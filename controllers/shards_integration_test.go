@@ -28,7 +28,6 @@ func hasFamily(g Gomega, m *manager, name string) bool {
 	return false
 }
 
-
 // Two replicas split the namespaces: each SignedImage is verified by the replica of its namespace only,
 // the policy's counts (written by shard 0) cover both shards, and a stopped replica's SignedImages keep
 // the status they had, neither rewritten nor wrong, until it returns.

@@ -124,7 +124,8 @@ func newStepEnv(t *testing.T, funcs interceptor.Funcs, objs ...client.Object) *s
 	e.si = &SignedImageReconciler{Client: c, Verifier: e.verifier, Policies: e.store, Recorder: e.recorder, Clock: e.clock,
 		GCGrace: stepGrace, NoMatch: NoMatchIgnore, MinRetry: 10 * time.Second}
 	e.si.defaults()
-	e.policies = &ImageSignaturePolicyReconciler{Client: c, Policies: e.store, tally: newPolicyTally()}
+	e.policies = &ImageSignaturePolicyReconciler{Client: c, Policies: e.store, tally: newPolicyTally(), Clock: e.clock}
+	e.policies.defaults()
 	return e
 }
 
