@@ -50,10 +50,15 @@ type Options struct {
 	MemoryBudget int64
 	// MaxPerHost bounds the verifications in flight that read one registry host (0: no bound), so that a
 	// slow registry cannot hold every worker. A verification reads its image's host and each signature
-	// repository's; when one of them has MaxPerHost in flight, Verify does not wait: it returns at once a
-	// Result with Deferred set, and the caller asks again later. The hosts that were slow recently share
-	// one bound of MaxPerHost between them, so that tarpits on several hosts cannot take more.
+	// repository's; when one of them has MaxPerHost in flight, Verify returns a Result with Deferred set,
+	// and the caller asks again later: at once when the host's verifications in flight are slow to finish
+	// (or it was slow recently), else after waiting up to HostWait for a slot. The hosts that were slow
+	// recently share one bound of MaxPerHost between them, so that tarpits on several hosts cannot take
+	// more.
 	MaxPerHost int
+	// HostWait is how long a verification waits for a slot of a busy host whose verifications in flight
+	// all started less than HostWait ago (default 1s; negative: never wait).
+	HostWait time.Duration
 	// SlowHostTimeout is the deadline of a verification whose image's registry host was slow recently
 	// (default a quarter of Timeout, at least 10s, at most Timeout): a tarpit then costs less time per
 	// image. A host is slow for SlowHostTTL (default 10m) after one of its verifications hit its deadline
@@ -167,7 +172,7 @@ func (e *Engine) Verify(ctx context.Context, req Request) *Result {
 		return res
 	}
 	hosts := hostsRead(req)
-	release, deferred := e.hosts.acquire(hosts)
+	release, deferred := e.hosts.acquire(ctx, hosts)
 	if deferred != "" {
 		return &Result{Image: req.Image, Time: res.Time, Deferred: deferred}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -45,15 +46,26 @@ func hostsRead(req Request) []string {
 // slow host's verifications a shorter deadline. Slowness is charged to the image's host: anyone who
 // can run a pod chooses it, while signature repositories are chosen by policy writers, and a tarpit
 // image must not drag a policy's shared signature host down with it.
+//
+// A host that answers promptly does not get its verifications deferred for being busy: when its slots
+// are full but every verification in flight on it started less than wait ago, a verification waits (at
+// most wait) for a slot instead. Only a host whose verifications are slow to finish, or one marked
+// slow, has its further verifications deferred at once.
 type hostLimits struct {
 	max           int // per host, and for the slow hosts together; 0: no bound
 	normal, short time.Duration
+	wait          time.Duration
 	now           func() time.Time
 	mu            sync.Mutex
 	inFlight      map[string]int
+	started       map[string][]time.Time // start times of the verifications in flight, by host
+	freed         chan struct{}          // closed (and replaced) whenever slots are given back
 	slowInFlight  int
 	slow          *expiring[struct{}] // image hosts that were slow, for the TTL since the last time
 }
+
+// defaultHostWait is how long a verification may wait for a slot of a busy host that answers promptly.
+const defaultHostWait = time.Second
 
 func newHostLimits(opts Options) *hostLimits {
 	short := opts.SlowHostTimeout
@@ -64,8 +76,13 @@ func newHostLimits(opts Options) *hostLimits {
 	if ttl <= 0 {
 		ttl = defaultSlowHostTTL
 	}
-	return &hostLimits{max: opts.MaxPerHost, normal: opts.Timeout, short: min(short, opts.Timeout), now: opts.Clock,
-		inFlight: map[string]int{}, slow: newExpiring[struct{}](maxSlowHosts, ttl, opts.Clock)}
+	wait := opts.HostWait
+	if wait == 0 {
+		wait = defaultHostWait
+	}
+	return &hostLimits{max: opts.MaxPerHost, normal: opts.Timeout, short: min(short, opts.Timeout), wait: max(0, wait), now: opts.Clock,
+		inFlight: map[string]int{}, started: map[string][]time.Time{}, freed: make(chan struct{}),
+		slow: newExpiring[struct{}](maxSlowHosts, ttl, opts.Clock)}
 }
 
 // isSlow reports whether the image host was slow within the TTL.
@@ -99,7 +116,29 @@ func (l *hostLimits) deferral(hosts []string, slow bool) string {
 	return ""
 }
 
-// wouldDefer is deferral without taking anything: what acquire would say now.
+// prompt reports whether a verification of hosts may wait for a slot rather than be deferred: waiting
+// is allowed, the image host is not marked slow, and every verification in flight on the full hosts
+// started less than l.wait ago (a host that answers promptly frees a slot within milliseconds). The
+// caller holds l.mu.
+func (l *hostLimits) prompt(hosts []string, slow bool, now time.Time) bool {
+	if l.wait <= 0 || slow {
+		return false
+	}
+	for _, h := range hosts {
+		if l.inFlight[h] < l.max {
+			continue
+		}
+		for _, at := range l.started[h] {
+			if now.Sub(at) >= l.wait {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// wouldDefer is what acquire would say now without waiting, taking nothing: "" also when it would
+// wait for a slot of a prompt host.
 func (l *hostLimits) wouldDefer(hosts []string) string {
 	if l.max <= 0 || len(hosts) == 0 {
 		return ""
@@ -107,23 +146,59 @@ func (l *hostLimits) wouldDefer(hosts []string) string {
 	slow := l.isSlow(hosts[0])
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.deferral(hosts, slow)
+	why := l.deferral(hosts, slow)
+	if why != "" && l.prompt(hosts, slow, l.now()) {
+		return ""
+	}
+	return why
 }
 
-// acquire takes a slot on every host (the first one the image's), all or none, without waiting: when
-// one is full it returns why, and the verification is deferred. release gives the slots back.
-func (l *hostLimits) acquire(hosts []string) (release func(), deferred string) {
+// acquire takes a slot on every host (the first one the image's), all or none. When one is full it
+// waits for a slot while the host is prompt (see prompt), at most l.wait; otherwise, or then, it
+// returns why, and the verification is deferred. release gives the slots back.
+func (l *hostLimits) acquire(ctx context.Context, hosts []string) (release func(), deferred string) {
 	if l.max <= 0 || len(hosts) == 0 {
 		return func() {}, ""
 	}
 	slow := l.isSlow(hosts[0])
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if why := l.deferral(hosts, slow); why != "" {
-		return nil, why
+	var timer *time.Timer
+	for {
+		l.mu.Lock()
+		now := l.now()
+		why := l.deferral(hosts, slow)
+		if why == "" {
+			release := l.take(hosts, slow, now)
+			l.mu.Unlock()
+			if timer != nil {
+				timer.Stop()
+			}
+			return release, ""
+		}
+		if !l.prompt(hosts, slow, now) {
+			l.mu.Unlock()
+			return nil, why
+		}
+		freed := l.freed
+		l.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(l.wait)
+			defer timer.Stop()
+		}
+		select {
+		case <-freed:
+		case <-timer.C:
+			return nil, why
+		case <-ctx.Done():
+			return nil, why
+		}
 	}
+}
+
+// take takes the slots. The caller holds l.mu.
+func (l *hostLimits) take(hosts []string, slow bool, now time.Time) func() {
 	for _, h := range hosts {
 		l.inFlight[h]++
+		l.started[h] = append(l.started[h], now)
 	}
 	if slow {
 		l.slowInFlight++
@@ -135,11 +210,22 @@ func (l *hostLimits) acquire(hosts []string) (release func(), deferred string) {
 			if l.inFlight[h]--; l.inFlight[h] <= 0 {
 				delete(l.inFlight, h)
 			}
+			starts := l.started[h]
+			if i := slices.Index(starts, now); i >= 0 {
+				starts = slices.Delete(starts, i, i+1)
+			}
+			if len(starts) == 0 {
+				delete(l.started, h)
+			} else {
+				l.started[h] = starts
+			}
 		}
 		if slow {
 			l.slowInFlight--
 		}
-	}), ""
+		close(l.freed)
+		l.freed = make(chan struct{})
+	})
 }
 
 // observe marks the image host slow (again) when its verification hit its own deadline (not its

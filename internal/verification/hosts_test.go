@@ -278,12 +278,12 @@ func TestSlowHostsAreBounded(t *testing.T) {
 func TestHostSlots(t *testing.T) {
 	g := NewWithT(t)
 	clk := clocktesting.NewFakeClock(time.Now())
-	l := newHostLimits(Options{Timeout: time.Minute, MaxPerHost: 2, Clock: clk.Now})
+	l := newHostLimits(Options{Timeout: time.Minute, MaxPerHost: 2, HostWait: -1, Clock: clk.Now})
 	req := func(repo, sigRepo string) Request {
 		return Request{Image: imageref.Image{Repository: repo, Digest: "sha256:" + fmt.Sprintf("%064d", 0)},
 			Policies: []*policy.Policy{{Name: "p", SignatureRepository: sigRepo}}}
 	}
-	take := func(r Request) (func(), string) { return l.acquire(hostsRead(r)) }
+	take := func(r Request) (func(), string) { return l.acquire(context.Background(), hostsRead(r)) }
 
 	g.Expect(hostsRead(req("ghcr.io/a/b", ""))).To(Equal([]string{"ghcr.io"}))
 	g.Expect(hostsRead(req("docker.io/library/nginx", "ghcr.io/org/sigs"))).To(Equal([]string{"docker.io"}),
@@ -327,7 +327,69 @@ func TestHostSlots(t *testing.T) {
 
 	unbounded := newHostLimits(Options{Timeout: time.Minute, Clock: clk.Now})
 	for range 10 {
-		_, why = unbounded.acquire([]string{"ghcr.io"})
+		_, why = unbounded.acquire(context.Background(), []string{"ghcr.io"})
 		g.Expect(why).To(BeEmpty(), "MaxPerHost 0: no bound")
 	}
+}
+
+// TestPromptHostWaitsForASlot: a busy host whose verifications in flight are young is waited for (a
+// slot frees within milliseconds on a registry that answers); one whose verifications have been in
+// flight for HostWait or longer, or that was slow recently, gets further verifications deferred at
+// once; and a wait that finds no slot ends in a deferral after HostWait.
+func TestPromptHostWaitsForASlot(t *testing.T) {
+	g := NewWithT(t)
+	clk := clocktesting.NewFakeClock(time.Now())
+	l := newHostLimits(Options{Timeout: time.Minute, MaxPerHost: 1, HostWait: time.Hour, Clock: clk.Now})
+	ctx := context.Background()
+	hosts := []string{"ghcr.io"}
+
+	first, why := l.acquire(ctx, hosts)
+	g.Expect(why).To(BeEmpty())
+	g.Expect(l.wouldDefer(hosts)).To(BeEmpty(), "full but prompt: a verification would wait, not be deferred")
+	got := make(chan string, 1)
+	go func() {
+		release, why := l.acquire(ctx, hosts)
+		if release != nil {
+			defer release()
+		}
+		got <- why
+	}()
+	g.Consistently(got, 100*time.Millisecond).ShouldNot(Receive(), "it waits for the slot")
+	first()
+	g.Eventually(got, 10*time.Second).Should(Receive(BeEmpty()), "and gets it when given back")
+
+	// In flight for HostWait or longer: the host is not prompt; the next is deferred at once.
+	stuck, why := l.acquire(ctx, hosts)
+	g.Expect(why).To(BeEmpty())
+	clk.Step(time.Hour)
+	start := time.Now()
+	_, why = l.acquire(ctx, hosts)
+	g.Expect(why).To(ContainSubstring("registry ghcr.io has 1 verifications in flight"))
+	g.Expect(l.wouldDefer(hosts)).To(Equal(why))
+	g.Expect(time.Since(start)).To(BeNumerically("<", 30*time.Minute), "not waited for")
+	stuck()
+
+	// A host marked slow is never waited for.
+	hit, cancel := context.WithDeadline(ctx, time.Now().Add(-time.Second))
+	defer cancel()
+	l.observe("evil.example", hit, ctx)
+	held, why := l.acquire(ctx, []string{"evil.example"})
+	g.Expect(why).To(BeEmpty())
+	_, why = l.acquire(ctx, []string{"evil.example"})
+	g.Expect(why).To(ContainSubstring("evil.example"), "deferred at once")
+	held()
+
+	// A wait is bounded by HostWait, and by the caller's context.
+	short := newHostLimits(Options{Timeout: time.Minute, MaxPerHost: 1, HostWait: 50 * time.Millisecond, Clock: time.Now})
+	keep, _ := short.acquire(ctx, hosts)
+	defer keep()
+	_, why = short.acquire(ctx, hosts)
+	g.Expect(why).To(ContainSubstring("in flight"), "no slot within HostWait: deferred")
+	cancelled, stop := context.WithCancel(ctx)
+	stop()
+	long := newHostLimits(Options{Timeout: time.Minute, MaxPerHost: 1, HostWait: time.Hour, Clock: time.Now})
+	keep2, _ := long.acquire(ctx, hosts)
+	defer keep2()
+	_, why = long.acquire(cancelled, hosts)
+	g.Expect(why).NotTo(BeEmpty(), "the caller gave up")
 }
