@@ -118,6 +118,16 @@ fuzz: ## Run each Go fuzz target for FUZZTIME (default 30s), one at a time; a cr
 	done; \
 	if [ -n "$$failed" ]; then echo "fuzzing failed:$$failed (inputs under each package's testdata/fuzz/)"; exit 1; fi
 
+##@ Benchmarks
+
+# BENCH_SCALE_FLAGS are flags of test/scale/cmd/bench-scale: -digests, -pods, -namespaces, -unsigned,
+# -manager (an older build to measure), -manager-arg (repeatable), -kubeconfig-env, -timeout, -progress.
+BENCH_SCALE_FLAGS ?=
+
+.PHONY: bench-scale
+bench-scale: envtest-assets ## Run the scale benchmark: the manager on 2000 signed digests run by 10000 pods (not part of make test; BENCH_SCALE_FLAGS).
+	KUBEBUILDER_ASSETS="$(K8S_ASSETS)" go run ./test/scale/cmd/bench-scale $(BENCH_SCALE_FLAGS)
+
 ##@ Build and run
 
 .PHONY: build

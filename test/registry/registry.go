@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
@@ -142,6 +143,14 @@ func (r *Registry) Requests(methodAndKind string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.counts[methodAndKind]
+}
+
+// Counts returns a copy of every request count since the start or the last ResetCounts, keyed as Requests
+// takes them: by method ("GET") and by method and kind ("GET manifests").
+func (r *Registry) Counts() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.counts)
 }
 
 func kindOf(path string) string {
