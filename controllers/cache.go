@@ -97,8 +97,9 @@ func slimPod(shard sharding.Shard, o any) any {
 	}
 }
 
-// slimSignedImage keeps a SignedImage of another shard as its name, spec and policy results (shard 0
-// counts them for the policies' status); this shard's are kept whole, without managed fields.
+// slimSignedImage keeps a SignedImage of another shard as its name and spec, and for shard 0, which
+// counts them for the policies' status, its policy results; this shard's are kept whole, without
+// managed fields.
 func slimSignedImage(shard sharding.Shard, o any) any {
 	si, ok := o.(*sigwatchv1alpha1.SignedImage)
 	if !ok {
@@ -111,6 +112,9 @@ func slimSignedImage(shard sharding.Shard, o any) any {
 	meta := nameOnly(si.ObjectMeta)
 	meta.DeletionTimestamp = si.DeletionTimestamp
 	out := &sigwatchv1alpha1.SignedImage{TypeMeta: si.TypeMeta, ObjectMeta: meta, Spec: si.Spec}
+	if !shard.Counts() {
+		return out // only shard 0 counts them
+	}
 	for _, p := range si.Status.Policies {
 		out.Status.Policies = append(out.Status.Policies, sigwatchv1alpha1.PolicyResult{Name: p.Name, Result: p.Result})
 	}

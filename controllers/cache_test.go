@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"fmt"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -80,9 +81,13 @@ func TestSlimPodKeepsWhatIsRead(t *testing.T) {
 // results (SignedImages, for shard 0's counts).
 func TestOtherShardsObjectsAreNamesOnly(t *testing.T) {
 	g := NewWithT(t)
+	// A namespace of shard 1, so that the other shard is 0, which counts.
 	ns := "team-a"
-	mine := sharding.Shard{Index: sharding.Of(ns, 2), Total: 2}
-	other := sharding.Shard{Index: 1 - mine.Index, Total: 2}
+	for i := 0; sharding.Of(ns, 2) != 1; i++ {
+		ns = fmt.Sprintf("team-%d", i)
+	}
+	mine := sharding.Shard{Index: 1, Total: 2}
+	other := sharding.Shard{Index: 0, Total: 2}
 
 	pod := slimPod(other, fullPod(ns)).(*corev1.Pod)
 	g.Expect(pod.ObjectMeta).To(Equal(metav1.ObjectMeta{Namespace: ns, Name: "web-1", UID: "uid-1", ResourceVersion: "42"}))
@@ -120,4 +125,19 @@ func TestOtherShardsObjectsAreNamesOnly(t *testing.T) {
 
 	// Anything else (a tombstone) passes through unchanged.
 	g.Expect(slimPod(mine, "tombstone")).To(Equal("tombstone"))
+}
+
+// Shards other than 0 do not count: they keep other shards' SignedImages without results.
+func TestOtherShardsResultsOnlyOnShardZero(t *testing.T) {
+	g := NewWithT(t)
+	si := &sigwatchv1alpha1.SignedImage{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "app-1"},
+		Status: sigwatchv1alpha1.SignedImageStatus{Policies: []sigwatchv1alpha1.PolicyResult{{Name: "p", Result: sigwatchv1alpha1.PolicyVerified}}}}
+	for index := range 3 {
+		s := sharding.Shard{Index: index, Total: 3}
+		if s.Owns(si.Namespace) {
+			continue
+		}
+		got := slimSignedImage(s, si.DeepCopy()).(*sigwatchv1alpha1.SignedImage)
+		g.Expect(got.Status.Policies != nil).To(Equal(index == 0), "shard %d", index)
+	}
 }

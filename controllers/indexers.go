@@ -115,7 +115,7 @@ func (r *PodReconciler) podOfSignedImage(ctx context.Context, o client.Object) [
 		return nil
 	}
 	// Forgotten first: whatever the list below says, the next pod of the digest looks again.
-	r.ensured.Delete(ensuredKey(si.Namespace, imageOf(si)))
+	r.ensured.forget(ensuredKey(si.Namespace, imageOf(si)))
 	var list corev1.PodList
 	if err := r.Client.List(ctx, &list, client.InNamespace(si.Namespace), client.MatchingFields{indexPodImages: imageOf(si).String()}); err != nil {
 		log.FromContext(ctx).Error(err, "listing the pods of a deleted SignedImage: its digest gets a SignedImage again at their next change",

@@ -65,7 +65,12 @@ func NewMetrics(reg prometheus.Registerer, reader client.Reader, shard sharding.
 		policies: &cacheGauge{count: countPolicies(reader), desc: prometheus.NewDesc("sigwatch_imagesignaturepolicy_ready",
 			"1 for each ImageSignaturePolicy, labelled with its Ready condition status and reason.", []string{"policy", "ready", "reason"}, nil)},
 	}
-	collectors := []prometheus.Collector{m.verifications, m.duration, m.registryRequests, m.cacheHits, m.deferred, m.statusWrites, m.signedImages}
+	shards := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "sigwatch_shards",
+		Help: "The number of shards (--total-shards), labelled with this replica's shard: the shards that report, counted by shard, should be as many.",
+	}, []string{"shard"})
+	shards.WithLabelValues(strconv.Itoa(shard.Index)).Set(float64(max(1, shard.Total)))
+	collectors := []prometheus.Collector{m.verifications, m.duration, m.registryRequests, m.cacheHits, m.deferred, m.statusWrites, m.signedImages, shards}
 	if shard.Counts() {
 		collectors = append(collectors, m.policies)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
@@ -306,4 +307,38 @@ func TestStepPodsOfOneDigestCostOneCreate(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(creates).To(Equal(2), "after the deletion, made again")
 	g.Expect(e.get().Spec).To(Equal(si.Spec))
+}
+
+// A deletion seen between a visit's look and its note is not hidden by the note; what is noted is taken
+// as known for ensuredTTL only.
+func TestEnsuredDigests(t *testing.T) {
+	g := NewWithT(t)
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	e := ensuredDigests{now: func() time.Time { return now }}
+
+	known, token := e.look("ns app@sha256:1")
+	g.Expect(known).To(BeFalse())
+	e.note("ns app@sha256:1", token)
+	known, _ = e.look("ns app@sha256:1")
+	g.Expect(known).To(BeTrue())
+
+	// The race: a visit looks (the cache still shows the SignedImage), the SignedImage is deleted and
+	// forgotten, then the visit notes what it saw.
+	e.forget("ns app@sha256:1")
+	known, token = e.look("ns app@sha256:1")
+	g.Expect(known).To(BeFalse())
+	e.forget("ns app@sha256:1")
+	e.note("ns app@sha256:1", token)
+	known, _ = e.look("ns app@sha256:1")
+	g.Expect(known).To(BeFalse(), "the deletion wins: the next pod of the digest makes it again")
+
+	// Known for ensuredTTL, then asked again.
+	_, token = e.look("ns app@sha256:2")
+	e.note("ns app@sha256:2", token)
+	now = now.Add(ensuredTTL - time.Second)
+	known, _ = e.look("ns app@sha256:2")
+	g.Expect(known).To(BeTrue())
+	now = now.Add(time.Second)
+	known, _ = e.look("ns app@sha256:2")
+	g.Expect(known).To(BeFalse(), "past the TTL the cache is asked")
 }

@@ -52,15 +52,69 @@ type PodReconciler struct {
 
 	// names gives the names to try for the SignedImage of a digest (default signedImageName).
 	names func(img imageref.Image, attempt int) string
-	// ensured holds the digests (namespace and image) whose SignedImage this controller made or found,
-	// so that the other pods of a digest cost no API call (without it, every pod of a digest created
-	// before the cache shows its SignedImage is a create that fails). A SignedImage's deletion forgets
-	// its digest; specs are immutable, so a SignedImage never moves to another digest.
-	ensured sync.Map
+	// ensured holds the digests (namespace and image) whose SignedImage this controller made or found
+	// recently, so that the other pods of a digest cost no API call (without it, every pod of a digest
+	// created before the cache shows its SignedImage is a create that fails).
+	ensured ensuredDigests
 }
 
 // ensuredKey is a digest's key in PodReconciler.ensured.
 func ensuredKey(namespace string, img imageref.Image) string { return namespace + " " + img.String() }
+
+// ensuredTTL is how long a digest's SignedImage is taken to exist without looking at the cache again.
+const ensuredTTL = time.Minute
+
+// ensuredDigests remembers, for ensuredTTL, the digests whose SignedImage exists. A SignedImage's
+// deletion forgets its digest (specs are immutable: a SignedImage never moves to another digest). What
+// a visit learnt is remembered only if no deletion was seen since it looked (a deletion between its look
+// and its note would otherwise be hidden for good), and only for ensuredTTL: past it the cache is asked
+// again, which also heals a deletion the watch missed.
+type ensuredDigests struct {
+	mu      sync.Mutex
+	at      map[string]time.Time
+	forgets uint64 // deletions seen, of any digest
+	now     func() time.Time
+}
+
+// look says whether the digest's SignedImage is known to exist, and the token to note it with.
+func (e *ensuredDigests) look(key string) (known bool, token uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	t, ok := e.at[key]
+	if ok && e.clock().Sub(t) >= ensuredTTL {
+		delete(e.at, key)
+		ok = false
+	}
+	return ok, e.forgets
+}
+
+// note remembers that the digest's SignedImage exists, unless a deletion was seen since look.
+func (e *ensuredDigests) note(key string, token uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if token != e.forgets {
+		return
+	}
+	if e.at == nil {
+		e.at = map[string]time.Time{}
+	}
+	e.at[key] = e.clock()
+}
+
+// forget drops the digest: its SignedImage is gone, or going.
+func (e *ensuredDigests) forget(key string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.at, key)
+	e.forgets++
+}
+
+func (e *ensuredDigests) clock() time.Time {
+	if e.now != nil {
+		return e.now()
+	}
+	return time.Now()
+}
 
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
@@ -126,13 +180,14 @@ func (r *PodReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 // SignedImage of another digest (made by hand, or a hash collision) is passed over.
 func (r *PodReconciler) ensureSignedImage(ctx context.Context, pod *corev1.Pod, img imageref.Image) (retry time.Duration, err error) {
 	key := ensuredKey(pod.Namespace, img)
-	if _, ok := r.ensured.Load(key); ok {
+	known, token := r.ensured.look(key)
+	if known {
 		return 0, nil
 	}
 	names := r.namesOf(img)
 	if held, err := r.heldName(ctx, pod.Namespace, img, names); err != nil || held {
 		if held {
-			r.ensured.Store(key, struct{}{})
+			r.ensured.note(key, token)
 		}
 		return 0, err
 	}
@@ -150,7 +205,7 @@ func (r *PodReconciler) ensureSignedImage(ctx context.Context, pod *corev1.Pod, 
 		err := r.Client.Create(ctx, si)
 		if err == nil {
 			logger.Info("created SignedImage", "signedImage", klog.KObj(si))
-			r.ensured.Store(key, struct{}{})
+			r.ensured.note(key, token)
 			return 0, nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
@@ -165,7 +220,7 @@ func (r *PodReconciler) ensureSignedImage(ctx context.Context, pod *corev1.Pod, 
 			return 0, fmt.Errorf("reading SignedImage %s for %s: %w", klog.KObj(si), img, err)
 		}
 		if isSignedImageOf(existing, img) {
-			r.ensured.Store(key, struct{}{})
+			r.ensured.note(key, token)
 			return 0, nil
 		}
 		logger.V(1).Info("the name is taken; trying the next", "signedImage", klog.KObj(existing),

@@ -9,10 +9,14 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
 )
@@ -178,4 +182,42 @@ func TestStepPolicyCountsAreCoalesced(t *testing.T) {
 	g.Expect(patches).To(Equal(3))
 	g.Expect(status().MatchedImages).To(BeEquivalentTo(51), "the counts go with it")
 	g.Expect(countsWriteDelay(time.Time{}, e.clock.Now(), time.Second)).To(BeZero(), "never written: at once")
+}
+
+// The tally's event handler counts SignedImages in on creation, moves them on update and out on
+// deletion, and enqueues only the policies whose counts changed.
+func TestPolicyTallyHandler(t *testing.T) {
+	g := NewWithT(t)
+	tl := newPolicyTally()
+	h := tl.handler()
+	q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
+	defer q.ShutDown()
+	drain := func() []string {
+		var names []string
+		for q.Len() > 0 {
+			req, _ := q.Get()
+			names = append(names, req.Name)
+			q.Done(req)
+			q.Forget(req)
+		}
+		slices.Sort(names)
+		return names
+	}
+	si := func(pairs ...string) *sigwatchv1alpha1.SignedImage {
+		return &sigwatchv1alpha1.SignedImage{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "app"},
+			Status: sigwatchv1alpha1.SignedImageStatus{Policies: results(pairs...)}}
+	}
+	ctx := context.Background()
+
+	h.Create(ctx, event.CreateEvent{Object: si("p", "Verified")}, q)
+	g.Expect(drain()).To(Equal([]string{"p"}))
+	h.Update(ctx, event.UpdateEvent{ObjectOld: si("p", "Verified"), ObjectNew: si("p", "Verified")}, q)
+	g.Expect(drain()).To(BeEmpty(), "a status write that changes no result enqueues nothing")
+	h.Update(ctx, event.UpdateEvent{ObjectOld: si("p", "Verified"), ObjectNew: si("p", "Failed", "q", "Verified")}, q)
+	g.Expect(drain()).To(Equal([]string{"p", "q"}))
+	g.Expect(tl.of("p")).To(Equal(policyCounts{Matched: 1, Failed: 1}))
+	// A deletion the informer saw late (its last state unknown) still counts the image out.
+	h.Delete(ctx, event.DeleteEvent{Object: si(), DeleteStateUnknown: true}, q)
+	g.Expect(drain()).To(Equal([]string{"p", "q"}))
+	g.Expect(tl.counts).To(BeEmpty())
 }

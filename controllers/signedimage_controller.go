@@ -383,7 +383,7 @@ func (r *SignedImageReconciler) signedImagesOfPolicy(ctx context.Context, o clie
 		logger.Error(err, "listing SignedImages: those the policy now covers are not re-verified for this change")
 	}
 	for i := range all.Items {
-		if si := &all.Items[i]; policy.Covers(p, si.Spec.Image, nil) {
+		if si := &all.Items[i]; (r.Owns == nil || r.Owns(si.Namespace)) && policy.Covers(p, si.Spec.Image, nil) {
 			add(si)
 		}
 	}

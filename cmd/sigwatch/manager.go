@@ -75,7 +75,7 @@ func (o *ManagerOptions) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&o.LeaderElection, "leader-elect", true, "elect a leader, so that one replica is active")
 	fs.StringVar(&o.LeaderElectionNS, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
 	fs.IntVar(&o.MaxConcurrent, "max-concurrent-verifications", 16, "SignedImages handled (and verifications in flight) at once")
-	fs.IntVar(&o.MaxPerRegistry, "max-verifications-per-registry", 0, "verifications in flight at once that read one registry host; more are deferred for a few seconds, so that slow registries leave workers for the others (0: three quarters of --max-concurrent-verifications, at least 1)")
+	fs.IntVar(&o.MaxPerRegistry, "max-verifications-per-registry", 0, "verifications in flight at once of images on one registry host; one more waits up to 1s for a slot while the host answers promptly, else it is deferred for a few seconds, so that slow registries leave workers for the others (0: three quarters of --max-concurrent-verifications, at least 1)")
 	fs.DurationVar(&o.GCGrace, "gc-grace", 10*time.Minute, "how long a SignedImage that no pod runs is kept before it is deleted")
 	fs.StringVar(&o.NoMatchPolicy, "no-match-policy", "ignore", "what an image that no policy covers gets: ignore (Ready) or warn (not Ready, Warning Event)")
 	fs.Func("insecure-registry", "host or host:port pattern (with * wildcards) that may be reached over plain HTTP (repeatable)", func(v string) error {
@@ -90,7 +90,7 @@ func (o *ManagerOptions) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.MaxTrustRootAge, "max-trust-root-age", 0, "oldest public-good trust root used when TUF cannot deliver a current one: the last root TUF delivered counts from then, the embedded snapshot from its date; older fails verification as TrustedRootUnavailable (0: no bound; not applied with --offline-trust-root)")
 	fs.StringVar(&o.PprofAddr, "pprof-bind-address", "", "address to serve net/http/pprof on, for profiling (\"\" or \"0\": off; it has no authentication: bind it to localhost and use kubectl port-forward)")
 	fs.IntVar(&o.TotalShards, "total-shards", 1, "number of replicas that split the cluster's namespaces between them, each with its own leader election (see docs/performance.md)")
-	fs.IntVar(&o.Shard, "shard", 0, "this replica's shard, from 0 to --total-shards - 1; -1 takes it from the StatefulSet ordinal at the end of the pod name ($POD_NAME, else the host name)")
+	fs.IntVar(&o.Shard, "shard", -1, "this replica's shard, from 0 to --total-shards - 1; -1 (the default) takes it, when --total-shards is more than 1, from the StatefulSet ordinal at the end of the pod name ($POD_NAME, else the host name), and fails if there is none")
 	fs.IntVar(&o.PodWorkers, "pod-workers", 8, "pods handled at once (each costs at most one API call: creating the SignedImage of a new digest)")
 	o.MaxSignatureBytes, o.MemoryBudget = signatures.DefaultMaxBytes, verification.DefaultMemoryBudget
 	fs.Func("max-signature-bytes", "most bytes of signatures and attestations read for one image, as a quantity (default 32Mi); more fails the image (InvalidSignature)", quantity(&o.MaxSignatureBytes))

@@ -48,6 +48,9 @@ func TestShardFlags(t *testing.T) {
 		{[]string{"--total-shards=0"}, "", sharding.Shard{}, "at least 1"},
 		{[]string{"--total-shards=2", "--shard=-1"}, "sigwatch-controller-manager-5", sharding.Shard{}, "between 0 and 1"},
 		{[]string{"--total-shards=2", "--shard=-1"}, "", sharding.Shard{}, "POD_NAME"},
+		// Replicas of one template with --total-shards and no --shard do not all become shard 0.
+		{[]string{"--total-shards=3"}, "sigwatch-7d9f8-xk2p4", sharding.Shard{}, "-<ordinal>"},
+		{[]string{"--total-shards=3"}, "sigwatch-controller-manager-2", sharding.Shard{Index: 2, Total: 3}, ""},
 		{[]string{"--pod-workers=0"}, "", sharding.Shard{}, "--pod-workers"},
 	} {
 		fs := flag.NewFlagSet("manager", flag.ContinueOnError)

@@ -79,8 +79,16 @@ func FromOrdinal(podName string) (int, error) {
 // ErrNoOrdinal is returned by Resolve when the shard is to come from the pod name and there is none.
 var ErrNoOrdinal = errors.New("the shard is taken from the StatefulSet ordinal of the pod name, but the pod name is not known (set POD_NAME from metadata.name)")
 
-// Resolve returns the shard from the flags: index ≥ 0 as given, index < 0 from the ordinal of podName.
+// Resolve returns the shard from the flags: index ≥ 0 as given; index < 0 the whole cluster when total is
+// 1, else the ordinal of podName (replicas of one template must not all default to shard 0, leaving
+// the other shards' namespaces unwatched).
 func Resolve(index, total int, podName string) (Shard, error) {
+	if total < 1 {
+		return New(index, total)
+	}
+	if index < 0 && total == 1 {
+		return Whole, nil
+	}
 	if index < 0 {
 		if podName == "" {
 			return Shard{}, ErrNoOrdinal

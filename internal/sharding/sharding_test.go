@@ -76,6 +76,7 @@ func TestResolve(t *testing.T) {
 		err          bool
 	}{
 		{0, 1, "", Shard{0, 1}, false},
+		{-1, 1, "", Shard{0, 1}, false}, // unsharded: no pod name needed
 		{1, 3, "", Shard{1, 3}, false},
 		{-1, 3, "sigwatch-2", Shard{2, 3}, false},
 		{-1, 3, "sigwatch-shard-0", Shard{0, 3}, false},

@@ -160,8 +160,8 @@ type cachedVerdict struct {
 
 // Verify returns the verdict of every policy on the digest. It never returns an error: what could not be
 // decided is an Unknown policy result with its reason. When a registry host it reads has
-// Options.MaxPerHost verifications in flight, it returns at once a Result with Deferred set and no
-// verdict.
+// Options.MaxPerHost verifications in flight, it returns a Result with Deferred set and no verdict: at
+// once, or after waiting up to Options.HostWait for a slot of a host that answers promptly.
 func (e *Engine) Verify(ctx context.Context, req Request) *Result {
 	res := &Result{Image: req.Image, Time: e.opts.Clock(), Cached: len(req.Policies) > 0}
 	if !imageref.ValidDigest(req.Image.Digest) {

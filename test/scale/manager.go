@@ -48,8 +48,8 @@ type manager struct {
 
 // startManager starts bin as `sigwatch manager` against the kubeconfig, with the harness's flags and
 // extra, its output going to dir/manager.log. The kubeconfig is passed as --kubeconfig, or as $KUBECONFIG
-// when viaEnv is set (see Options.KubeconfigEnv).
-func startManager(bin, kubeconfig, dir string, viaEnv bool, extra []string) (*manager, error) {
+// when viaEnv is set (see Options.KubeconfigEnv); env is added to its environment.
+func startManager(bin, kubeconfig, dir string, viaEnv bool, extra, env []string) (*manager, error) {
 	metricsPort, err := freePort()
 	if err != nil {
 		return nil, err
@@ -78,7 +78,7 @@ func startManager(bin, kubeconfig, dir string, viaEnv bool, extra []string) (*ma
 	}
 	m.cmd = exec.Command(bin, args...)
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
-	m.cmd.Env = os.Environ()
+	m.cmd.Env = append(os.Environ(), env...)
 	if viaEnv {
 		m.cmd.Env = append(m.cmd.Env, "KUBECONFIG="+kubeconfig)
 	}

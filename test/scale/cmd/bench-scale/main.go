@@ -27,7 +27,7 @@ func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
 
 func main() {
 	o := scale.DefaultOptions()
-	var managerArgs repeated
+	var managerArgs, managerEnv repeated
 	flag.IntVar(&o.Digests, "digests", scale.DefaultDigests, "distinct images pushed (and run)")
 	flag.IntVar(&o.Pods, "pods", scale.DefaultPods, "pods that run them (at least -digests): pod j runs digest j%digests")
 	flag.IntVar(&o.Namespaces, "namespaces", scale.DefaultNamespaces, "namespaces: digest i and its pods live in namespace i%namespaces")
@@ -36,6 +36,7 @@ func main() {
 	flag.IntVar(&o.Clients, "clients", scale.DefaultClients, "concurrent API writers of the harness")
 	flag.StringVar(&o.ManagerBinary, "manager", "", "sigwatch binary to measure (default: build ./cmd/sigwatch of this tree)")
 	flag.Var(&managerArgs, "manager-arg", "extra `flag` of sigwatch manager (repeatable), e.g. -manager-arg=--max-concurrent-verifications=16")
+	flag.Var(&managerEnv, "manager-env", "extra `NAME=value` of the manager's environment (repeatable), e.g. -manager-env=GOMEMLIMIT=460MiB as the Deployment sets it")
 	flag.BoolVar(&o.KubeconfigEnv, "kubeconfig-env", false, "pass the kubeconfig as $KUBECONFIG, not --kubeconfig: the manager then has no client-side rate limit, as in a cluster")
 	flag.DurationVar(&o.SettleTimeout, "timeout", scale.DefaultSettleTimeout, "bound of each of the cold and forced phases")
 	flag.BoolVar(&o.Progress, "progress", false, "print a progress line every 10s while a phase settles")
@@ -45,7 +46,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench-scale: unexpected arguments %q\n", flag.Args())
 		os.Exit(2)
 	}
-	o.ManagerArgs = managerArgs
+	o.ManagerArgs, o.ManagerEnv = managerArgs, managerEnv
 	o.Out = os.Stdout
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		_ = os.Setenv("KUBEBUILDER_ASSETS", filepath.Join(envtest.RepoRoot(), "bin", "k8s"))
