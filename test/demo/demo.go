@@ -329,7 +329,7 @@ func (d *demo) waitForVerdicts(ctx context.Context, images []*Image) func() erro
 			}
 			if time.Now().After(deadline) || ctx.Err() != nil {
 				return fmt.Errorf("%d images have no verdict yet; the manager log (%s) says:\n%s", pending,
-					filepath.Join(d.dir, "manager.log"), tail(filepath.Join(d.dir, "manager.log"), 20))
+					filepath.Join(d.dir, "manager.log"), stack.TailFile(filepath.Join(d.dir, "manager.log"), 20))
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
@@ -376,16 +376,4 @@ func (d *demo) kubectl(ctx context.Context, kubeconfig string, args ...string) {
 		}
 	}
 	_, _ = d.out.Write(buf.Bytes())
-}
-
-func tail(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sigwatch/sigwatch/test/envtest"
+	"github.com/sigwatch/sigwatch/test/stack"
 )
 
 // buildManager builds cmd/sigwatch of this source tree into dir.
@@ -120,7 +121,7 @@ func (m *manager) sampleRSS() {
 func (m *manager) alive() error {
 	select {
 	case <-m.exited:
-		return fmt.Errorf("the manager exited (%v); the end of its log %s:\n%s", m.err, m.logPath, tail(m.logPath, 30))
+		return fmt.Errorf("the manager exited (%v); the end of its log %s:\n%s", m.err, m.logPath, stack.TailFile(m.logPath, 30))
 	default:
 		return nil
 	}
@@ -205,19 +206,6 @@ func freePort() (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// tail returns the last n lines of a file.
-func tail(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // scrapeManager reads the manager's counters that tell what it did: reconciles and their errors by

@@ -90,7 +90,7 @@ func (p *process) stop() {
 }
 
 // tail returns the last lines of the process's log, for error messages.
-func (p *process) tail() string { return tailFile(p.logPath, tailLines) }
+func (p *process) tail() string { return TailFile(p.logPath, tailLines) }
 
 // failure is an error about the process that quotes the end of its log.
 func (p *process) failure(format string, args ...any) error {
@@ -212,7 +212,8 @@ func startService(ctx context.Context, s service, timeout time.Duration) (*proce
 func hermeticEnv(dir string) []string { return cosign.HermeticEnv(dir) }
 
 // tailFile returns the last n lines of a file, or why it cannot.
-func tailFile(path string, n int) string {
+// TailFile returns the last n lines of a file (a process log, for an error message).
+func TailFile(path string, n int) string {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Sprintf("(cannot read: %v)", err)
