@@ -54,6 +54,15 @@ func TestSmoke(t *testing.T) {
 	g.Expect(statusPatches).To(Equal(digests), "SignedImage status patches in the forced phase; writes: %s; late: %s", f.APIWrites, f.LateWrites)
 	g.Expect(f.HarnessWrites).To(Equal(digests))
 
+	// The policy's status is written for its conditions and then at most every 2 s while its counts
+	// change, not once per image (before: about one per SignedImage).
+	c := rep.Cold
+	policyPatches := c.APIWrites.Count("PATCH", "imagesignaturepolicies", "status") + c.LateWrites.Count("PATCH", "imagesignaturepolicies", "status")
+	g.Expect(policyPatches).To(BeNumerically("<=", 3+int(c.Seconds/2)), "policy status patches in a %.0f s cold phase", c.Seconds)
+	// One SignedImage per digest (a create that finds it made an instant ago by another pod's worker is
+	// a 409, not a second object), and each digest's pods cost no further API call.
+	g.Expect(c.APIWrites.Count("POST", "signedimages", "")).To(BeNumerically("<=", digests+digests/5), "creates: %s", c.APIWrites)
+
 	g.Expect(rep.Creation.Writes).To(Equal(5 + 1 + 1 + 1 + digests + 2*500))
 	g.Expect(rep.PeakRSSBytes).To(BeNumerically(">", 0))
 	g.Expect(rep.Cold.ManagerWrites).To(BeNumerically(">=", digests), "the cold phase creates a SignedImage per digest")
