@@ -86,14 +86,26 @@ func TestDefaultIsAccepted(t *testing.T) {
 	dryRun(t, objs)
 }
 
-func TestManagerDeploymentIsHardened(t *testing.T) {
-	g := NewWithT(t)
+// defaultDeployment is the manager's Deployment as config/default renders it.
+func defaultDeployment(t *testing.T) appsv1.Deployment {
+	t.Helper()
 	var dep appsv1.Deployment
 	for _, o := range render(t, "default") {
 		if o.GetKind() == "Deployment" {
-			g.Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &dep)).To(Succeed())
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &dep); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
+	if dep.Name == "" {
+		t.Fatal("config/default renders no Deployment")
+	}
+	return dep
+}
+
+func TestManagerDeploymentIsHardened(t *testing.T) {
+	g := NewWithT(t)
+	dep := defaultDeployment(t)
 	pod := dep.Spec.Template.Spec
 	g.Expect(pod.SecurityContext.RunAsNonRoot).To(HaveValue(BeTrue()))
 	g.Expect(pod.SecurityContext.SeccompProfile.Type).To(Equal(corev1.SeccompProfileTypeRuntimeDefault))
@@ -192,12 +204,7 @@ func ptrTo[T any](v T) *T { return &v }
 // accepts it all.
 func TestShardedIsAccepted(t *testing.T) {
 	g := NewWithT(t)
-	var dep appsv1.Deployment
-	for _, o := range render(t, "default") {
-		if o.GetKind() == "Deployment" {
-			g.Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &dep)).To(Succeed())
-		}
-	}
+	dep := defaultDeployment(t)
 	objs := render(t, "sharded")
 	var sts appsv1.StatefulSet
 	kinds := map[string]int{}
