@@ -23,6 +23,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/sigwatch/sigwatch/controllers"
+	"github.com/sigwatch/sigwatch/internal/cloudauth"
 	"github.com/sigwatch/sigwatch/internal/registry"
 	"github.com/sigwatch/sigwatch/internal/scheme"
 	"github.com/sigwatch/sigwatch/internal/sharding"
@@ -66,6 +67,10 @@ type ManagerOptions struct {
 	PodName            string
 	// PodWorkers is the number of pods handled at once.
 	PodWorkers int
+	// CloudCredentials are the clouds whose identity (of the manager's pod) reads their registries;
+	// CloudRegistries more hosts for them (PROVIDER=HOSTPATTERN).
+	CloudCredentials string
+	CloudRegistries  []string
 }
 
 func (o *ManagerOptions) bind(fs *flag.FlagSet) {
@@ -92,6 +97,14 @@ func (o *ManagerOptions) bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.TotalShards, "total-shards", 1, "number of replicas that split the cluster's namespaces between them, each with its own leader election (see docs/performance.md)")
 	fs.IntVar(&o.Shard, "shard", -1, "this replica's shard, from 0 to --total-shards - 1; -1 (the default) takes it, when --total-shards is more than 1, from the StatefulSet ordinal at the end of the pod name ($POD_NAME, else the host name), and fails if there is none")
 	fs.IntVar(&o.PodWorkers, "pod-workers", 8, "pods handled at once (each costs at most one API call: creating the SignedImage of a new digest)")
+	fs.StringVar(&o.CloudCredentials, "cloud-credentials", "gcp,aws,azure", "clouds whose identity of the manager's pod reads their own registries after the pods' pull secrets: gcp (GCR, Artifact Registry), aws (ECR), azure (ACR), comma-separated, or none; a cloud's token is only sent to that cloud's registry hosts (see docs/install.md#cloud-registries)")
+	fs.Func("cloud-registry", "PROVIDER=HOSTPATTERN: also read hosts matching the pattern (with * wildcards) with that cloud's credentials, for a registry mirror or private endpoint under another name (repeatable)", func(v string) error {
+		if _, err := cloudauth.ParseRule(v); err != nil {
+			return err
+		}
+		o.CloudRegistries = append(o.CloudRegistries, v)
+		return nil
+	})
 	o.MaxSignatureBytes, o.MemoryBudget = signatures.DefaultMaxBytes, verification.DefaultMemoryBudget
 	fs.Func("max-signature-bytes", "most bytes of signatures and attestations read for one image, as a quantity (default 32Mi); more fails the image (InvalidSignature)", quantity(&o.MaxSignatureBytes))
 	fs.Func("signature-memory-budget", "most bytes of signatures and attestations held by all verifications at once, as a quantity (default 32Mi); verifications wait for their share", quantity(&o.MemoryBudget))
@@ -134,10 +147,33 @@ func (o *ManagerOptions) validate() error {
 	if _, err := o.shard(); err != nil {
 		return fmt.Errorf("--shard/--total-shards: %w", err)
 	}
+	if _, err := o.cloudOptions(); err != nil {
+		return err
+	}
 	if o.MemoryBudget < o.MaxSignatureBytes {
 		return fmt.Errorf("--signature-memory-budget (%d bytes) must be at least --max-signature-bytes (%d bytes)", o.MemoryBudget, o.MaxSignatureBytes)
 	}
 	return nil
+}
+
+// cloudOptions are the cloud keychain's options of the flags.
+func (o *ManagerOptions) cloudOptions() (cloudauth.Options, error) {
+	providers, err := cloudauth.ParseProviders(o.CloudCredentials)
+	if err != nil {
+		return cloudauth.Options{}, fmt.Errorf("--cloud-credentials: %w", err)
+	}
+	co := cloudauth.Options{Providers: providers, Insecure: o.InsecureRegistries}
+	for _, v := range o.CloudRegistries {
+		r, err := cloudauth.ParseRule(v)
+		if err != nil {
+			return cloudauth.Options{}, fmt.Errorf("--cloud-registry: %w", err)
+		}
+		co.Registries = append(co.Registries, r)
+	}
+	if _, err := cloudauth.New(co); err != nil {
+		return cloudauth.Options{}, fmt.Errorf("--cloud-registry: %w (add it to --cloud-credentials)", err)
+	}
+	return co, nil
 }
 
 // shard is this replica's shard.
@@ -224,7 +260,19 @@ func RunManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) error {
 			logger.Error(err, "public-good trust root: TUF failed, an older root stands in (sigwatch_trust_root_fallback is 1)")
 		},
 	}
+	cloudOpts, err := o.cloudOptions()
+	if err != nil {
+		return err
+	}
+	cloudOpts.Warn = func(p cloudauth.Provider, host string, err error) {
+		logger.Info("cloud registry credentials: no identity of this cloud found; its registry is read anonymously", "provider", p, "host", host, "reason", err.Error())
+	}
+	cloud, err := cloudauth.New(cloudOpts)
+	if err != nil {
+		return fmt.Errorf("--cloud-registry: %w", err)
+	}
 	if _, err := controllers.Setup(ctx, mgr, controllers.Config{
+		Keychain:         cloud,
 		PublicGood:       publicGood.Get,
 		PublicGoodStatus: publicGood.Status,
 		Registry: registry.Options{
@@ -254,6 +302,7 @@ func RunManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) error {
 		return err
 	}
 	logger.Info("starting", "version", versionString(), "shard", shard.String(), "insecureRegistries", strings.Join(o.InsecureRegistries, ","),
+		"cloudCredentials", o.CloudCredentials, "cloudRegistries", strings.Join(o.CloudRegistries, ","),
 		"maxConcurrentVerifications", o.MaxConcurrent,
 		"maxVerificationsPerRegistry", controllers.PerRegistryLimit(o.MaxConcurrent, o.MaxPerRegistry), "gcGrace", o.GCGrace, "noMatchPolicy", o.NoMatchPolicy)
 	return mgr.Start(ctx)

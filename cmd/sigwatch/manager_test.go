@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sigwatch/sigwatch/internal/cloudauth"
 	"github.com/sigwatch/sigwatch/internal/sharding"
 )
 
@@ -89,5 +90,61 @@ func TestLeaderElectionIDs(t *testing.T) {
 	}
 	if len(ids) != 3 || ids["sigwatch.sigwatch.dev"] {
 		t.Errorf("shard leases %v: want three of their own", ids)
+	}
+}
+
+// TestCloudCredentialFlags: the cloud keychain of the flags; a wrong value fails at start, naming the
+// flag.
+func TestCloudCredentialFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args      []string
+		host      string
+		want      string // provider of host ("": anonymous)
+		parseErr  string
+		configErr string
+	}{
+		{args: nil, host: "eu.gcr.io", want: "gcp"},
+		{args: nil, host: "123456789012.dkr.ecr.us-east-1.amazonaws.com", want: "aws"},
+		{args: nil, host: "team.azurecr.io", want: "azure"},
+		{args: nil, host: "mirror.example.com"},
+		{args: []string{"--cloud-credentials=none"}, host: "eu.gcr.io"},
+		{args: []string{"--cloud-credentials=aws"}, host: "eu.gcr.io"},
+		{args: []string{"--cloud-registry=gcp=mirror.example.com"}, host: "mirror.example.com", want: "gcp"},
+		{args: []string{"--cloud-credentials=aws", "--cloud-registry=gcp=mirror.example.com"}, configErr: "--cloud-registry: cloud registry gcp=mirror.example.com: provider gcp is not enabled"},
+		{args: []string{"--cloud-credentials=gcp,ibm"}, configErr: "--cloud-credentials: unknown cloud provider \"ibm\""},
+		{args: []string{"--cloud-registry=gcp=*"}, parseErr: "not match every host"},
+	} {
+		fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		var o ManagerOptions
+		o.bind(fs)
+		err := fs.Parse(tc.args)
+		if tc.parseErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.parseErr) {
+				t.Errorf("%v: parse error %v, want %q", tc.args, err, tc.parseErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = o.validate()
+		if tc.configErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.configErr) {
+				t.Errorf("%v: error %v, want %q", tc.args, err, tc.configErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		co, _ := o.cloudOptions()
+		k, err := cloudauth.New(co)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, _ := k.ProviderFor(tc.host); string(p) != tc.want {
+			t.Errorf("%v: %s gets %q credentials, want %q", tc.args, tc.host, p, tc.want)
+		}
 	}
 }

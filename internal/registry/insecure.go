@@ -41,3 +41,13 @@ func (m hostMatcher) match(host string) bool {
 	}
 	return false
 }
+
+// HostPatterns are host patterns as Options.Insecure takes them: '*' matches one DNS label or a port,
+// everything else is literal, case is ignored.
+type HostPatterns struct{ m hostMatcher }
+
+// NewHostPatterns compiles patterns (empty ones are skipped).
+func NewHostPatterns(patterns ...string) HostPatterns { return HostPatterns{newHostMatcher(patterns)} }
+
+// Match reports whether host ("host" or "host:port") matches one of the patterns.
+func (p HostPatterns) Match(host string) bool { return p.m.match(host) }
