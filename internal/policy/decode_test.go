@@ -12,7 +12,7 @@ func TestDecodeSamples(t *testing.T) {
 	g := NewWithT(t)
 	files, err := filepath.Glob("../../config/samples/sigwatch_v1alpha1_imagesignaturepolicy_*.yaml")
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(files).To(HaveLen(3))
+	g.Expect(files).To(HaveLen(4))
 	var all []byte
 	for _, f := range files {
 		data, err := os.ReadFile(f)
@@ -21,7 +21,7 @@ func TestDecodeSamples(t *testing.T) {
 	}
 	ps, err := Decode(all)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(ps).To(HaveLen(3))
+	g.Expect(ps).To(HaveLen(4))
 	for _, p := range ps {
 		_, err := Compile(p, Inputs{})
 		g.Expect(err).NotTo(HaveOccurred(), "sample %s compiles", p.Name)
