@@ -19,6 +19,8 @@ K8S_ASSETS ?= $(LOCALBIN)/k8s
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 CRD_REF_DOCS ?= $(LOCALBIN)/crd-ref-docs
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
+HELM ?= $(LOCALBIN)/helm
+KO ?= $(LOCALBIN)/ko
 GO_TEST_FLAGS ?= -count=1 -timeout=45m
 # Every test file that needs a tool binary or a control plane carries one of these build tags.
 ALL_TAGS := integration,e2e
@@ -41,6 +43,19 @@ help: ## Show this help.
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate the CRDs and RBAC from the markers in api/ and controllers/.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+	@$(MAKE) --no-print-directory chart-files
+
+# The Helm chart carries copies of what config/ generates or holds: the CRDs (crds/, byte for byte), the
+# manager's ClusterRole rules, the alerts and the Grafana dashboard. `make manifests` refreshes them, and
+# `make verify` fails when a copy is not committed.
+.PHONY: chart-files
+chart-files: ## Copy the CRDs, the manager's RBAC, the alerts and the dashboard from config/ into charts/sigwatch.
+	@mkdir -p charts/sigwatch/crds charts/sigwatch/files charts/sigwatch/dashboards
+	rm -f charts/sigwatch/crds/*.yaml
+	cp config/crd/bases/*.yaml charts/sigwatch/crds/
+	cp config/rbac/role.yaml charts/sigwatch/files/manager-role.yaml
+	cp config/prometheus/rules.yaml charts/sigwatch/files/prometheus-rules.yaml
+	if [ -f config/grafana/sigwatch-dashboard.json ]; then cp config/grafana/sigwatch-dashboard.json charts/sigwatch/dashboards/sigwatch.json; fi
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the deepcopy methods of api/.
@@ -63,16 +78,22 @@ vet: ## Run go vet over every file, tagged tests included.
 lint: $(GOLANGCI_LINT) ## Run kube-api-linter over the API types (.golangci.yml).
 	$(GOLANGCI_LINT) run ./api/...
 
+# helm-lint lints the chart with its defaults and with each ci/*-values.yaml (every value set).
+.PHONY: helm-lint
+helm-lint: $(HELM) ## Lint the Helm chart charts/sigwatch (strict), with its defaults and its ci/*-values.yaml.
+	$(HELM) lint --strict charts/sigwatch
+	for f in charts/sigwatch/ci/*-values.yaml; do $(HELM) lint --strict charts/sigwatch --values "$$f"; done
+
 .PHONY: verify
 verify: manifests generate docs ## Regenerate everything and fail if the tree is then dirty.
 	@go mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy'"; exit 1; }
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "not gofmt'ed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
-	@if [ -n "$$(git status --porcelain -- api config docs go.mod go.sum)" ]; then \
+	@if [ -n "$$(git status --porcelain -- api charts config docs go.mod go.sum)" ]; then \
 		echo "generated files are out of date; run 'make manifests generate docs' and commit:"; \
-		git status --porcelain -- api config docs go.mod go.sum; git diff --stat -- api config docs; exit 1; fi
+		git status --porcelain -- api charts config docs go.mod go.sum; git diff --stat -- api charts config docs; exit 1; fi
 
 .PHONY: test
-test: vet lint verify envtest-assets $(LOCALBIN)/cosign sigstore-stack ## Run go vet, make lint, make verify and every test (what CI runs).
+test: vet lint verify envtest-assets $(LOCALBIN)/cosign sigstore-stack $(HELM) $(KO) $(LOCALBIN)/promql-check ## Run go vet, make lint, make verify and every test (what CI runs).
 	KUBEBUILDER_ASSETS="$(K8S_ASSETS)" go test -tags $(ALL_TAGS) $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-unit
@@ -80,11 +101,11 @@ test-unit: ## Run the tests that need no API server and no tool binary (seconds,
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-integration
-test-integration: envtest-assets $(LOCALBIN)/cosign ## Run the unit tests and those against envtest and the real cosign.
+test-integration: envtest-assets $(LOCALBIN)/cosign $(HELM) $(KO) $(LOCALBIN)/promql-check ## Run the unit tests and those against envtest and the real cosign.
 	KUBEBUILDER_ASSETS="$(K8S_ASSETS)" go test -tags integration $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-e2e
-test-e2e: envtest-assets $(LOCALBIN)/cosign sigstore-stack ## Run the end-to-end suites: the real keyless stack and the demo.
+test-e2e: envtest-assets $(LOCALBIN)/cosign sigstore-stack $(KO) ## Run the end-to-end suites: the real keyless stack and the demo.
 	KUBEBUILDER_ASSETS="$(K8S_ASSETS)" go test -tags e2e $(GO_TEST_FLAGS) ./test/...
 
 # FUZZTIME bounds each fuzz target's run. The seeds of every target (f.Add and testdata/fuzz/) already run
@@ -145,7 +166,6 @@ run: manifests generate ## Run the manager against the cluster of the current KU
 ##@ Deploy (to the cluster of the current KUBECONFIG)
 
 IMG ?= ghcr.io/sigwatch/sigwatch:latest
-CONTAINER_TOOL ?= docker
 KUSTOMIZE ?= $(LOCALBIN)/kustomize
 
 .PHONY: install
@@ -166,18 +186,41 @@ deploy: manifests $(KUSTOMIZE) ## Deploy sigwatch (config/default) with the imag
 undeploy: $(KUSTOMIZE) ## Remove what deploy installed.
 	$(KUSTOMIZE) build config/default | kubectl delete --ignore-not-found -f -
 
-.PHONY: docker-build
-docker-build: ## Build the container image IMG (needs a Docker engine).
-	$(CONTAINER_TOOL) build --build-arg VERSION=$$(git describe --tags --always --dirty 2>/dev/null || echo dev) -t $(IMG) .
+# `make image` builds the manager image with ko, without Docker (.ko.yaml: the static binary, CGO_ENABLED=0,
+# -trimpath, -ldflags "-s -w -X main.version=$(VERSION)", at /ko-app/sigwatch on distroless static nonroot),
+# for every platform of KO_PLATFORMS, and pushes it, an image index, to IMG's repository under IMG's tag
+# (latest when IMG has none) and the tags of IMAGE_EXTRA_TAGS (comma-separated), with an SPDX SBOM
+# (KO_SBOM=none for none). It prints the pushed reference with its digest; IMAGE_REFS=FILE writes it to
+# FILE too. KO_DEFAULTBASEIMAGE replaces the base image.
+# Registries on 127.0.0.1 and localhost are spoken to over plain HTTP; others over HTTPS, with the
+# credentials of ~/.docker/config.json (`bin/ko login REGISTRY -u USER --password-stdin`).
+comma := ,
+KO_PLATFORMS ?= linux/amd64,linux/arm64
+KO_SBOM ?= spdx
+IMAGE_EXTRA_TAGS ?=
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: docker-push
-docker-push: ## Push the container image IMG.
-	$(CONTAINER_TOOL) push $(IMG)
+.PHONY: image
+image: $(KO) ## Build the manager image for linux/amd64 and arm64 with ko (no Docker), push it to IMG and print its digest.
+	@repo="$(IMG)"; tag=latest; last="$${repo##*/}"; \
+	if [[ "$$last" == *:* ]]; then tag="$${last##*:}"; repo="$${repo%:*}"; fi; \
+	echo "building sigwatch $(VERSION) for $(KO_PLATFORMS) with ko, for $$repo:$$tag"; \
+	ref=$$(KO_DOCKER_REPO="$$repo" VERSION="$(VERSION)" $(if $(KO_DEFAULTBASEIMAGE),KO_DEFAULTBASEIMAGE="$(KO_DEFAULTBASEIMAGE)") \
+		$(KO) build --bare --platform=$(KO_PLATFORMS) --tags="$$tag$(if $(IMAGE_EXTRA_TAGS),$(comma)$(IMAGE_EXTRA_TAGS))" --sbom=$(KO_SBOM) $(if $(IMAGE_REFS),--image-refs="$(IMAGE_REFS)") ./cmd/sigwatch); \
+	echo "pushed $$ref in $${SECONDS}s"
 
 ##@ Tools (built from the Go module proxy, kept out of the operator's go.mod)
 
 $(KUSTOMIZE): hack/tools/kustomize/go.mod hack/tools/kustomize/go.sum
 	cd hack/tools/kustomize && go build -o $@ sigs.k8s.io/kustomize/kustomize/v5
+	@touch $@ # go build leaves an up-to-date binary as it was: mark it newer than its module
+
+.PHONY: ko
+ko: $(KO) ## Build ko, which make image builds the manager image with, into bin/.
+
+$(KO): hack/tools/ko/go.mod hack/tools/ko/go.sum
+	@echo "building ko $(call modversion,hack/tools/ko,github.com/google/ko) from source (about 80 seconds the first time on 2 cores)"
+	cd hack/tools/ko && go build -trimpath -o $@ github.com/google/ko
 	@touch $@ # go build leaves an up-to-date binary as it was: mark it newer than its module
 
 $(CONTROLLER_GEN): hack/tools/codegen/go.mod hack/tools/codegen/go.sum
@@ -192,6 +235,16 @@ $(CRD_REF_DOCS): hack/tools/codegen/go.mod hack/tools/codegen/go.sum
 $(GOLANGCI_LINT): hack/tools/golangci-lint/go.mod hack/tools/golangci-lint/go.sum
 	@echo "building golangci-lint $(call modversion,hack/tools/golangci-lint,github.com/golangci/golangci-lint/v2) with kube-api-linter (a few minutes the first time)"
 	cd hack/tools/golangci-lint && go build -trimpath -o $@ sigs.k8s.io/kube-api-linter/cmd/golangci-lint-kube-api-linter
+	@touch $@ # go build leaves an up-to-date binary as it was: mark it newer than its module
+
+HELM_VERSION = $(call modversion,hack/tools/helm,helm.sh/helm/v4)
+
+.PHONY: helm
+helm: $(HELM) ## Build the helm CLI that renders and lints charts/sigwatch into bin/.
+
+$(HELM): hack/tools/helm/go.mod hack/tools/helm/go.sum
+	@echo "building helm $(HELM_VERSION) from source (about 7 minutes the first time on 2 busy cores)"
+	cd hack/tools/helm && go build -trimpath -o $@ helm.sh/helm/v4/cmd/helm
 	@touch $@ # go build leaves an up-to-date binary as it was: mark it newer than its module
 
 .PHONY: envtest-assets
@@ -222,6 +275,14 @@ cosign: $(LOCALBIN)/cosign ## Build the cosign CLI that the tests sign images wi
 $(LOCALBIN)/cosign: hack/tools/cosign/go.mod hack/tools/cosign/go.sum
 	@echo "building cosign $(COSIGN_VERSION) from source (a few minutes the first time on 2 cores)"
 	cd hack/tools/cosign && go build -trimpath -o $@ github.com/sigstore/cosign/v3/cmd/cosign
+	@touch $@ # go build leaves an up-to-date binary as it was: mark it newer than its module
+
+.PHONY: promql-check
+promql-check: $(LOCALBIN)/promql-check ## Build the PromQL checker that test/monitoring runs over the dashboard, alerts and docs into bin/.
+
+# The Prometheus PromQL parser (its own module: github.com/prometheus/prometheus stays out of go.mod).
+$(LOCALBIN)/promql-check: hack/tools/promql/go.mod hack/tools/promql/go.sum $(wildcard hack/tools/promql/*.go)
+	cd hack/tools/promql && go build -trimpath -o $@ .
 	@touch $@ # go build leaves an up-to-date binary as it was: mark it newer than its module
 
 .PHONY: sigstore-stack

@@ -205,10 +205,32 @@ func registerTrustMetrics(reg prometheus.Registerer, status func() trust.PublicG
 		Name: "sigwatch_trust_root_age_seconds",
 		Help: "Age of the public-good trust root in use: since TUF last delivered it, or since the date of the embedded snapshot's newest material.",
 	}, func() float64 { return status().Age.Seconds() })
-	for _, c := range []prometheus.Collector{fallback, age} {
+	source := &trustSource{status: status, desc: prometheus.NewDesc("sigwatch_trust_root_info", trustSourceHelp, []string{"source"}, nil)}
+	for _, c := range []prometheus.Collector{fallback, age, source} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+const trustSourceHelp = "Where the public-good trust root in use comes from, as the label source: tuf (delivered by TUF), embedded (the snapshot compiled in) or none (not loaded yet: no policy has needed it); always 1."
+
+// trustSource exports the source of the public-good trust root as an info metric.
+type trustSource struct {
+	status func() trust.PublicGoodStatus
+	desc   *prometheus.Desc
+}
+
+func (t *trustSource) Describe(ch chan<- *prometheus.Desc) { ch <- t.desc }
+
+func (t *trustSource) Collect(ch chan<- prometheus.Metric) {
+	source := "none"
+	switch t.status().Source {
+	case trust.SourceTUF:
+		source = "tuf"
+	case trust.SourceEmbedded:
+		source = "embedded"
+	}
+	ch <- prometheus.MustNewConstMetric(t.desc, prometheus.GaugeValue, 1, source)
 }

@@ -8,6 +8,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
@@ -36,8 +37,19 @@ func TestTrustRootFallbackIsVisible(t *testing.T) {
 	g.Expect(registerTrustMetrics(reg, func() trust.PublicGoodStatus { return st })).To(Succeed())
 	g.Expect(gauge(t, reg, "sigwatch_trust_root_fallback")).To(BeNumerically("==", 1))
 	g.Expect(gauge(t, reg, "sigwatch_trust_root_age_seconds")).To(BeNumerically("==", 90*24*3600))
+	g.Expect(testutil.GatherAndCompare(reg, strings.NewReader(`# HELP sigwatch_trust_root_info `+trustSourceHelp+`
+# TYPE sigwatch_trust_root_info gauge
+sigwatch_trust_root_info{source="embedded"} 1
+`), "sigwatch_trust_root_info")).To(Succeed())
 	st.Fallback = false
 	g.Expect(gauge(t, reg, "sigwatch_trust_root_fallback")).To(BeNumerically("==", 0))
+	for source, want := range map[string]string{trust.SourceTUF: "tuf", "": "none"} {
+		st.Source = source
+		g.Expect(testutil.GatherAndCompare(reg, strings.NewReader(`# HELP sigwatch_trust_root_info `+trustSourceHelp+`
+# TYPE sigwatch_trust_root_info gauge
+sigwatch_trust_root_info{source="`+want+`"} 1
+`), "sigwatch_trust_root_info")).To(Succeed(), "source %q", source)
+	}
 }
 
 // gauge is the value of a registered gauge without labels.

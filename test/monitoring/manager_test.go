@@ -1,0 +1,321 @@
+//go:build integration
+
+package monitoring
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/test/envtest"
+	testregistry "github.com/sigwatch/sigwatch/test/registry"
+)
+
+// exposition is what the manager serves on /metrics: each series name (histograms as their _bucket,
+// _sum and _count series, as Prometheus stores them) with the label names its samples carry.
+type exposition map[string][]string
+
+// managerRun is a `sigwatch manager` process of this source tree against envtest, with one policy and
+// one running pod whose unsigned image it has verified, so that every metric vector has a series.
+type managerRun struct {
+	dir      string
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	registry *testregistry.Registry
+	metrics  string // the /metrics URL
+}
+
+// startManager builds cmd/sigwatch, starts it and gives it work: an ImageSignaturePolicy and a pod
+// running an unsigned image of an in-process registry.
+func startManager(ctx context.Context, env *envtest.Environment) (run *managerRun, err error) {
+	dir, err := os.MkdirTemp("", "sigwatch-monitoring-")
+	if err != nil {
+		return nil, err
+	}
+	run = &managerRun{dir: dir, exited: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			run.stop()
+			run = nil
+		}
+	}()
+	bin := filepath.Join(dir, "sigwatch")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/sigwatch")
+	build.Dir = envtest.RepoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		return run, fmt.Errorf("go build ./cmd/sigwatch: %w\n%s", err, out)
+	}
+	if run.registry, err = testregistry.Serve(false); err != nil {
+		return run, err
+	}
+	if err := givePolicyAndPod(ctx, env, run.registry); err != nil {
+		return run, err
+	}
+	kubeconfig, err := env.KubeConfig()
+	if err != nil {
+		return run, err
+	}
+	kubeconfigPath := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(kubeconfigPath, kubeconfig, 0o600); err != nil {
+		return run, err
+	}
+	metricsAddr, err := freeAddr()
+	if err != nil {
+		return run, err
+	}
+	probeAddr, err := freeAddr()
+	if err != nil {
+		return run, err
+	}
+	run.metrics = "http://" + metricsAddr + "/metrics"
+	logFile, err := os.Create(filepath.Join(dir, "manager.log"))
+	if err != nil {
+		return run, err
+	}
+	// The flags of a real deployment, but plain HTTP metrics on loopback and no leader election. The
+	// public-good trust root is the embedded one: its metrics are exported either way.
+	run.cmd = exec.Command(bin, "manager", "--kubeconfig="+kubeconfigPath, "--leader-elect=false",
+		"--metrics-bind-address="+metricsAddr, "--metrics-secure=false", "--health-probe-bind-address="+probeAddr,
+		"--insecure-registry=127.0.0.1:*", "--offline-trust-root")
+	run.cmd.Stdout, run.cmd.Stderr = logFile, logFile
+	run.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := run.cmd.Start(); err != nil {
+		_ = logFile.Close()
+		return run, fmt.Errorf("starting %s: %w", bin, err)
+	}
+	go func() {
+		_ = run.cmd.Wait()
+		_ = logFile.Close()
+		close(run.exited)
+	}()
+	return run, nil
+}
+
+// givePolicyAndPod creates a key policy over the registry's app repository and a Deployment whose pod
+// runs an unsigned image of it: a SignedImage, a verification (SignatureMissing) and registry requests.
+func givePolicyAndPod(ctx context.Context, env *envtest.Environment, reg *testregistry.Registry) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	der, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		return err
+	}
+	publicKey := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	policy := &sigwatchv1alpha1.ImageSignaturePolicy{ObjectMeta: metav1.ObjectMeta{Name: "app"},
+		Spec: sigwatchv1alpha1.ImageSignaturePolicySpec{
+			Images:      []sigwatchv1alpha1.ImagePattern{sigwatchv1alpha1.ImagePattern(reg.Repo("app"))},
+			Authorities: []sigwatchv1alpha1.Authority{{Name: "ci", Key: &sigwatchv1alpha1.KeyAuthority{PublicKey: string(publicKey)}}},
+		}}
+	if err := env.Client.Create(ctx, policy); err != nil {
+		return fmt.Errorf("creating the policy: %w", err)
+	}
+	if err := env.Client.Create(ctx, envtest.Namespace("shop", nil)); err != nil {
+		return fmt.Errorf("creating the namespace: %w", err)
+	}
+	img, err := pushRandomImage(reg, "app")
+	if err != nil {
+		return err
+	}
+	_, err = envtest.RunDeployment(ctx, env.Client, "shop", "web", reg.Repo("app")+":latest", "docker-pullable://"+img)
+	return err
+}
+
+// pushRandomImage pushes a small random image to the registry's repo and returns its digest reference
+// (testregistry's PushRandomImage needs a test, and the manager serves all of the package's tests).
+func pushRandomImage(reg *testregistry.Registry, repo string) (string, error) {
+	img, err := random.Image(256, 1)
+	if err != nil {
+		return "", err
+	}
+	tag, err := name.NewTag(reg.Repo(repo)+":latest", name.Insecure)
+	if err != nil {
+		return "", err
+	}
+	if err := remote.Write(tag, img); err != nil {
+		return "", fmt.Errorf("pushing %s: %w", tag, err)
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		return "", err
+	}
+	return reg.Repo(repo) + "@" + digest.String(), nil
+}
+
+// waitForEveryFamily scrapes until the manager has verified the pod's image and the families below,
+// which have no series before that, are served; it returns that scrape.
+func (r *managerRun) waitForEveryFamily(ctx context.Context) (exposition, error) {
+	needed := []string{"sigwatch_signedimages", "sigwatch_imagesignaturepolicy_ready", "sigwatch_verifications_total",
+		"sigwatch_registry_requests_total", "sigwatch_verification_duration_seconds_count"}
+	var last error
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		select {
+		case <-r.exited:
+			return nil, fmt.Errorf("the manager exited; its log:\n%s", r.log())
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		default:
+		}
+		got, err := scrape(ctx, r.metrics)
+		if err != nil {
+			last = err
+			continue
+		}
+		var missing []string
+		for _, name := range needed {
+			if _, ok := got[name]; !ok {
+				missing = append(missing, name)
+			}
+		}
+		if len(missing) == 0 {
+			return got, nil
+		}
+		last = fmt.Errorf("no series yet of %s", strings.Join(missing, ", "))
+	}
+	return nil, fmt.Errorf("the manager's metrics: %w; its log:\n%s", last, r.log())
+}
+
+func (r *managerRun) log() string {
+	b, _ := os.ReadFile(filepath.Join(r.dir, "manager.log"))
+	if len(b) > 8000 {
+		b = b[len(b)-8000:]
+	}
+	return string(b)
+}
+
+func (r *managerRun) stop() {
+	if r == nil {
+		return
+	}
+	if r.cmd != nil && r.cmd.Process != nil {
+		_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-r.exited:
+		case <-time.After(20 * time.Second):
+			_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
+			<-r.exited
+		}
+	}
+	if r.registry != nil {
+		r.registry.Stop()
+	}
+	_ = os.RemoveAll(r.dir)
+}
+
+// scrape reads the text exposition at url.
+func scrape(ctx context.Context, url string) (exposition, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/plain; version=0.0.4")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return parseExposition(resp.Body)
+}
+
+// parseExposition reads the series names and label names of a Prometheus text exposition.
+func parseExposition(r io.Reader) (exposition, error) {
+	labels := map[string]map[string]bool{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, names, err := parseSample(line)
+		if err != nil {
+			return nil, err
+		}
+		if labels[name] == nil {
+			labels[name] = map[string]bool{}
+		}
+		for _, l := range names {
+			labels[name][l] = true
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	out := exposition{}
+	for name, set := range labels {
+		out[name] = slices.Sorted(maps.Keys(set))
+	}
+	return out, nil
+}
+
+// parseSample splits `name{a="x",b="y\"z"} 1` into its name and label names.
+func parseSample(line string) (string, []string, error) {
+	end := strings.IndexAny(line, "{ ")
+	if end < 0 {
+		return "", nil, fmt.Errorf("not a sample: %q", line)
+	}
+	name := line[:end]
+	if line[end] != '{' {
+		return name, nil, nil
+	}
+	var names []string
+	rest := line[end+1:]
+	for {
+		rest = strings.TrimLeft(rest, ", ")
+		if strings.HasPrefix(rest, "}") {
+			return name, names, nil
+		}
+		eq := strings.Index(rest, `="`)
+		if eq < 0 {
+			return "", nil, fmt.Errorf("not a sample: %q", line)
+		}
+		names = append(names, rest[:eq])
+		rest = rest[eq+2:]
+		i := 0
+		for ; i < len(rest) && rest[i] != '"'; i++ {
+			if rest[i] == '\\' {
+				i++
+			}
+		}
+		if i >= len(rest) {
+			return "", nil, fmt.Errorf("not a sample: %q", line)
+		}
+		rest = rest[i+1:]
+	}
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return "127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port), nil
+}
