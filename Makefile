@@ -202,6 +202,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: image
 image: $(KO) ## Build the manager image for linux/amd64 and arm64 with ko (no Docker), push it to IMG and print its digest.
+	@if [ "$(origin IMG)" = file ]; then echo "make image pushes: name the image, e.g. make image IMG=registry.example.com/sigwatch:dev (the default, $(IMG), is the released one)"; exit 2; fi
 	@repo="$(IMG)"; tag=latest; last="$${repo##*/}"; \
 	if [[ "$$last" == *:* ]]; then tag="$${last##*:}"; repo="$${repo%:*}"; fi; \
 	echo "building sigwatch $(VERSION) for $(KO_PLATFORMS) with ko, for $$repo:$$tag"; \

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,14 +58,16 @@ func requireBasic(reg *testregistry.Registry, user, pass string) {
 
 // authorizations records the Authorization headers a registry receives.
 type authorizations struct {
-	mu   sync.Mutex
-	seen []string
+	mu       sync.Mutex
+	seen     []string
+	requests int
 }
 
 func (a *authorizations) record(reg *testregistry.Registry) {
 	reg.Intercept(func(_ http.ResponseWriter, r *http.Request) bool {
 		a.mu.Lock()
 		defer a.mu.Unlock()
+		a.requests++
 		if h := r.Header.Get("Authorization"); h != "" {
 			a.seen = append(a.seen, h)
 		}
@@ -72,9 +75,14 @@ func (a *authorizations) record(reg *testregistry.Registry) {
 	})
 }
 
-func (a *authorizations) get() []string {
+// get returns the Authorization headers seen; it fails the test if the registry served nothing (then
+// the absence of a token would prove nothing).
+func (a *authorizations) get(t *testing.T) []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.requests == 0 {
+		t.Fatal("the public registry served no request")
+	}
 	return append([]string(nil), a.seen...)
 }
 
@@ -147,17 +155,25 @@ func cloudKeychain(t *testing.T, p cloudauth.Provider, host string) *cloudauth.K
 	return k
 }
 
-// hermeticCloudEnv clears what the SDKs would otherwise find on this machine.
+// hermeticCloudEnv clears what the SDKs would otherwise find on this machine (unset, not empty: the AWS
+// SDK tells an empty variable from an absent one), and restores it after the test.
 func hermeticCloudEnv(t *testing.T) {
 	home := t.TempDir()
-	for k, v := range map[string]string{
-		"HOME": home, "GOOGLE_APPLICATION_CREDENTIALS": "", "CLOUDSDK_CONFIG": home,
-		"AWS_CONFIG_FILE": home + "/aws-config", "AWS_SHARED_CREDENTIALS_FILE": home + "/aws-credentials",
-		"AWS_EC2_METADATA_DISABLED": "true", "AWS_PROFILE": "", "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "",
-		"AWS_SESSION_TOKEN": "", "AWS_WEB_IDENTITY_TOKEN_FILE": "", "AWS_ROLE_ARN": "", "AWS_ENDPOINT_URL": "",
-		"AWS_CONTAINER_CREDENTIALS_FULL_URI": "", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "",
-	} {
-		t.Setenv(k, v)
+	t.Setenv("HOME", home)
+	t.Setenv("CLOUDSDK_CONFIG", home)
+	t.Setenv("AWS_CONFIG_FILE", home+"/aws-config")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", home+"/aws-credentials")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	for _, k := range []string{"GOOGLE_APPLICATION_CREDENTIALS", "GCE_METADATA_HOST",
+		"AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE",
+		"AWS_ROLE_ARN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_ECR", "AWS_ENDPOINT_URL_STS", "AWS_REGION", "AWS_DEFAULT_REGION",
+		"AWS_USE_FIPS_ENDPOINT", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+		"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+		"AZURE_FEDERATED_TOKEN_FILE", "AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_AUTHORITY_HOST"} {
+		t.Setenv(k, "")
+		if err := os.Unsetenv(k); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -179,7 +195,7 @@ func TestGKEStyleMetadataServerCredentials(t *testing.T) {
 
 	runPod(t, ns, "public-1", "public", f.public.image, f.public.id)
 	verified(t, signedImageFor(t, ns, f.public.repo, f.public.digest), metav1.ConditionTrue, sigwatchv1alpha1.VerifiedReason)
-	for _, h := range f.publicAuthorization.get() {
+	for _, h := range f.publicAuthorization.get(t) {
 		if strings.Contains(h, base64.StdEncoding.EncodeToString([]byte("_token:"+token))) || strings.Contains(h, token) {
 			t.Fatalf("the Google token was sent to a registry that is not Google's: %q", h)
 		}
@@ -230,12 +246,9 @@ func stsStandIn(t *testing.T, roleARN, webIdentityToken, accessKey, sessionToken
 
 // ecrStandIn answers ECR's GetAuthorizationToken (AWS JSON 1.1) for SigV4-signed requests of the
 // expected access key (and session token, when not empty) and region.
-func ecrStandIn(t *testing.T, accessKey, sessionToken, region, password string, calls *int) *httptest.Server {
-	var mu sync.Mutex
+func ecrStandIn(t *testing.T, accessKey, sessionToken, region, password string, calls *atomic.Int32) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		*calls++
-		mu.Unlock()
+		calls.Add(1)
 		auth := r.Header.Get("Authorization")
 		switch {
 		case r.Method != http.MethodPost || r.Header.Get("X-Amz-Target") != "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken":
@@ -268,7 +281,7 @@ func TestEKSStyleECRCredentials(t *testing.T) {
 	g := NewWithT(t)
 	hermeticCloudEnv(t)
 	password, session := randomToken(t, "ecr-"), randomToken(t, "session-")
-	calls := 0
+	var calls atomic.Int32
 	const role = "arn:aws:iam::123456789012:role/sigwatch"
 	saToken := randomToken(t, "eyJprojected.")
 	tokenFile := filepath.Join(t.TempDir(), "token")
@@ -291,11 +304,11 @@ func TestEKSStyleECRCredentials(t *testing.T) {
 	other := namespace(t, nil)
 	runPod(t, other, "app-1", "app", f.private.image, f.private.id)
 	verified(t, signedImageFor(t, other, f.private.repo, f.private.digest), metav1.ConditionTrue, sigwatchv1alpha1.VerifiedReason)
-	g.Expect(calls).To(Equal(1), "one GetAuthorizationToken serves the region")
+	g.Expect(calls.Load()).To(BeEquivalentTo(1), "one GetAuthorizationToken serves the region")
 
 	runPod(t, ns, "public-1", "public", f.public.image, f.public.id)
 	verified(t, signedImageFor(t, ns, f.public.repo, f.public.digest), metav1.ConditionTrue, sigwatchv1alpha1.VerifiedReason)
-	for _, h := range f.publicAuthorization.get() {
+	for _, h := range f.publicAuthorization.get(t) {
 		if strings.Contains(h, base64.StdEncoding.EncodeToString([]byte("AWS:"+password))) {
 			t.Fatalf("the ECR token was sent to a registry that is not ECR: %q", h)
 		}
@@ -305,7 +318,7 @@ func TestEKSStyleECRCredentials(t *testing.T) {
 func TestEKSStyleECRRefusal(t *testing.T) {
 	g := NewWithT(t)
 	hermeticCloudEnv(t)
-	calls := 0
+	var calls atomic.Int32
 	ecr := ecrStandIn(t, "AKIASIGWATCHTEST", "", "us-west-2", "unused", &calls)
 	t.Setenv("AWS_ENDPOINT_URL_ECR", ecr.URL)
 	t.Setenv("AWS_REGION", "us-west-2")

@@ -31,7 +31,8 @@ type Metrics struct {
 
 // NewMetrics creates the metrics and registers them with reg. reader lists SignedImages for the
 // sigwatch_signedimages gauge, computed at scrape time from the cache: those of the shard's namespaces
-// (summed over the replicas, each SignedImage counts once). Only the counting shard (0) reports the
+// (summed over the shards, each SignedImage counts once; only the elected replica of a shard reports,
+// see ReportWhenElected). Only the counting shard (0) reports the
 // policies.
 func NewMetrics(reg prometheus.Registerer, reader client.Reader, shard sharding.Shard) (*Metrics, error) {
 	m := &Metrics{
@@ -120,15 +121,34 @@ func (m *Metrics) observeStatusWriteError(kind, reason string) {
 	m.statusWrites.WithLabelValues(kind, reason).Inc()
 }
 
+// ReportWhenElected makes the gauges computed from the cache (SignedImages, policies) report only once
+// elected is closed: every replica has the cache, and the standbys' series would count each object again.
+func (m *Metrics) ReportWhenElected(elected <-chan struct{}) {
+	active := func() bool {
+		select {
+		case <-elected:
+			return true
+		default:
+			return false
+		}
+	}
+	m.signedImages.active, m.policies.active = active, active
+}
+
 // cacheGauge is a gauge with three labels, computed at scrape time from the manager's cache.
 type cacheGauge struct {
 	desc  *prometheus.Desc
 	count func(ctx context.Context) (map[[3]string]float64, error)
+	// active says whether to report (nil: always).
+	active func() bool
 }
 
 func (c *cacheGauge) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
 func (c *cacheGauge) Collect(ch chan<- prometheus.Metric) {
+	if c.active != nil && !c.active() {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	counts, err := c.count(ctx)

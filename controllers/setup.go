@@ -76,6 +76,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, c Config) (*registry.Client, e
 	if err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
+	m.ReportWhenElected(mgr.Elected())
 	store := &PolicyStore{Reader: mgr.GetCache(), APIReader: mgr.GetAPIReader(), PublicGood: c.PublicGood}
 	if c.Clock == nil {
 		c.Clock = clock.RealClock{}

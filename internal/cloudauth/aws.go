@@ -32,6 +32,37 @@ type awsSource struct {
 	sf     singleflight.Group
 	mu     sync.Mutex
 	tokens map[string]awsToken
+	failed failures
+}
+
+// retryFailure is how long a token that could not be had is not asked for again: the verifications in
+// between fail at once with the same error rather than each waiting for the cloud's API.
+const retryFailure = 30 * time.Second
+
+// failures remembers the last error per key (guarded by its owner's mutex).
+type failures map[string]failure
+
+type failure struct {
+	err error
+	at  time.Time
+}
+
+func (f *failures) recent(key string, now time.Time) error {
+	if e, ok := (*f)[key]; ok && now.Sub(e.at) < retryFailure {
+		return e.err
+	}
+	return nil
+}
+
+func (f *failures) set(key string, err error, now time.Time) {
+	if *f == nil {
+		*f = failures{}
+	}
+	if err == nil {
+		delete(*f, key)
+		return
+	}
+	(*f)[key] = failure{err: err, at: now}
 }
 
 type awsToken struct {
@@ -74,20 +105,29 @@ func (a *awsSource) token(region string, fips bool) (awsToken, error) {
 	key := fmt.Sprintf("%s|%t", region, fips)
 	a.mu.Lock()
 	t, ok := a.tokens[key]
+	recent := a.failed.recent(key, a.now())
 	a.mu.Unlock()
 	if ok && a.now().Before(t.expires.Add(-awsRefreshBefore)) {
 		return t, nil
+	}
+	if recent != nil {
+		return awsToken{}, recent
 	}
 	v, err, _ := a.sf.Do(key, func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), cloudCallTimeout)
 		defer cancel()
 		user, pass, expires, err := a.getToken(ctx, region, fips)
 		if err != nil {
-			return awsToken{}, fmt.Errorf("ECR GetAuthorizationToken with the pod's AWS identity (IRSA, EKS Pod Identity or the node role): %w", err)
+			err = fmt.Errorf("ECR GetAuthorizationToken with the pod's AWS identity (IRSA, EKS Pod Identity or the node role): %w", err)
+			a.mu.Lock()
+			a.failed.set(key, err, a.now())
+			a.mu.Unlock()
+			return awsToken{}, err
 		}
 		t := awsToken{user: user, pass: pass, expires: expires}
 		a.mu.Lock()
 		a.tokens[key] = t
+		a.failed.set(key, nil, a.now())
 		a.mu.Unlock()
 		return t, nil
 	})

@@ -2,6 +2,7 @@ package cloudauth
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,10 +39,14 @@ type azureSource struct {
 	now      func() time.Time
 	// credential returns the identity's token credential (built once).
 	credential func() (azcore.TokenCredential, error)
+	// present says whether this pod has an Azure identity: workload identity's variables, or an Azure
+	// instance metadata service (asked once a minute at most until it answers).
+	present func() bool
 
 	sf     singleflight.Group
 	mu     sync.Mutex
 	tokens map[string]acrToken
+	failed failures
 }
 
 type acrToken struct {
@@ -50,8 +55,56 @@ type acrToken struct {
 }
 
 func newAzure(insecure registry.HostPatterns) *azureSource {
-	return &azureSource{insecure: insecure, client: &http.Client{Timeout: cloudCallTimeout}, now: time.Now,
+	s := &azureSource{insecure: insecure, client: &http.Client{Timeout: cloudCallTimeout}, now: time.Now,
 		credential: sync.OnceValues(defaultAzureCredential), tokens: map[string]acrToken{}}
+	probe := &presence{now: time.Now, check: func() bool {
+		return os.Getenv("AZURE_FEDERATED_TOKEN_FILE") != "" || azureIMDS("http://169.254.169.254")
+	}}
+	s.present = probe.get
+	return s
+}
+
+// presence caches whether an identity is there: a yes for good, a no for a minute.
+type presence struct {
+	now   func() time.Time
+	check func() bool
+
+	mu      sync.Mutex
+	yes     bool
+	checked time.Time
+}
+
+func (p *presence) get() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.yes || !p.checked.IsZero() && p.now().Sub(p.checked) < retryNoIdentity {
+		return p.yes
+	}
+	p.yes, p.checked = p.check(), p.now()
+	return p.yes
+}
+
+// azureIMDS says whether Azure's instance metadata service answers at base: a 200 with the instance's
+// compute document. Other clouds' metadata servers at the same address answer otherwise.
+func azureIMDS(base string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metadata/instance/compute?api-version=2021-02-01", nil)
+	if err != nil {
+		return false
+	}
+	req.Header.Set("Metadata", "true")
+	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	if err != nil {
+		return false
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var compute struct {
+		AzEnvironment string `json:"azEnvironment"`
+		VMID          string `json:"vmId"`
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return err == nil && resp.StatusCode == http.StatusOK && json.Unmarshal(body, &compute) == nil && compute.VMID != ""
 }
 
 func defaultAzureCredential() (azcore.TokenCredential, error) {
@@ -65,10 +118,12 @@ func defaultAzureCredential() (azcore.TokenCredential, error) {
 	return azidentity.NewManagedIdentityCredential(&opts)
 }
 
-// Authenticator returns credentials exchanged when a request needs them: an identity is assumed, and
-// its absence is the error of the request (ACR's anonymous pull is rare; --cloud-credentials without
-// azure reads ACR anonymously).
+// Authenticator returns credentials exchanged when a request needs them; none when this pod has no
+// Azure identity (outside Azure: ACR registries with anonymous pull are then read anonymously).
 func (a *azureSource) Authenticator(host string) (authn.Authenticator, error) {
+	if a.present != nil && !a.present() {
+		return nil, nil
+	}
 	return &azureAuth{src: a, host: host}, nil
 }
 
@@ -88,34 +143,75 @@ func (a *azureAuth) Authorization() (*authn.AuthConfig, error) {
 func (a *azureSource) token(host string) (string, error) {
 	a.mu.Lock()
 	t, ok := a.tokens[host]
+	recent := a.failed.recent(host, a.now())
 	a.mu.Unlock()
 	if ok && a.now().Before(t.expires) {
 		return t.refresh, nil
 	}
+	if recent != nil {
+		return "", recent
+	}
 	v, err, _ := a.sf.Do(host, func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), cloudCallTimeout)
-		defer cancel()
-		cred, err := a.credential()
-		if err != nil {
-			return "", fmt.Errorf("the pod's Azure identity (workload identity or managed identity): %w", err)
-		}
-		aad, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{azureScope(host)}})
-		if err != nil {
-			return "", fmt.Errorf("getting a Microsoft Entra token for the pod's Azure identity (workload identity or managed identity): %w", err)
-		}
-		refresh, err := a.exchange(ctx, host, aad.Token)
-		if err != nil {
-			return "", fmt.Errorf("exchanging the Entra token for an ACR refresh token at %s: %w", host, err)
-		}
+		refresh, err := a.fetch(host)
 		a.mu.Lock()
-		a.tokens[host] = acrToken{refresh: refresh, expires: aad.ExpiresOn.Add(-5 * time.Minute)}
+		a.failed.set(host, err, a.now())
 		a.mu.Unlock()
-		return refresh, nil
+		return refresh, err
 	})
 	if err != nil {
 		return "", err
 	}
 	return v.(string), nil
+}
+
+// fetch gets a new ACR refresh token for host and caches it.
+func (a *azureSource) fetch(host string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), cloudCallTimeout)
+	defer cancel()
+	cred, err := a.credential()
+	if err != nil {
+		return "", fmt.Errorf("the pod's Azure identity (workload identity or managed identity): %w", err)
+	}
+	aad, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{azureScope(host)}})
+	if err != nil {
+		return "", fmt.Errorf("getting a Microsoft Entra token for the pod's Azure identity (workload identity or managed identity): %w", err)
+	}
+	refresh, err := a.exchange(ctx, host, aad.Token)
+	if err != nil {
+		return "", fmt.Errorf("exchanging the Entra token for an ACR refresh token at %s: %w", host, err)
+	}
+	expires := aad.ExpiresOn
+	if exp, ok := jwtExpiry(refresh); ok && exp.Before(expires) {
+		expires = exp // ACR's refresh tokens live about 3 hours, Entra's tokens up to a day
+	}
+	a.mu.Lock()
+	a.tokens[host] = acrToken{refresh: refresh, expires: expires.Add(-5 * time.Minute)}
+	a.mu.Unlock()
+	return refresh, nil
+}
+
+// jwtExpiry reads the exp claim of a JWT without verifying it (the registry that issued it checks it;
+// this only decides when to ask for a new one).
+func jwtExpiry(token string) (time.Time, bool) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 || len(parts[1]) > 16<<10 {
+		return time.Time{}, false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return time.Time{}, false
+	}
+	var claims struct {
+		Exp json.Number `json:"exp"`
+	}
+	if json.Unmarshal(payload, &claims) != nil {
+		return time.Time{}, false
+	}
+	exp, err := claims.Exp.Int64()
+	if err != nil || exp <= 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(exp, 0), true
 }
 
 // azureScope is the Entra scope whose tokens the registry's cloud exchanges.
@@ -126,8 +222,6 @@ func azureScope(host string) string {
 		return "https://management.chinacloudapi.cn/.default"
 	case strings.HasSuffix(host, ".azurecr.us"):
 		return "https://management.usgovcloudapi.net/.default"
-	case strings.HasSuffix(host, ".azurecr.de"):
-		return "https://management.microsoftazure.de/.default"
 	}
 	return "https://management.azure.com/.default"
 }

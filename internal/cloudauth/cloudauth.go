@@ -9,12 +9,14 @@ package cloudauth
 
 import (
 	"fmt"
+	"net"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"golang.org/x/net/publicsuffix"
 
 	"github.com/sigwatch/sigwatch/internal/registry"
 )
@@ -80,7 +82,44 @@ func ParseRule(s string) (Rule, error) {
 	if strings.ContainsAny(pattern, "/@ ") {
 		return Rule{}, fmt.Errorf("%q: the pattern is a host or host:port, without scheme, path or user", s)
 	}
+	if !isASCII(pattern) {
+		return Rule{}, fmt.Errorf("%q: write the host in ASCII (its punycode form)", s)
+	}
+	if err := namesOneDomain(pattern); err != nil {
+		return Rule{}, fmt.Errorf("%q: %w", s, err)
+	}
 	return Rule{Provider: Provider(p), Pattern: pattern}, nil
+}
+
+// namesOneDomain refuses a pattern whose literal end is a public suffix (*.com, *.co.uk): a cloud token
+// would go to every host under it. IP addresses are taken as they are.
+func namesOneDomain(pattern string) error {
+	host := pattern
+	if h, _, err := net.SplitHostPort(pattern); err == nil {
+		host = h
+	}
+	if net.ParseIP(host) != nil || !strings.Contains(host, ".") && !strings.Contains(host, "*") {
+		return nil // an IP address, or a single-label name such as localhost
+	}
+	labels := strings.Split(strings.ToLower(host), ".")
+	i := len(labels)
+	for i > 0 && !strings.Contains(labels[i-1], "*") {
+		i--
+	}
+	literal := strings.Join(labels[i:], ".")
+	if _, err := publicsuffix.EffectiveTLDPlusOne(literal); err != nil || literal == "" {
+		return fmt.Errorf("the pattern must end in a domain of its own, not a public suffix (%q)", literal)
+	}
+	return nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // The cloud registries' own hosts. ECR's is the expression of amazon-ecr-credential-helper (private ECR
@@ -88,11 +127,14 @@ func ParseRule(s string) (Rule, error) {
 var (
 	ecrHost    = regexp.MustCompile(`^(\d{12})\.dkr[.-]ecr(-fips)?\.([a-zA-Z0-9][a-zA-Z0-9-_]*)\.(amazonaws\.com(\.cn)?|sc2s\.sgov\.gov|c2s\.ic\.gov|cloud\.adc-e\.uk|csp\.hci\.ic\.gov|on\.(amazonwebservices\.com\.cn|aws))$`)
 	gcpHosts   = registry.NewHostPatterns("gcr.io", "*.gcr.io", "*.pkg.dev")
-	azureHosts = registry.NewHostPatterns("*.azurecr.io", "*.azurecr.cn", "*.azurecr.us", "*.azurecr.de")
+	azureHosts = registry.NewHostPatterns("*.azurecr.io", "*.azurecr.cn", "*.azurecr.us")
 )
 
 // ownedBy is the provider whose own registry host host is ("" for none).
 func ownedBy(host string) Provider {
+	if !isASCII(host) {
+		return "" // the host dialled would be its IDNA form, not the one matched
+	}
 	host = strings.ToLower(host)
 	switch {
 	case gcpHosts.Match(host):
@@ -177,6 +219,9 @@ func New(o Options) (*Keychain, error) {
 // ProviderFor is the provider whose credentials host gets: its own cloud's when that provider is
 // enabled, else the first rule's that matches it; false for none.
 func (k *Keychain) ProviderFor(host string) (Provider, bool) {
+	if !isASCII(host) {
+		return "", false
+	}
 	if p := ownedBy(host); p != "" {
 		if _, ok := k.enabled[p]; !ok {
 			return "", false

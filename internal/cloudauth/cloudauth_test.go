@@ -70,6 +70,12 @@ func TestKeychainPerHost(t *testing.T) {
 		{host: "azurecr.io", providers: all},
 		{host: "myregistry.azurecr.io.attacker.example", providers: all},
 		{host: "mcr.microsoft.com", providers: all},
+		// A host that is not ASCII is dialled as its IDNA form, another name than the one that would
+		// match after Unicode case folding ("İ" folds to "i"; punycode keeps it): never a cloud host.
+		{host: "123456789012.dkr-ecr.us-east-1.on.amazonwebserv\u0130ces.com.cn", providers: all},
+		{host: "G\u0130CR.io", providers: all},
+		{host: "registry.example-\u0130nc.com", providers: all, rules: []Rule{{GCP, "registry.example-inc.com"}}},
+		{host: "gcr.io.", providers: all},
 		// Other registries never get a cloud token.
 		{host: "index.docker.io", providers: all},
 		{host: "ghcr.io", providers: all},
@@ -193,6 +199,12 @@ func TestParseFlags(t *testing.T) {
 		{in: "gcp=*", wantErr: "not match every host"},
 		{in: "gcp=*.*", wantErr: "not match every host"},
 		{in: "gcp=https://mirror.example.com", wantErr: "without scheme"},
+		{in: "gcp=*.com", wantErr: "public suffix"},
+		{in: "aws=*.co.uk", wantErr: "public suffix"},
+		{in: "gcp=registry.*.com", wantErr: "public suffix"},
+		{in: "gcp=*.example.com"},
+		{in: "gcp=localhost:5000"},
+		{in: "gcp=regi\u0130stry.example.com", wantErr: "ASCII"},
 	} {
 		_, err := ParseRule(tc.in)
 		if (err != nil) != (tc.wantErr != "") || err != nil && !strings.Contains(err.Error(), tc.wantErr) {

@@ -2,7 +2,9 @@ package cloudauth
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -123,6 +125,7 @@ func TestAzureExchange(t *testing.T) {
 		entra := &fakeEntra{}
 		s := newAzure(registry.NewHostPatterns("127.0.0.1:*"))
 		s.credential = func() (azcore.TokenCredential, error) { return entra, nil }
+		s.present = func() bool { return true }
 		return s, entra
 	}
 
@@ -188,5 +191,123 @@ func TestAzureScopes(t *testing.T) {
 		if got := azureScope(host); got != want {
 			t.Errorf("%s: %s, want %s", host, got, want)
 		}
+	}
+}
+
+// TestACRRefreshTokenExpiry: an ACR refresh token is replaced before its own expiry, which comes before
+// the Entra token's; a failed exchange is not retried by every request for 30 seconds.
+func TestACRRefreshTokenExpiry(t *testing.T) {
+	now := time.Now()
+	exp := now.Add(3 * time.Hour)
+	refresh := "e30." + base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf(`{"exp":%d}`, exp.Unix()))) + ".sig"
+	var exchanges atomic.Int32
+	fail := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		exchanges.Add(1)
+		if fail {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte(`{"refresh_token":"` + refresh + `"}`))
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	s := newAzure(registry.NewHostPatterns("127.0.0.1:*"))
+	s.now = func() time.Time { return now }
+	s.present = func() bool { return true }
+	s.credential = func() (azcore.TokenCredential, error) { return dayLongEntra{}, nil }
+	if _, err := s.token(host); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2*time.Hour + 50*time.Minute)
+	_, _ = s.token(host)
+	if exchanges.Load() != 1 {
+		t.Fatalf("%d exchanges: the refresh token is good for 10 more minutes", exchanges.Load())
+	}
+	now = now.Add(6 * time.Minute)
+	fail = true
+	for range 3 {
+		if _, err := s.token(host); err == nil {
+			t.Fatal("a refresh token 4 minutes from its expiry was used")
+		}
+	}
+	if exchanges.Load() != 2 {
+		t.Errorf("%d exchanges, want one more, its failure remembered", exchanges.Load())
+	}
+	now = now.Add(31 * time.Second)
+	fail = false
+	if _, err := s.token(host); err != nil || exchanges.Load() != 3 {
+		t.Errorf("after 30s the exchange is tried again: %v, %d exchanges", err, exchanges.Load())
+	}
+}
+
+type dayLongEntra struct{}
+
+func (dayLongEntra) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	return azcore.AccessToken{Token: "entra", ExpiresOn: time.Now().Add(24 * time.Hour)}, nil
+}
+
+// TestAzurePresence: without workload identity's variables, an Azure identity is there only where
+// Azure's instance metadata service answers with the instance's compute document; other clouds'
+// metadata servers answer otherwise, and ACR is then read anonymously.
+func TestAzurePresence(t *testing.T) {
+	for name, tc := range map[string]struct {
+		handler http.HandlerFunc
+		want    bool
+	}{
+		"Azure IMDS": {func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Metadata") != "true" {
+				http.Error(w, "Bad request", http.StatusBadRequest)
+				return
+			}
+			_, _ = w.Write([]byte(`{"azEnvironment":"AzurePublicCloud","vmId":"02aab8a4-74ef-476e-8182-f6d2ba4166a6"}`))
+		}, true},
+		"GCE metadata server": {func(w http.ResponseWriter, _ *http.Request) { http.NotFound(w, nil) }, false},
+		"EC2 IMDS":            {func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "", http.StatusUnauthorized) }, false},
+		"not JSON":            {func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("<html>")) }, false},
+	} {
+		srv := httptest.NewServer(tc.handler)
+		if got := azureIMDS(srv.URL); got != tc.want {
+			t.Errorf("%s: present %t, want %t", name, got, tc.want)
+		}
+		srv.Close()
+	}
+	src := newAzure(registry.NewHostPatterns())
+	checks := 0
+	now := time.Now()
+	p := &presence{now: func() time.Time { return now }, check: func() bool { checks++; return false }}
+	src.present = p.get
+	for range 3 {
+		if a, err := src.Authenticator("team.azurecr.io"); a != nil || err != nil {
+			t.Fatalf("no Azure identity: %v, %v; want none (anonymous)", a, err)
+		}
+	}
+	now = now.Add(2 * time.Minute)
+	_, _ = src.Authenticator("team.azurecr.io")
+	if checks != 2 {
+		t.Errorf("%d checks, want one a minute", checks)
+	}
+}
+
+// TestAWSFailuresAreRemembered: a token that could not be had is not asked for again by each request
+// for 30 seconds.
+func TestAWSFailuresAreRemembered(t *testing.T) {
+	now := time.Now()
+	calls := 0
+	src := &awsSource{now: func() time.Time { return now }, tokens: map[string]awsToken{},
+		getToken: func(context.Context, string, bool) (string, string, time.Time, error) {
+			calls++
+			return "", "", time.Time{}, errors.New("no EC2 IMDS role found")
+		}}
+	auth, _ := src.Authenticator("123456789012.dkr.ecr.eu-west-1.amazonaws.com")
+	for range 3 {
+		if _, err := auth.Authorization(); err == nil || !strings.Contains(err.Error(), "no EC2 IMDS role found") {
+			t.Fatalf("got %v", err)
+		}
+	}
+	now = now.Add(31 * time.Second)
+	_, _ = auth.Authorization()
+	if calls != 2 {
+		t.Errorf("%d calls, want one per 30s", calls)
 	}
 }

@@ -31,8 +31,13 @@ func newHostMatcher(patterns []string) hostMatcher {
 	return m
 }
 
-// match reports whether host matches one of the patterns.
+// match reports whether host matches one of the patterns. A host that is not ASCII never matches: the
+// HTTP client dials its IDNA form, which is another name than the one matched (Unicode case folding
+// turns "İ" into "i", punycode does not).
 func (m hostMatcher) match(host string) bool {
+	if !isASCII(host) {
+		return false
+	}
 	host = strings.ToLower(host)
 	for _, re := range m {
 		if re.MatchString(host) {
@@ -51,3 +56,12 @@ func NewHostPatterns(patterns ...string) HostPatterns { return HostPatterns{newH
 
 // Match reports whether host ("host" or "host:port") matches one of the patterns.
 func (p HostPatterns) Match(host string) bool { return p.m.match(host) }
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}

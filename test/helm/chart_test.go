@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -346,5 +347,28 @@ func TestInvalidValuesFail(t *testing.T) {
 			g.Expect(err).To(HaveOccurred(), "helm template --set %s must fail", tc.set)
 			g.Expect(string(out)).To(ContainSubstring(tc.want))
 		})
+	}
+}
+
+// TestLongReleaseNamesGiveValidNames: however long the release name, every object name fits in 63
+// characters, and the shards' StatefulSet name in the 52 that leave room for its pods'
+// controller-revision-hash label; large numbers from a values file render as integers.
+func TestLongReleaseNamesGiveValidNames(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	values := filepath.Join(t.TempDir(), "values.yaml")
+	g.Expect(os.WriteFile(values, []byte("manager:\n  maxConcurrentVerifications: 1000000\n"), 0o600)).To(Succeed())
+	for _, args := range [][]string{
+		{"--set", "shards.enabled=true", "--set", "serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true", "--set", "grafana.dashboard.enabled=true"},
+		{"--set", "fullnameOverride=" + strings.Repeat("x", 60)},
+	} {
+		objs := objects(helmTemplate(t, "sigwatch-production-cluster-eu-west1-blue", "helm-long-names", append(args, "--values", values)...))
+		for _, o := range objs {
+			g.Expect(len(o.GetName())).To(BeNumerically("<=", 63), "%s %s", o.GetKind(), o.GetName())
+			if o.GetKind() == "StatefulSet" {
+				g.Expect(len(o.GetName())).To(BeNumerically("<=", 52), "StatefulSet %s", o.GetName())
+			}
+		}
+		g.Expect(objs.managerPod(t).Args).To(ContainElement("--max-concurrent-verifications=1000000"))
 	}
 }

@@ -6,18 +6,20 @@
 {{/*
 The prefix of every object name: fullnameOverride, else the release name when it contains the chart name
 (release "sigwatch" gives the names of config/default: sigwatch-controller-manager, ...), else
-<release>-<chart>. Kept to 40 characters so that the longest name built on it,
-<fullname>-controller-manager-metrics-service, stays within 63.
+<release>-<chart>. Kept to 28 characters so that the longest name built on it,
+<fullname>-controller-manager-metrics-service (35 more), stays within 63, and the shards' StatefulSet
+name, <fullname>-controller-manager, within the 52 that leave room for its pods' controller-revision-hash
+label.
 */}}
 {{- define "sigwatch.fullname" -}}
 {{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- .Values.fullnameOverride | trunc 28 | trimSuffix "-" }}
 {{- else }}
 {{- $name := default .Chart.Name .Values.nameOverride }}
 {{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- .Release.Name | trunc 28 | trimSuffix "-" }}
 {{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" }}
+{{- printf "%s-%s" .Release.Name $name | trunc 28 | trimSuffix "-" }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -70,6 +72,10 @@ app.kubernetes.io/component: manager
 {{- $v := index . 1 }}
 {{- if not (kindIs "invalid" $v) }}
 {{- if ne (toString $v) "" }}
+{{- /* YAML numbers arrive as float64: 1000000 must not become 1e+06. */}}
+{{- if and (kindIs "float64" $v) (eq (float64 (int64 $v)) $v) }}
+{{- $v = int64 $v }}
+{{- end }}
 - {{ printf "--%s=%v" (index . 0) $v | quote }}
 {{- end }}
 {{- end }}
