@@ -8,7 +8,6 @@ package deploy
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,15 +15,13 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	"github.com/sigwatch/sigwatch/test/envtest"
+	"github.com/sigwatch/sigwatch/test/manifests"
 )
 
 var env *envtest.Environment
@@ -33,20 +30,11 @@ func TestMain(m *testing.M) { os.Exit(envtest.Run(m, &env)) }
 
 func render(t *testing.T, dir string) []*unstructured.Unstructured {
 	t.Helper()
-	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	resMap, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(envtest.RepoRoot(), "config", dir))
+	objs, err := manifests.Kustomize(dir)
 	if err != nil {
-		t.Fatalf("kustomize build config/%s: %v", dir, err)
+		t.Fatal(err)
 	}
-	var out []*unstructured.Unstructured
-	for _, r := range resMap.Resources() {
-		m, err := r.Map()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, &unstructured.Unstructured{Object: m})
-	}
-	return out
+	return objs
 }
 
 // dryRun applies every object with server-side apply in dry-run mode, with a new client (whose REST
@@ -161,43 +149,10 @@ func TestPrometheusIsAccepted(t *testing.T) {
 
 func installStubCRD(t *testing.T, group, version, kind string) {
 	t.Helper()
-	scheme := envtest.NewScheme()
-	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
+	if err := manifests.InstallStubCRD(env.Config, group, version, kind); err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.New(env.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	plural := strings.ToLower(kind) + "s"
-	crd := &apiextensionsv1.CustomResourceDefinition{
-		ObjectMeta: metav1.ObjectMeta{Name: plural + "." + group},
-		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
-			Group: group, Scope: apiextensionsv1.NamespaceScoped,
-			Names: apiextensionsv1.CustomResourceDefinitionNames{Kind: kind, Plural: plural, ListKind: kind + "List"},
-			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: version, Served: true, Storage: true,
-				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
-					Type: "object", XPreserveUnknownFields: ptrTo(true)}}}},
-		},
-	}
-	if err := c.Create(context.Background(), crd); err != nil {
-		t.Fatalf("installing %s: %v", crd.Name, err)
-	}
-	NewWithT(t).Eventually(func() bool {
-		got := &apiextensionsv1.CustomResourceDefinition{}
-		if err := c.Get(context.Background(), client.ObjectKeyFromObject(crd), got); err != nil {
-			return false
-		}
-		for _, c := range got.Status.Conditions {
-			if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
-				return true
-			}
-		}
-		return false
-	}).Should(BeTrue())
 }
-
-func ptrTo[T any](v T) *T { return &v }
 
 // config/sharded runs the manager as a StatefulSet whose pods are the shards: the pod template is
 // config/default's with the shard flags added, the replicas equal --total-shards, and the API server

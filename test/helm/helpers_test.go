@@ -15,23 +15,19 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
 	"github.com/sigwatch/sigwatch/test/envtest"
+	"github.com/sigwatch/sigwatch/test/manifests"
 )
 
 // chartDir is the chart under test, everythingOn its values file that sets every value.
@@ -111,20 +107,11 @@ func decode(stream []byte) ([]*unstructured.Unstructured, error) {
 // kustomize renders config/<dir>.
 func kustomize(t *testing.T, dir string) []*unstructured.Unstructured {
 	t.Helper()
-	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	resMap, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(envtest.RepoRoot(), "config", dir))
+	objs, err := manifests.Kustomize(dir)
 	if err != nil {
-		t.Fatalf("kustomize build config/%s: %v", dir, err)
+		t.Fatal(err)
 	}
-	var out []*unstructured.Unstructured
-	for _, r := range resMap.Resources() {
-		m, err := r.Map()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, &unstructured.Unstructured{Object: m})
-	}
-	return out
+	return objs
 }
 
 // objects is a rendering, indexed for lookups.
@@ -291,7 +278,7 @@ func installMonitoringCRDs(t *testing.T) {
 	t.Helper()
 	monitoringCRDs.once.Do(func() {
 		for _, kind := range []string{"ServiceMonitor", "PrometheusRule"} {
-			if err := installStubCRD("monitoring.coreos.com", "v1", kind); err != nil {
+			if err := manifests.InstallStubCRD(env.Config, "monitoring.coreos.com", "v1", kind); err != nil {
 				monitoringCRDs.err = err
 				return
 			}
@@ -300,45 +287,6 @@ func installMonitoringCRDs(t *testing.T) {
 	if monitoringCRDs.err != nil {
 		t.Fatal(monitoringCRDs.err)
 	}
-}
-
-func installStubCRD(group, version, kind string) error {
-	scheme := envtest.NewScheme()
-	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
-		return err
-	}
-	c, err := client.New(env.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		return err
-	}
-	plural := strings.ToLower(kind) + "s"
-	preserve := true
-	crd := &apiextensionsv1.CustomResourceDefinition{
-		ObjectMeta: metav1.ObjectMeta{Name: plural + "." + group},
-		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
-			Group: group, Scope: apiextensionsv1.NamespaceScoped,
-			Names: apiextensionsv1.CustomResourceDefinitionNames{Kind: kind, Plural: plural, ListKind: kind + "List"},
-			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: version, Served: true, Storage: true,
-				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
-					Type: "object", XPreserveUnknownFields: &preserve}}}},
-		},
-	}
-	ctx := context.Background()
-	if err := c.Create(ctx, crd); err != nil {
-		return fmt.Errorf("installing %s: %w", crd.Name, err)
-	}
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		got := &apiextensionsv1.CustomResourceDefinition{}
-		if err := c.Get(ctx, client.ObjectKeyFromObject(crd), got); err != nil {
-			continue
-		}
-		for _, cond := range got.Status.Conditions {
-			if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
-				return nil
-			}
-		}
-	}
-	return fmt.Errorf("%s not established within a minute", crd.Name)
 }
 
 // flagNames returns the names of the flags in args ("--name" and "--name=value"), and the other
