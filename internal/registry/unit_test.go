@@ -74,3 +74,20 @@ func TestParseRetryAfter(t *testing.T) {
 		})
 	}
 }
+
+// TestHostPatternsRefuseNonASCII: a host that is not ASCII matches no pattern, even one it equals after
+// Unicode case folding ("İ" folds to "i"): the HTTP client dials its punycode form, another name.
+func TestHostPatternsRefuseNonASCII(t *testing.T) {
+	p := NewHostPatterns("registry.corp.example", "*.corp.example")
+	for host, want := range map[string]bool{
+		"registry.corp.example":      true,
+		"REGISTRY.corp.example":      true,
+		"reg\u0130stry.corp.example": false,
+		"registry.corp.exampl\u0130": false,
+		"x.corp.example:5000":        false,
+	} {
+		if got := p.Match(host); got != want {
+			t.Errorf("%q: match %t, want %t", host, got, want)
+		}
+	}
+}
