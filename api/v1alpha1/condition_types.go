@@ -50,6 +50,12 @@ const (
 
 	// AttestationFailedReason: a required attestation is present but one of its conditions is false.
 	AttestationFailedReason = "AttestationFailed"
+
+	// TrustRootMismatchReason: a signature's transparency log, timestamp authority or certificate
+	// authority is not in the policy's trust root. More often a configuration mistake (a private
+	// Sigstore without spec.trustedRoot, or the wrong trusted_root.json) than tampering; the message says
+	// which part was not found.
+	TrustRootMismatchReason = "TrustRootMismatch"
 )
 
 // Reasons for Verified=Unknown: the verdict could not be reached; the last good result is kept.
@@ -69,6 +75,11 @@ const (
 
 	// PendingReason: the image has not been verified yet.
 	PendingReason = "Pending"
+
+	// ExemptReason: every policy that covers the image is excluded by an ImageSignatureExemption, which
+	// the message names with its reason and expiry. The image is not judged (Verified=Unknown) and is
+	// Ready. It is judged again the moment the exemption expires or is deleted.
+	ExemptReason = "Exempt"
 
 	// PolicyNotReadyReason: a policy that covers the image is not Ready (its Stalled condition says why:
 	// a field, a key or a trust root). Waiting will not help, so the image is Stalled too; it is judged
@@ -90,6 +101,13 @@ const (
 	// The message says why; the sigwatch_trust_root_fallback metric is 1.
 	TrustRootFallbackReason = "TrustRootFallback"
 
+	// ExemptionExpiredReason (Ready=False on an ImageSignatureExemption): its expiresAt has passed; it no
+	// longer applies.
+	ExemptionExpiredReason = "Expired"
+
+	// ExemptionActiveReason (Ready=True on an ImageSignatureExemption): it applies.
+	ExemptionActiveReason = "Active"
+
 	// TrustedRootUnavailableReason (above) is also used when a policy's trusted root ConfigMap is missing
 	// or does not parse.
 )
@@ -98,6 +116,11 @@ const (
 	// ReverifyAnnotation on a SignedImage forces a verification whenever its value changes:
 	// kubectl annotate si NAME sigwatch.dev/reverify="$(date +%s)" --overwrite
 	ReverifyAnnotation = "sigwatch.dev/reverify"
+
+	// VerifiedLabel on a SignedImage repeats its Verified condition, for server-side filtering:
+	// "true", "false", "unknown", or "exempt" (Unknown because every policy exempts it):
+	// kubectl get si -A -l sigwatch.dev/verified=false
+	VerifiedLabel = "sigwatch.dev/verified"
 
 	// ManagedByLabel marks the SignedImages that sigwatch created for running pods (value
 	// ManagedByValue). Only those are garbage-collected; SignedImages made by hand are never deleted.

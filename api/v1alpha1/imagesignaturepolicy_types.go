@@ -62,6 +62,65 @@ type ImageSignaturePolicySpec struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="reverifyInterval must be at least 1m"
 	ReverifyInterval *metav1.Duration `json:"reverifyInterval,omitempty"` //nolint:kubeapilinter // a duration string ("1h"), as Flux and Argo CD policies are written; CEL keeps it at least 1m
+
+	// severity is how bad it is when an image fails the policy: critical, high (the default), medium or
+	// low. It is carried into the metrics (label severity), PolicyReports and Events, so that alerts can
+	// be routed by it.
+	// +optional
+	// +kubebuilder:default=high
+	Severity PolicySeverity `json:"severity,omitempty"`
+
+	// mode is Enforce (the default) or Audit. An Audit policy is judged and reported like any other
+	// (status.policies, the Verified condition, PolicyReports, metrics with mode="Audit"), but its
+	// failures do not make the SignedImage not Ready or Stalled, their Events are Normal, and the
+	// shipped alert rules raise them at severity info: a way to try a policy out before it counts.
+	// +optional
+	// +kubebuilder:default=Enforce
+	Mode PolicyMode `json:"mode,omitempty"`
+}
+
+// PolicySeverity is how bad a failure of the policy is.
+// +kubebuilder:validation:Enum=critical;high;medium;low
+type PolicySeverity string
+
+const (
+	// SeverityCritical: a failure pages someone.
+	SeverityCritical PolicySeverity = "critical"
+	// SeverityHigh: the default.
+	SeverityHigh PolicySeverity = "high"
+	// SeverityMedium is a failure to look at in working hours.
+	SeverityMedium PolicySeverity = "medium"
+	// SeverityLow is a failure to know about.
+	SeverityLow PolicySeverity = "low"
+)
+
+// PolicyMode says whether a policy's failures count.
+// +kubebuilder:validation:Enum=Enforce;Audit
+type PolicyMode string
+
+const (
+	// PolicyModeEnforce: failures make the image not Ready and raise Warning Events and alerts at the
+	// policy's severity.
+	PolicyModeEnforce PolicyMode = "Enforce"
+	// PolicyModeAudit: failures are reported, but the image stays Ready, Events are Normal and alerts are
+	// info.
+	PolicyModeAudit PolicyMode = "Audit"
+)
+
+// EffectiveSeverity is the policy's severity, high when unset.
+func (s *ImageSignaturePolicySpec) EffectiveSeverity() PolicySeverity {
+	if s.Severity == "" {
+		return SeverityHigh
+	}
+	return s.Severity
+}
+
+// EffectiveMode is the policy's mode, Enforce when unset.
+func (s *ImageSignaturePolicySpec) EffectiveMode() PolicyMode {
+	if s.Mode == "" {
+		return PolicyModeEnforce
+	}
+	return s.Mode
 }
 
 // ImagePattern is a glob over a normalized image repository, without tag or digest. Its registry host is
@@ -335,9 +394,13 @@ type ImageSignaturePolicyStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,shortName=isp,categories=sigwatch
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mode`
 // +kubebuilder:printcolumn:name="Matched",type=integer,JSONPath=`.status.matchedImages`
 // +kubebuilder:printcolumn:name="Verified",type=integer,JSONPath=`.status.verifiedImages`
 // +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.failedImages`
+// +kubebuilder:printcolumn:name="Unknown",type=integer,JSONPath=`.status.unknownImages`,priority=1
+// +kubebuilder:printcolumn:name="Severity",type=string,JSONPath=`.spec.severity`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ImageSignaturePolicy struct {
 	metav1.TypeMeta `json:",inline"`

@@ -29,7 +29,7 @@ type SignedImageSpec struct {
 }
 
 // PolicyResultType is the verdict of one policy on an image.
-// +kubebuilder:validation:Enum=Verified;Failed;Unknown
+// +kubebuilder:validation:Enum=Verified;Failed;Unknown;Exempt
 type PolicyResultType string
 
 const (
@@ -39,6 +39,8 @@ const (
 	PolicyFailed PolicyResultType = "Failed"
 	// PolicyUnknown: the verdict could not be reached.
 	PolicyUnknown PolicyResultType = "Unknown"
+	// PolicyExempt: an ImageSignatureExemption excludes the image from the policy; it was not judged.
+	PolicyExempt PolicyResultType = "Exempt"
 )
 
 // PolicyResult is the verdict of one ImageSignaturePolicy on the image.
@@ -49,9 +51,25 @@ type PolicyResult struct {
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name,omitempty"`
 
-	// result is Verified, Failed or Unknown.
+	// result is Verified, Failed, Unknown or Exempt.
 	// +required
 	Result PolicyResultType `json:"result,omitempty"`
+
+	// mode is the policy's mode when it was judged: Enforce, or Audit (its failure does not make the
+	// image not Ready).
+	// +optional
+	Mode PolicyMode `json:"mode,omitempty"`
+
+	// severity is the policy's severity when it was judged.
+	// +optional
+	Severity PolicySeverity `json:"severity,omitempty"`
+
+	// exemption names the ImageSignatureExemption that excludes the image from the policy (result
+	// Exempt).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Exemption string `json:"exemption,omitempty"`
 
 	// reason is one of the Verified condition's reasons.
 	// +optional
@@ -210,7 +228,8 @@ type SignedImageSummary struct {
 	ShortDigest string `json:"shortDigest,omitempty"`
 
 	// signer is who made the signature that satisfied the policies: the certificate subject, or "key "
-	// and the first 12 hex digits of the key ID.
+	// and the first 12 hex digits of the key ID. When the image failed, it is who made the first
+	// signature that was found and rejected, followed by " (not accepted)": unverified, a clue only.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
@@ -307,8 +326,9 @@ type SignedImageStatus struct {
 // +kubebuilder:printcolumn:name="Verified",type=string,JSONPath=`.status.conditions[?(@.type=="Verified")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Verified")].reason`
 // +kubebuilder:printcolumn:name="Signer",type=string,JSONPath=`.status.summary.signer`
-// +kubebuilder:printcolumn:name="Last Verified",type=date,JSONPath=`.status.lastVerifiedTime`
+// +kubebuilder:printcolumn:name="Checked",type=date,JSONPath=`.status.lastAttemptTime`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Last Verified",type=date,JSONPath=`.status.lastVerifiedTime`,priority=1
 // +kubebuilder:printcolumn:name="Policies",type=string,JSONPath=`.status.summary.policies`,priority=1
 // +kubebuilder:printcolumn:name="Workloads",type=string,JSONPath=`.status.summary.workloads`,priority=1
 type SignedImage struct {
