@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -176,7 +177,33 @@ func (r *ImageSignaturePolicyReconciler) Reconcile(ctx context.Context, req ctrl
 		return ctrl.Result{RequeueAfter: retry}, err
 	}
 	r.wrote(p.Name, now)
+	r.announce(p, meta.FindStatusCondition(before.Status.Conditions, sigwatchv1alpha1.ReadyCondition))
 	return ctrl.Result{RequeueAfter: again}, nil
+}
+
+// Reasons of the Events on ImageSignaturePolicies.
+const (
+	// EventReasonPolicyNotReady (Warning): the policy cannot be used as written; its images are Unknown
+	// (PolicyNotReady).
+	EventReasonPolicyNotReady = "PolicyNotReady"
+	// EventReasonPolicyReady (Normal): the policy became usable again.
+	EventReasonPolicyReady = "PolicyReady"
+)
+
+// announce records a change of the policy's Ready condition that was written: a Warning when it is not
+// ready (a field, a key or a trust root, named in the message), a Normal when it recovers. A policy that
+// is ready from the start gets no Event.
+func (r *ImageSignaturePolicyReconciler) announce(p *sigwatchv1alpha1.ImageSignaturePolicy, before *metav1.Condition) {
+	after := meta.FindStatusCondition(p.Status.Conditions, sigwatchv1alpha1.ReadyCondition)
+	if r.Recorder == nil || after == nil || (before != nil && before.Status == after.Status && before.Reason == after.Reason) {
+		return
+	}
+	switch {
+	case after.Status != metav1.ConditionTrue:
+		r.Recorder.Eventf(p, nil, corev1.EventTypeWarning, EventReasonPolicyNotReady, "Compile", "%s", oneLine(after.Reason, after.Message))
+	case before != nil && before.Status != metav1.ConditionTrue:
+		r.Recorder.Eventf(p, nil, corev1.EventTypeNormal, EventReasonPolicyReady, "Compile", "%s", oneLine(after.Reason, after.Message))
+	}
 }
 
 func (r *ImageSignaturePolicyReconciler) policiesOf(kind string) handler.MapFunc {

@@ -115,5 +115,11 @@ func Setup(ctx context.Context, mgr ctrl.Manager, c Config) (*registry.Client, e
 		ReadOnly: !c.Shard.Counts()}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the ImageSignaturePolicy controller: %w", err)
 	}
+	if c.Shard.Counts() {
+		// Cluster-scoped, like the policies: the counting shard writes their status.
+		if err := (&ImageSignatureExemptionReconciler{Client: mgr.GetClient(), Metrics: m, Clock: c.Clock}).SetupWithManager(mgr); err != nil {
+			return nil, fmt.Errorf("setting up the ImageSignatureExemption controller: %w", err)
+		}
+	}
 	return reg, nil
 }

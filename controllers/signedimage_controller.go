@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -77,6 +78,8 @@ func (r *SignedImageReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.signedImagesOfPod), builder.WithPredicates(inShard(r.Owns), podImagesChanged())).
 		Watches(&sigwatchv1alpha1.ImageSignaturePolicy{}, handler.EnqueueRequestsFromMapFunc(r.signedImagesOfPolicy),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&sigwatchv1alpha1.ImageSignatureExemption{}, handler.EnqueueRequestsFromMapFunc(r.signedImagesOfExemption),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.signedImagesOfNamespace),
 			builder.WithPredicates(inShard(r.Owns), predicate.LabelChangedPredicate{})).
 		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.signedImagesOfReference("ConfigMap"))).
@@ -111,6 +114,8 @@ type visit struct {
 	// deferred: the verification was put off (a registry host had all it may have in flight); the visit
 	// comes back after this delay instead of at the next verification.
 	deferred time.Duration
+	// exemptUntil is when the first exemption that applies to the image expires (zero: none expires).
+	exemptUntil time.Time
 }
 
 // step is one stage of a visit; done ends the visit early.
@@ -154,8 +159,11 @@ func (r *SignedImageReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 // follow the status that was written: a failed patch is retried (soon after a conflict), and announced
 // then, once; a patch the API server refuses is loud (see statusPatchFailed).
 func (r *SignedImageReconciler) writeStatus(ctx context.Context, v *visit) (retry time.Duration, err error) {
-	if v.deleted || equalStatus(v.before.Status, v.si.Status) {
+	if v.deleted {
 		return 0, nil
+	}
+	if equalStatus(v.before.Status, v.si.Status) {
+		return 0, r.writeVerifiedLabel(ctx, v.si)
 	}
 	// Against the resourceVersion the visit read: if the cache lags behind what the API server holds
 	// (a patch committed whose answer was lost), the patch conflicts and the next visit starts from what
@@ -164,7 +172,23 @@ func (r *SignedImageReconciler) writeStatus(ctx context.Context, v *visit) (retr
 		return statusPatchFailed(ctx, r.Recorder, r.Metrics, "SignedImage", v.si, err)
 	}
 	r.emitEvents(ctx, v.si, meta.FindStatusCondition(v.before.Status.Conditions, sigwatchv1alpha1.VerifiedCondition), v.pods)
-	return 0, nil
+	return 0, r.writeVerifiedLabel(ctx, v.si)
+}
+
+// writeVerifiedLabel makes the sigwatch.dev/verified label repeat the Verified condition that was
+// written, so that `kubectl get si -l sigwatch.dev/verified=false` filters on the server. It is patched
+// only when it differs: once per transition (and once for a SignedImage written before the label
+// existed). A failure is returned, so the visit is retried.
+func (r *SignedImageReconciler) writeVerifiedLabel(ctx context.Context, si *sigwatchv1alpha1.SignedImage) error {
+	want := verifiedLabelValue(meta.FindStatusCondition(si.Status.Conditions, sigwatchv1alpha1.VerifiedCondition))
+	if want == "" || si.Labels[sigwatchv1alpha1.VerifiedLabel] == want {
+		return nil
+	}
+	patch := fmt.Appendf(nil, `{"metadata":{"labels":{%q:%q}}}`, sigwatchv1alpha1.VerifiedLabel, want)
+	if err := r.Client.Patch(ctx, si, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		return client.IgnoreNotFound(fmt.Errorf("labelling SignedImage %s %s=%s: %w", klog.KObj(si), sigwatchv1alpha1.VerifiedLabel, want, err))
+	}
+	return nil
 }
 
 // gatherWorkloads finds the pods that run the digest and their workloads.
@@ -208,6 +232,11 @@ func (r *SignedImageReconciler) matchPolicies(ctx context.Context, v *visit) (bo
 	if err := r.Client.List(ctx, &list); err != nil {
 		return false, fmt.Errorf("listing ImageSignaturePolicies: %w", err)
 	}
+	exemptions, err := r.exemptions(ctx)
+	if err != nil {
+		return false, err
+	}
+	var covering []string
 	for i := range list.Items {
 		p := &list.Items[i]
 		if !p.DeletionTimestamp.IsZero() || !policy.Covers(p, si.Spec.Image, labels.Set(ns.Labels)) {
@@ -218,12 +247,35 @@ func (r *SignedImageReconciler) matchPolicies(ctx context.Context, v *visit) (bo
 			log.FromContext(ctx).Info("could not read a policy's inputs; retrying", "imageSignaturePolicy", p.Name, "error", err.Error())
 		}
 		m := matchPolicy(p, rp, err, r.IntervalOverride)
+		covering = append(covering, p.Name)
+		if e, ok := policy.Exempting(exemptions, si.Namespace, imageOf(si), p.Name, v.now); ok {
+			m = m.exempt(e)
+		}
 		v.matched = append(v.matched, m)
-		if m.errReason == "" {
+		if m.errReason == "" && m.exemption == nil {
 			v.ready = append(v.ready, rp.Policy)
 		}
 	}
+	v.exemptUntil = policy.NextExpiry(exemptions, si.Namespace, imageOf(si), covering, v.now)
 	return false, nil
+}
+
+// +kubebuilder:rbac:groups=sigwatch.dev,resources=imagesignatureexemptions,verbs=get;list;watch
+
+// exemptions are the ImageSignatureExemptions of the cluster, expired ones included (they are skipped
+// when applied, at the moment they expire).
+func (r *SignedImageReconciler) exemptions(ctx context.Context) ([]policy.Exemption, error) {
+	var list sigwatchv1alpha1.ImageSignatureExemptionList
+	if err := r.Client.List(ctx, &list); err != nil {
+		return nil, fmt.Errorf("listing ImageSignatureExemptions: %w", err)
+	}
+	out := make([]policy.Exemption, 0, len(list.Items))
+	for i := range list.Items {
+		if x := &list.Items[i]; x.DeletionTimestamp.IsZero() {
+			out = append(out, policy.ExemptionOf(x))
+		}
+	}
+	return out, nil
 }
 
 // verifyWhenDue asks the verifier for a verdict when one is due, writes it, and schedules the next one.
@@ -237,7 +289,11 @@ func (r *SignedImageReconciler) verifyWhenDue(ctx context.Context, v *visit) (bo
 	req := verification.Request{Image: imageOf(si), Policies: v.ready,
 		Fresh: reverifyToken(si) != si.Status.LastHandledReverify}
 	var res *verification.Result
-	if d, ok := r.Verifier.(deferrer); ok {
+	if len(req.Policies) == 0 && len(v.matched) > 0 {
+		// Every policy that covers the image is exempt or not ready: nothing to read from the registry.
+		res = &verification.Result{Image: req.Image, Time: v.now}
+	}
+	if d, ok := r.Verifier.(deferrer); ok && res == nil {
 		// Asked first, so that a visit that would be deferred reads no pull secrets.
 		if why := d.Deferral(req); why != "" {
 			res = &verification.Result{Image: req.Image, Deferred: why}
@@ -277,7 +333,11 @@ func (r *SignedImageReconciler) verifyWhenDue(ctx context.Context, v *visit) (bo
 	}
 	interval := reverifyInterval(v.matched, fallback)
 	wait := verificationDelay(v.before.Status, anyTransient(si.Status.Policies), jitter(interval, r.random()), r.MinRetry, interval)
-	si.Status.NextVerificationTime = &metav1.Time{Time: v.now.Add(wait)}
+	next := v.now.Add(wait)
+	if !v.exemptUntil.IsZero() && v.exemptUntil.Before(next) {
+		next = v.exemptUntil // the verdict changes the moment the exemption expires
+	}
+	si.Status.NextVerificationTime = &metav1.Time{Time: next}
 	log.FromContext(ctx).V(1).Info("verified", "image", req.Image.String(), "verified", out.status, "reason", out.reason, "cached", res.Cached, "next", wait)
 	return false, nil
 }
@@ -338,7 +398,7 @@ func (r *SignedImageReconciler) emitEvents(ctx context.Context, si *sigwatchv1al
 	if after.Reason == sigwatchv1alpha1.NoMatchingPolicyReason && r.NoMatch == NoMatchIgnore {
 		return
 	}
-	eventType, reason := eventReasonFor(after)
+	eventType, reason := eventReasonFor(after, meta.FindStatusCondition(si.Status.Conditions, sigwatchv1alpha1.ReadyCondition))
 	note := oneLine(after.Reason, after.Message)
 	r.Recorder.Eventf(si, nil, eventType, reason, "Verify", "%s", note)
 	if eventType != corev1.EventTypeWarning {
@@ -388,6 +448,48 @@ func (r *SignedImageReconciler) signedImagesOfPolicy(ctx context.Context, o clie
 		}
 	}
 	return reqs
+}
+
+// signedImagesOfExemption maps an exemption to the SignedImages it exempted (status) or may exempt now
+// (its selectors, whatever the policies and the expiry): both may change verdict.
+func (r *SignedImageReconciler) signedImagesOfExemption(ctx context.Context, o client.Object) []reconcile.Request {
+	x, ok := o.(*sigwatchv1alpha1.ImageSignatureExemption)
+	if !ok {
+		return nil
+	}
+	e := policy.ExemptionOf(x)
+	e.Policies, e.Expires = nil, time.Time{}
+	var all sigwatchv1alpha1.SignedImageList
+	if err := r.Client.List(ctx, &all, client.UnsafeDisableDeepCopy); err != nil {
+		log.FromContext(ctx).Error(err, "listing SignedImages: those an exemption changed are not re-judged for this change",
+			"imageSignatureExemption", klog.KObj(x))
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range all.Items {
+		si := &all.Items[i]
+		if r.Owns != nil && !r.Owns(si.Namespace) {
+			continue
+		}
+		exempted := slices.ContainsFunc(si.Status.Policies, func(p sigwatchv1alpha1.PolicyResult) bool { return p.Exemption == x.Name })
+		if exempted || e.Exempts(si.Namespace, imageOf(si), "", time.Time{}) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: si.Namespace, Name: si.Name}})
+		}
+	}
+	return reqs
+}
+
+// verifiedLabelValue is the sigwatch.dev/verified label of a Verified condition ("" before the first
+// verdict).
+func verifiedLabelValue(c *metav1.Condition) string {
+	switch {
+	case c == nil:
+		return ""
+	case c.Reason == sigwatchv1alpha1.ExemptReason:
+		return "exempt"
+	default:
+		return strings.ToLower(string(c.Status))
+	}
 }
 
 // signedImagesOfNamespace maps a namespace whose labels changed to its SignedImages: the policies that

@@ -44,9 +44,22 @@ type matchedPolicy struct {
 	name        string
 	fingerprint string
 	interval    time.Duration
+	mode        sigwatchv1alpha1.PolicyMode
+	severity    sigwatchv1alpha1.PolicySeverity
 	// errReason is set when the policy cannot be used (it is not ready): its result is Unknown with this
 	// reason and errMessage.
 	errReason, errMessage string
+	// exemption, when set, excludes the image from the policy: it is not judged (result Exempt).
+	exemption *policy.Exemption
+}
+
+// exempt marks a matched policy as excluded by an exemption: not judged, whatever its readiness, and
+// judged again when the exemption changes (its fingerprint).
+func (m matchedPolicy) exempt(e policy.Exemption) matchedPolicy {
+	m.exemption = &e
+	m.errReason, m.errMessage, m.interval = "", "", 0
+	m.fingerprint = fingerprint("exempt", e.Name, e.Expires.UTC().String(), string(m.mode), string(m.severity))
+	return m
 }
 
 // matchPolicy describes a policy that covers the image, from PolicyResolver.Resolve's answer. Its
@@ -57,23 +70,28 @@ type matchedPolicy struct {
 // and is not ready, whatever the resolver answered: that is settled by the spec alone. A positive
 // override replaces its reverify interval.
 func matchPolicy(p *sigwatchv1alpha1.ImageSignaturePolicy, rp *ResolvedPolicy, err error, override time.Duration) matchedPolicy {
+	m := matchedPolicy{name: p.Name, mode: p.Spec.EffectiveMode(), severity: p.Spec.EffectiveSeverity()}
 	if serr := policy.ScopeError(p); serr != nil {
 		rp, err = nil, serr
 	}
 	if IsTransient(err) {
-		return matchedPolicy{name: p.Name, fingerprint: fingerprint("transient", p.Name),
-			errReason: transientReason(err), errMessage: "could not read the policy's inputs (retrying): " + err.Error()}
+		m.fingerprint = fingerprint("transient", p.Name)
+		m.errReason, m.errMessage = transientReason(err), "could not read the policy's inputs (retrying): "+err.Error()
+		return m
 	}
 	r := readinessOf(rp, err)
 	if !r.ready {
-		return matchedPolicy{name: p.Name, fingerprint: fingerprint("not-ready", fmt.Sprint(p.Generation), r.reason, r.message),
-			errReason: sigwatchv1alpha1.PolicyNotReadyReason, errMessage: fmt.Sprintf("the policy is not ready (%s): %s", r.reason, r.message)}
+		m.fingerprint = fingerprint("not-ready", fmt.Sprint(p.Generation), r.reason, r.message)
+		m.errReason, m.errMessage = sigwatchv1alpha1.PolicyNotReadyReason, fmt.Sprintf("the policy is not ready (%s): %s", r.reason, r.message)
+		return m
 	}
-	interval := rp.Policy.ReverifyInterval
+	m.interval = rp.Policy.ReverifyInterval
 	if override > 0 {
-		interval = override
+		m.interval = override
 	}
-	return matchedPolicy{name: p.Name, fingerprint: fingerprint(rp.Policy.Hash, rp.Root.Version), interval: interval}
+	// Mode and severity change how a verdict is reported, not the verdict: a change rewrites the status.
+	m.fingerprint = fingerprint(rp.Policy.Hash, rp.Root.Version, string(m.mode), string(m.severity))
+	return m
 }
 
 // gcDecision is the garbage collector's decision about a SignedImage: the unusedSince to record, and
@@ -195,51 +213,118 @@ type verdict struct {
 	status  metav1.ConditionStatus
 	reason  string
 	message string
+	// auditOnly: the verdict is not True only because of policies in Audit mode; every Enforce policy
+	// verified the image. It stays Ready, and its Events are Normal.
+	auditOnly bool
+}
+
+// judge combines the policies' results into the image's verdict. Exempt results are not judged; when
+// every result is Exempt, the image is Unknown (Exempt). Enforce policies come first, so that the reason
+// shown is an enforced one whenever an Enforce policy did not verify the image.
+func judge(all []verification.PolicyResult, audit map[string]bool, res *verification.Result) verdict {
+	var enforced, audited []verification.PolicyResult
+	var exempt *verification.PolicyResult
+	for i, p := range all {
+		switch {
+		case p.Result == sigwatchv1alpha1.PolicyExempt:
+			if exempt == nil {
+				exempt = &all[i]
+			}
+		case audit[p.Policy]:
+			audited = append(audited, p)
+		default:
+			enforced = append(enforced, p)
+		}
+	}
+	if len(enforced)+len(audited) == 0 && exempt != nil {
+		return verdict{status: metav1.ConditionUnknown, reason: sigwatchv1alpha1.ExemptReason,
+			message: fmt.Sprintf("policy %s: %s", exempt.Policy, exempt.Message)}
+	}
+	combined := verification.Result{Image: res.Image, Policies: append(enforced, audited...), Signatures: res.Signatures}
+	result, reason, message := combined.Verdict()
+	v := verdict{status: conditionStatusOf(result), reason: reason, message: message}
+	if v.status != metav1.ConditionTrue && len(combined.Policies) > 0 {
+		enf := verification.Result{Image: res.Image, Policies: enforced, Signatures: res.Signatures}
+		r, _, _ := enf.Verdict()
+		v.auditOnly = len(enforced) == 0 || r == sigwatchv1alpha1.PolicyVerified
+	}
+	if v.auditOnly {
+		v.message = "Audit mode, not enforced: " + v.message
+	}
+	return v
+}
+
+func conditionStatusOf(r sigwatchv1alpha1.PolicyResultType) metav1.ConditionStatus {
+	switch r {
+	case sigwatchv1alpha1.PolicyVerified:
+		return metav1.ConditionTrue
+	case sigwatchv1alpha1.PolicyFailed:
+		return metav1.ConditionFalse
+	default:
+		return metav1.ConditionUnknown
+	}
 }
 
 // applyResult writes a verification result into the status. A transient failure keeps the last good
 // signatures, signer and lastVerifiedTime.
 func applyResult(st *sigwatchv1alpha1.SignedImageStatus, res *verification.Result, matched []matchedPolicy, now time.Time) verdict {
-	fps := map[string]string{}
+	byName := map[string]matchedPolicy{}
+	audit := map[string]bool{}
 	all := append([]verification.PolicyResult(nil), res.Policies...)
 	for _, m := range matched {
-		fps[m.name] = m.fingerprint
-		if m.errReason != "" {
+		byName[m.name] = m
+		audit[m.name] = m.mode == sigwatchv1alpha1.PolicyModeAudit
+		switch {
+		case m.exemption != nil:
+			all = append(all, verification.PolicyResult{Policy: m.name, Result: sigwatchv1alpha1.PolicyExempt,
+				Reason: sigwatchv1alpha1.ExemptReason, Message: m.exemption.Describe()})
+		case m.errReason != "":
 			all = append(all, verification.PolicyResult{Policy: m.name, Result: sigwatchv1alpha1.PolicyUnknown,
 				Reason: m.errReason, Message: m.errMessage})
 		}
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].Policy < all[j].Policy })
-	combined := verification.Result{Image: res.Image, Policies: all, Signatures: res.Signatures}
-	result, reason, message := combined.Verdict()
+	v := judge(all, audit, res)
 	policies := make([]sigwatchv1alpha1.PolicyResult, 0, min(len(all), maxListedPolicies))
 	for _, p := range all[:min(len(all), maxListedPolicies)] {
-		policies = append(policies, sigwatchv1alpha1.PolicyResult{
+		m := byName[p.Policy]
+		r := sigwatchv1alpha1.PolicyResult{
 			Name: p.Policy, Result: p.Result, Reason: p.Reason, Message: truncate(p.Message, 1024),
-			Authority: p.Authority, Fingerprint: fps[p.Policy],
-		})
+			Authority: p.Authority, Fingerprint: m.fingerprint, Mode: m.mode, Severity: m.severity,
+		}
+		if m.exemption != nil {
+			r.Exemption = m.exemption.Name
+		}
+		policies = append(policies, r)
 	}
 	st.Policies = policies
 	st.LastAttemptTime = &metav1.Time{Time: now}
-	v := verdict{reason: reason, message: message}
-	switch result {
-	case sigwatchv1alpha1.PolicyVerified:
-		v.status = metav1.ConditionTrue
-	case sigwatchv1alpha1.PolicyFailed:
-		v.status = metav1.ConditionFalse
-	default:
-		v.status = metav1.ConditionUnknown
-	}
-	if v.status == metav1.ConditionUnknown && reason != sigwatchv1alpha1.NoMatchingPolicyReason {
+	if v.status == metav1.ConditionUnknown && v.reason != sigwatchv1alpha1.NoMatchingPolicyReason && v.reason != sigwatchv1alpha1.ExemptReason {
 		return v // could not verify: keep the last good signatures, signer and time
 	}
 	st.Signatures = signatureInfos(res.Signatures)
 	st.Summary.Signer = ""
-	if v.status == metav1.ConditionTrue {
+	switch v.status {
+	case metav1.ConditionTrue:
 		st.LastVerifiedTime = &metav1.Time{Time: now}
 		st.Summary.Signer = signerOf(res.Signatures)
+	case metav1.ConditionFalse:
+		st.Summary.Signer = rejectedSignerOf(res.Signatures)
 	}
 	return v
+}
+
+// rejectedSignerOf is who made the first signature found and not accepted, marked as such: a clue for
+// the person who reads `kubectl get si`, unverified.
+func rejectedSignerOf(sigs []verification.Signature) string {
+	const mark = " (not accepted)"
+	for _, s := range sigs {
+		if s.Verified() || s.PredicateType != "" || (s.Subject == "" && s.KeyID == "") {
+			continue
+		}
+		return truncate(verification.Signer(s.Subject, s.KeyID), 1024-len(mark)) + mark
+	}
+	return ""
 }
 
 func signatureInfos(sigs []verification.Signature) []sigwatchv1alpha1.SignatureInfo {
@@ -349,8 +434,12 @@ func setConditions(st *sigwatchv1alpha1.SignedImageStatus, v verdict, generation
 		Status: v.status, Reason: v.reason, Message: truncate(v.message, 32768), ObservedGeneration: generation, LastTransitionTime: at})
 	ready := metav1.Condition{Type: sigwatchv1alpha1.ReadyCondition, Status: metav1.ConditionFalse,
 		Reason: v.reason, Message: truncate(v.message, 32768), ObservedGeneration: generation, LastTransitionTime: at}
-	if v.status == metav1.ConditionTrue || (v.reason == sigwatchv1alpha1.NoMatchingPolicyReason && noMatch == NoMatchIgnore) {
+	switch {
+	case v.status == metav1.ConditionTrue, v.reason == sigwatchv1alpha1.ExemptReason,
+		v.reason == sigwatchv1alpha1.NoMatchingPolicyReason && noMatch == NoMatchIgnore:
 		ready.Status = metav1.ConditionTrue
+	case v.auditOnly:
+		ready.Status, ready.Reason = metav1.ConditionTrue, sigwatchv1alpha1.AuditOnlyReason
 	}
 	meta.SetStatusCondition(&st.Conditions, ready)
 	// Stalled says the verdict is settled and not good: the image failed a policy (or no policy covers it
@@ -358,8 +447,8 @@ func setConditions(st *sigwatchv1alpha1.SignedImageStatus, v verdict, generation
 	// Unknown stays InProgress while it is retried.
 	stalled := metav1.Condition{Type: sigwatchv1alpha1.StalledCondition, Status: metav1.ConditionFalse,
 		Reason: v.reason, Message: truncate(v.message, 32768), ObservedGeneration: generation, LastTransitionTime: at}
-	if v.status == metav1.ConditionFalse || v.reason == sigwatchv1alpha1.PolicyNotReadyReason ||
-		(v.reason == sigwatchv1alpha1.NoMatchingPolicyReason && noMatch == NoMatchWarn) {
+	if !v.auditOnly && (v.status == metav1.ConditionFalse || v.reason == sigwatchv1alpha1.PolicyNotReadyReason ||
+		(v.reason == sigwatchv1alpha1.NoMatchingPolicyReason && noMatch == NoMatchWarn)) {
 		stalled.Status = metav1.ConditionTrue
 	}
 	meta.SetStatusCondition(&st.Conditions, stalled)
@@ -400,9 +489,26 @@ const (
 	EventReasonVerificationFailed = "VerificationFailed"
 	// EventReasonVerificationUnknown (Warning): the image could not be verified (Verified=Unknown).
 	EventReasonVerificationUnknown = "VerificationUnknown"
+	// EventReasonAuditFailed (Normal): only policies in Audit mode failed the image (Verified=False).
+	EventReasonAuditFailed = "AuditFailed"
+	// EventReasonAuditUnknown (Normal): only policies in Audit mode could not decide (Verified=Unknown).
+	EventReasonAuditUnknown = "AuditUnknown"
+	// EventReasonExempt (Normal): an ImageSignatureExemption excludes the image from every policy that
+	// covers it.
+	EventReasonExempt = "Exempt"
 )
 
-func eventReasonFor(c *metav1.Condition) (eventType, reason string) {
+// eventReasonFor is the type and reason of the Event announcing a Verified condition c; ready is the
+// Ready condition beside it (Audit-only failures and exemptions are Normal: they are not enforced).
+func eventReasonFor(c, ready *metav1.Condition) (eventType, reason string) {
+	switch {
+	case c.Reason == sigwatchv1alpha1.ExemptReason:
+		return corev1.EventTypeNormal, EventReasonExempt
+	case ready != nil && ready.Reason == sigwatchv1alpha1.AuditOnlyReason && c.Status == metav1.ConditionFalse:
+		return corev1.EventTypeNormal, EventReasonAuditFailed
+	case ready != nil && ready.Reason == sigwatchv1alpha1.AuditOnlyReason:
+		return corev1.EventTypeNormal, EventReasonAuditUnknown
+	}
 	switch c.Status {
 	case metav1.ConditionTrue:
 		return corev1.EventTypeNormal, EventReasonVerified

@@ -53,6 +53,10 @@ type fakeVerifier struct {
 	result   sigwatchv1alpha1.PolicyResultType
 	reason   string
 	requests []verification.Request
+	// byPolicy, when set, scripts a policy's result and reason instead.
+	byPolicy map[string][2]string
+	// rejected, when set, is a signature that was found and not accepted, shown with every verdict.
+	rejected *verification.Signature
 }
 
 func (f *fakeVerifier) set(result sigwatchv1alpha1.PolicyResultType, reason string) {
@@ -73,10 +77,17 @@ func (f *fakeVerifier) Verify(_ context.Context, req verification.Request) *veri
 	f.requests = append(f.requests, req)
 	res := &verification.Result{Image: req.Image}
 	for _, p := range req.Policies {
-		res.Policies = append(res.Policies, verification.PolicyResult{Policy: p.Name, Result: f.result, Reason: f.reason, Message: "scripted " + f.reason, Authority: "ci"})
+		result, reason := f.result, f.reason
+		if rr, ok := f.byPolicy[p.Name]; ok {
+			result, reason = sigwatchv1alpha1.PolicyResultType(rr[0]), rr[1]
+		}
+		res.Policies = append(res.Policies, verification.PolicyResult{Policy: p.Name, Result: result, Reason: reason, Message: "scripted " + reason, Authority: "ci"})
 	}
 	if f.result == sigwatchv1alpha1.PolicyVerified {
 		res.Signatures = []verification.Signature{{Format: sigwatchv1alpha1.SignatureFormatBundle, KeyID: "0123456789abcdef", Authority: "ci"}}
+	}
+	if f.rejected != nil {
+		res.Signatures = append(res.Signatures, *f.rejected)
 	}
 	return res
 }
@@ -455,7 +466,7 @@ func TestStepPolicyReadinessAgrees(t *testing.T) {
 	g.Expect(c.Message).To(ContainSubstring("spec.trustedRoot.configMapRef"))
 	g.Expect(meta.IsStatusConditionTrue(si.Status.Conditions, sigwatchv1alpha1.StalledCondition)).To(BeTrue())
 	g.Expect(si.Status.NextVerificationTime.Sub(e.clock.Now())).To(BeNumerically(">", 50*time.Minute), "not retried on a timer")
-	g.Expect(e.verifier.requests[0].Policies).To(BeEmpty(), "the policy that is not ready is not given to the verifier")
+	g.Expect(e.verifier.requests).To(BeEmpty(), "the policy that is not ready is not given to the verifier, which has nothing to do")
 }
 
 // TestStepPolicyStoreForgetsDeletedPolicies: a deleted policy leaves nothing in the store's caches, and

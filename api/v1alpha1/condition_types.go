@@ -28,6 +28,10 @@ const (
 
 	// PolicyReadyReason: the policy compiled and its trust root and keys loaded.
 	PolicyReadyReason = "PolicyReady"
+
+	// AuditOnlyReason (Ready=True on a SignedImage whose Verified is not True): only policies in Audit
+	// mode failed or could not decide; every Enforce policy verified the image (or none covers it).
+	AuditOnlyReason = "AuditOnly"
 )
 
 // Reasons for Verified=False: the image was examined and does not satisfy a policy.

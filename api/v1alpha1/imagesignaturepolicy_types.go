@@ -370,21 +370,25 @@ type ImageSignaturePolicyStatus struct {
 	// matchedImages counts the SignedImages the policy covers.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:default=0
 	MatchedImages int32 `json:"matchedImages"` //nolint:kubeapilinter // a count: 0 is a value, always written
 
 	// verifiedImages counts the covered SignedImages that the policy verified.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:default=0
 	VerifiedImages int32 `json:"verifiedImages"` //nolint:kubeapilinter // a count: 0 is a value, always written
 
 	// failedImages counts the covered SignedImages that failed the policy.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:default=0
 	FailedImages int32 `json:"failedImages"` //nolint:kubeapilinter // a count: 0 is a value, always written
 
 	// unknownImages counts the covered SignedImages whose verdict under the policy is unknown.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:default=0
 	UnknownImages int32 `json:"unknownImages"` //nolint:kubeapilinter // a count: 0 is a value, always written
 }
 

@@ -87,6 +87,10 @@ trustedRoot:
 	g.Expect(mode).To(BeEmpty(), "no transparencyLog given: the engine applies Required")
 	key, _, _ := unstructured.NestedString(got.Object, "spec", "trustedRoot", "configMapRef", "key")
 	g.Expect(key).To(Equal("trusted_root.json"))
+	severity, _, _ := unstructured.NestedString(got.Object, "spec", "severity")
+	g.Expect(severity).To(Equal("high"))
+	policyMode, _, _ := unstructured.NestedString(got.Object, "spec", "mode")
+	g.Expect(policyMode).To(Equal("Enforce"))
 }
 
 func indent(s string, n int) string {

@@ -12,9 +12,12 @@ import (
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
 	"github.com/sigwatch/sigwatch/test/envtest"
@@ -182,13 +185,14 @@ func TestSignedImagePrinterColumns(t *testing.T) {
 		Policies:         []sigwatchv1alpha1.PolicyResult{{Name: "release", Result: sigwatchv1alpha1.PolicyFailed}, {Name: "slsa", Result: sigwatchv1alpha1.PolicyVerified}},
 		Workloads:        []sigwatchv1alpha1.WorkloadReference{{Kind: "Deployment", Name: "web", Containers: []string{"app"}}},
 		LastVerifiedTime: &now,
+		LastAttemptTime:  &metav1.Time{Time: time.Now().Add(-30 * time.Second)},
 	}
 	g.Expect(env.Client.Status().Update(ctx, si)).To(Succeed())
 
 	tbl := table(t, "/apis/sigwatch.dev/v1alpha1/namespaces/"+ns+"/signedimages")
 	names, wide := columns(tbl)
-	g.Expect(names).To(Equal([]string{"Name", "Image", "Digest", "Verified", "Reason", "Signer", "Last Verified", "Age"}))
-	g.Expect(wide).To(Equal([]string{"Policies", "Workloads"}))
+	g.Expect(names).To(Equal([]string{"Name", "Image", "Digest", "Verified", "Reason", "Signer", "Checked", "Age"}))
+	g.Expect(wide).To(Equal([]string{"Last Verified", "Policies", "Workloads"}), "the last success is in -o wide, so that it is not read beside False as \"verified 2m ago\"")
 	g.Expect(tbl.Rows).To(HaveLen(1))
 	g.Expect(cell(tbl, 0, "Image")).To(Equal("ghcr.io/yourorg/app"))
 	g.Expect(cell(tbl, 0, "Digest")).To(Equal("0f3c4fe5a5a8"))
@@ -196,6 +200,7 @@ func TestSignedImagePrinterColumns(t *testing.T) {
 	g.Expect(cell(tbl, 0, "Reason")).To(Equal("UntrustedSigner"))
 	g.Expect(cell(tbl, 0, "Signer")).To(Equal(si.Status.Summary.Signer))
 	g.Expect(cell(tbl, 0, "Last Verified")).To(Equal("2m"))
+	g.Expect(cell(tbl, 0, "Checked")).To(Equal("30s"))
 	g.Expect(cell(tbl, 0, "Policies")).To(Equal("release,slsa"))
 	g.Expect(cell(tbl, 0, "Workloads")).To(Equal("Deployment/web"))
 }
@@ -223,9 +228,30 @@ func TestPolicyPrinterColumns(t *testing.T) {
 	}
 	g.Expect(env.Client.Status().Update(ctx, p)).To(Succeed())
 
+	// A policy whose status has only its conditions (as the controller first writes it) shows 0s.
+	fresh := p.DeepCopy()
+	fresh.ObjectMeta = metav1.ObjectMeta{Name: "columns-fresh"}
+	fresh.Spec.Mode = sigwatchv1alpha1.PolicyModeAudit
+	fresh.Status = sigwatchv1alpha1.ImageSignaturePolicyStatus{}
+	g.Expect(env.Client.Create(ctx, fresh)).To(Succeed())
+	t.Cleanup(func() { _ = env.Client.Delete(ctx, fresh) })
+	patch := []byte(`{"status":{"conditions":[{"type":"Ready","status":"False","reason":"InvalidPolicy","message":"m","lastTransitionTime":"2026-12-02T00:00:00Z"}]}}`)
+	g.Expect(env.Client.Status().Patch(ctx, fresh, client.RawPatch(types.MergePatchType, patch))).To(Succeed())
+
 	tbl := table(t, "/apis/sigwatch.dev/v1alpha1/imagesignaturepolicies")
-	names, _ := columns(tbl)
-	g.Expect(names).To(Equal([]string{"Name", "Ready", "Matched", "Verified", "Failed", "Age"}))
+	names, wide := columns(tbl)
+	g.Expect(names).To(Equal([]string{"Name", "Ready", "Reason", "Mode", "Matched", "Verified", "Failed", "Age"}))
+	g.Expect(wide).To(Equal([]string{"Unknown", "Severity"}))
+	for i, r := range tbl.Rows {
+		if r.Cells[0] == "columns-fresh" {
+			g.Expect(cell(tbl, i, "Reason")).To(Equal("InvalidPolicy"))
+			g.Expect(cell(tbl, i, "Mode")).To(Equal("Audit"))
+			g.Expect(cell(tbl, i, "Severity")).To(Equal("high"))
+			for _, c := range []string{"Matched", "Verified", "Failed", "Unknown"} {
+				g.Expect(cell(tbl, i, c)).To(BeEquivalentTo(0), "%s is 0, not blank", c)
+			}
+		}
+	}
 	var row = -1
 	for i, r := range tbl.Rows {
 		if r.Cells[0] == "columns" {
@@ -245,6 +271,40 @@ func TestShortNamesAndCategory(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(resources).To(HaveKeyWithValue("imagesignaturepolicies", resourceInfo{ShortNames: []string{"isp"}, Categories: []string{"sigwatch"}, Namespaced: false}))
 	g.Expect(resources).To(HaveKeyWithValue("signedimages", resourceInfo{ShortNames: []string{"si"}, Categories: []string{"sigwatch"}, Namespaced: true}))
+	g.Expect(resources).To(HaveKeyWithValue("imagesignatureexemptions", resourceInfo{ShortNames: []string{"isx"}, Categories: []string{"sigwatch"}, Namespaced: false}))
+}
+
+func TestExemptionValidationAndColumns(t *testing.T) {
+	ctx := context.Background()
+	exemption := func(name, spec string) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{}
+		g := NewWithT(t)
+		g.Expect(yaml.Unmarshal([]byte("apiVersion: sigwatch.dev/v1alpha1\nkind: ImageSignatureExemption\nmetadata: {name: "+name+"}\nspec:\n"+indent(spec, 2)), &u.Object)).To(Succeed())
+		return u
+	}
+	for _, c := range []struct{ name, spec, want string }{
+		{"no-selector", "reason: r", "at least one of namespaces, images or digests"},
+		{"no-reason", "namespaces: [a]", "spec.reason"},
+		{"bad-namespace", "reason: r\nnamespaces: [Kube_System]", "spec.namespaces[0]"},
+		{"bad-digest", "reason: r\ndigests: [sha256:abc]", "spec.digests[0]"},
+		{"bad-image", "reason: r\nimages: [ghcr.io/Org/app]", "lower case"},
+		{"bad-expiry", "reason: r\nnamespaces: [a]\nexpiresAt: next week", "spec.expiresAt"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g := NewWithT(t)
+			err := env.Client.Create(ctx, exemption(c.name, c.spec))
+			g.Expect(err).To(HaveOccurred())
+			g.Expect(err.Error()).To(ContainSubstring(c.want))
+		})
+	}
+	g := NewWithT(t)
+	u := exemption("legacy", "reason: INC-1 unsigned legacy image\nnamespaces: [team-*]\nimages: [docker.io/library/nginx]\nexpiresAt: \"2027-01-31T00:00:00Z\"")
+	g.Expect(env.Client.Create(ctx, u)).To(Succeed())
+	t.Cleanup(func() { _ = env.Client.Delete(ctx, u) })
+	tbl := table(t, "/apis/sigwatch.dev/v1alpha1/imagesignatureexemptions")
+	names, _ := columns(tbl)
+	g.Expect(names).To(Equal([]string{"Name", "Ready", "Expires", "Reason", "Age"}))
+	g.Expect(cell(tbl, 0, "Reason")).To(Equal("INC-1 unsigned legacy image"))
 }
 
 type resourceInfo struct {
