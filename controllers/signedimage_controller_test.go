@@ -346,6 +346,11 @@ func TestInvalidPolicyIsStalled(t *testing.T) {
 		g.Expect(ready.Message).To(ContainSubstring("spec.authorities[0].keyless.identities[0].subjectRegExp"))
 		g.Expect(meta.IsStatusConditionTrue(got.Status.Conditions, sigwatchv1alpha1.StalledCondition)).To(BeTrue())
 	})
+	// A Warning Event on the policy says what is wrong (cluster-scoped objects' Events are in default).
+	eventually(t, func(g Gomega) {
+		g.Expect(events(t, "default", "ImageSignaturePolicy", p.Name)).To(ConsistOf(And(HaveField("Type", "Warning"),
+			HaveField("Reason", controllers.EventReasonPolicyNotReady), HaveField("Note", ContainSubstring("subjectRegExp")))))
+	})
 	// An image the broken policy covers is "could not verify", not silently unchecked.
 	ns := namespace(t, nil)
 	runPod(t, ns, "app-1", "", img.String(), "")

@@ -51,7 +51,7 @@ func TestSamplesAreAccepted(t *testing.T) {
 	ctx := context.Background()
 	files, err := filepath.Glob(filepath.Join(envtest.RepoRoot(), "config", "samples", "sigwatch_*.yaml"))
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(files).To(HaveLen(5))
+	g.Expect(files).To(HaveLen(6))
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		g.Expect(err).NotTo(HaveOccurred())

@@ -52,7 +52,7 @@ func TestControllersOnRealKeylessSignatures(t *testing.T) {
 		s.pr.DigestStr():       {"False", sigwatchv1alpha1.UntrustedSignerReason},
 		s.unsigned.DigestStr(): {"False", sigwatchv1alpha1.SignatureMissingReason},
 	}
-	var verified sigwatchv1alpha1.SignedImage
+	var verified, preview sigwatchv1alpha1.SignedImage
 	g.Eventually(func(g Gomega) {
 		var list sigwatchv1alpha1.SignedImageList
 		g.Expect(c.List(ctx, &list, client.InNamespace("shop"))).To(Succeed())
@@ -62,6 +62,9 @@ func TestControllersOnRealKeylessSignatures(t *testing.T) {
 				got[si.Spec.Digest] = [2]string{string(cond.Status), cond.Reason}
 				if cond.Status == metav1.ConditionTrue {
 					verified = si
+				}
+				if si.Spec.Digest == s.pr.DigestStr() {
+					preview = si
 				}
 			}
 		}
@@ -78,6 +81,11 @@ func TestControllersOnRealKeylessSignatures(t *testing.T) {
 	g.Expect(sig.TransparencyLogIndex).NotTo(BeNil(), "a Rekor v2 entry")
 	g.Expect(sig.IntegratedTime).To(BeNil(), "Rekor v2 entries carry no integrated time")
 	g.Expect(sig.TimestampTime).NotTo(BeNil(), "the TSA certified the time")
+
+	// A failed image shows who signed what was found, as not accepted (kubectl's SIGNER column).
+	g.Expect(preview.Status.Summary.Signer).To(HaveSuffix(" (not accepted)"))
+	g.Expect(preview.Status.Summary.Signer).To(ContainSubstring("refs/pull/"))
+	g.Expect(preview.Labels).To(HaveKeyWithValue(sigwatchv1alpha1.VerifiedLabel, "false"))
 }
 
 func startManager(t *testing.T) {
