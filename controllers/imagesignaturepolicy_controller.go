@@ -148,8 +148,8 @@ func (r *ImageSignaturePolicyReconciler) Reconcile(ctx context.Context, req ctrl
 		return ctrl.Result{}, nil
 	}
 	counts := r.tally.of(p.Name)
-	p.Status.MatchedImages, p.Status.VerifiedImages, p.Status.FailedImages, p.Status.UnknownImages =
-		counts.Matched, counts.Verified, counts.Failed, counts.Unknown
+	p.Status.MatchedImages, p.Status.VerifiedImages, p.Status.FailedImages, p.Status.UnknownImages, p.Status.ExemptImages =
+		counts.Matched, counts.Verified, counts.Failed, counts.Unknown, counts.Exempt
 
 	// A trust root standing in for a current one is looked at again: the condition must clear by
 	// itself once TUF delivers.

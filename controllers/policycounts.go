@@ -17,7 +17,7 @@ import (
 
 // policyCounts are a policy's image counts, as its status shows them.
 type policyCounts struct {
-	Matched, Verified, Failed, Unknown int32
+	Matched, Verified, Failed, Unknown, Exempt int32
 }
 
 // policyEntry is what one SignedImage contributes to the counts: a policy and its result.
@@ -94,6 +94,8 @@ func (t *policyTally) add(e policyEntry, n int32) {
 		c.Failed += n
 	case sigwatchv1alpha1.PolicyUnknown:
 		c.Unknown += n
+	case sigwatchv1alpha1.PolicyExempt:
+		c.Exempt += n
 	}
 	if c == (policyCounts{}) {
 		delete(t.counts, e.policy)

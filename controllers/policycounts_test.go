@@ -65,6 +65,11 @@ func TestPolicyTally(t *testing.T) {
 		{"deleting what was never counted changes nothing", func(tl *policyTally) []string {
 			return tl.set(a, nil)
 		}, nil, map[string]policyCounts{}},
+		{"an exempt image counts as matched and exempt, then moves when the exemption ends", func(tl *policyTally) []string {
+			tl.set(a, results("p", "Exempt"))
+			tl.set(b, results("p", "Exempt"))
+			return tl.set(b, results("p", "Failed"))
+		}, []string{"p"}, map[string]policyCounts{"p": {Matched: 2, Exempt: 1, Failed: 1}}},
 		{"an image without results yet counts nowhere", func(tl *policyTally) []string {
 			return tl.set(a, results())
 		}, nil, map[string]policyCounts{}},

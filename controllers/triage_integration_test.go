@@ -64,6 +64,9 @@ func TestTriageThroughTheAPIServer(t *testing.T) {
 		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(x), got)).To(Succeed())
 		g.Expect(meta.FindStatusCondition(got.Status.Conditions, sigwatchv1alpha1.ReadyCondition)).To(
 			And(Not(BeNil()), HaveField("Reason", sigwatchv1alpha1.ExemptionActiveReason)))
+		p := &sigwatchv1alpha1.ImageSignaturePolicy{}
+		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(f.policy), p)).To(Succeed())
+		g.Expect(p.Status.ExemptImages).To(BeEquivalentTo(1), "the policy counts its exempt image")
 	})
 
 	// At its expiry the image is judged, with no other event to bring it back, and the exemption says so.

@@ -390,6 +390,13 @@ type ImageSignaturePolicyStatus struct {
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:default=0
 	UnknownImages int32 `json:"unknownImages"` //nolint:kubeapilinter // a count: 0 is a value, always written
+
+	// exemptImages counts the covered SignedImages that an ImageSignatureExemption excludes from the
+	// policy.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:default=0
+	ExemptImages int32 `json:"exemptImages"` //nolint:kubeapilinter // a count: 0 is a value, always written
 }
 
 // ImageSignaturePolicy says which image repositories must be signed by which identities or keys, with
@@ -404,6 +411,7 @@ type ImageSignaturePolicyStatus struct {
 // +kubebuilder:printcolumn:name="Verified",type=integer,JSONPath=`.status.verifiedImages`
 // +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.failedImages`
 // +kubebuilder:printcolumn:name="Unknown",type=integer,JSONPath=`.status.unknownImages`,priority=1
+// +kubebuilder:printcolumn:name="Exempt",type=integer,JSONPath=`.status.exemptImages`,priority=1
 // +kubebuilder:printcolumn:name="Severity",type=string,JSONPath=`.spec.severity`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ImageSignaturePolicy struct {

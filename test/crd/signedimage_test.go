@@ -241,13 +241,13 @@ func TestPolicyPrinterColumns(t *testing.T) {
 	tbl := table(t, "/apis/sigwatch.dev/v1alpha1/imagesignaturepolicies")
 	names, wide := columns(tbl)
 	g.Expect(names).To(Equal([]string{"Name", "Ready", "Reason", "Mode", "Matched", "Verified", "Failed", "Age"}))
-	g.Expect(wide).To(Equal([]string{"Unknown", "Severity"}))
+	g.Expect(wide).To(Equal([]string{"Unknown", "Exempt", "Severity"}))
 	for i, r := range tbl.Rows {
 		if r.Cells[0] == "columns-fresh" {
 			g.Expect(cell(tbl, i, "Reason")).To(Equal("InvalidPolicy"))
 			g.Expect(cell(tbl, i, "Mode")).To(Equal("Audit"))
 			g.Expect(cell(tbl, i, "Severity")).To(Equal("high"))
-			for _, c := range []string{"Matched", "Verified", "Failed", "Unknown"} {
+			for _, c := range []string{"Matched", "Verified", "Failed", "Unknown", "Exempt"} {
 				g.Expect(cell(tbl, i, c)).To(BeEquivalentTo(0), "%s is 0, not blank", c)
 			}
 		}
