@@ -171,7 +171,7 @@ func (r *SignedImageReconciler) writeStatus(ctx context.Context, v *visit) (retr
 	if err := r.Client.Status().Patch(ctx, v.si, client.MergeFromWithOptions(v.before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return statusPatchFailed(ctx, r.Recorder, r.Metrics, "SignedImage", v.si, err)
 	}
-	r.emitEvents(ctx, v.si, meta.FindStatusCondition(v.before.Status.Conditions, sigwatchv1alpha1.VerifiedCondition), v.pods)
+	r.emitEvents(ctx, v.si, v.before.Status.Conditions, v.pods)
 	return 0, r.writeVerifiedLabel(ctx, v.si)
 }
 
@@ -388,11 +388,17 @@ func (r *SignedImageReconciler) runningPods(ctx context.Context, si *sigwatchv1a
 	return out, nil
 }
 
-// emitEvents records a transition of Verified: one Event on the SignedImage, and a Warning on every pod
-// that runs the digest when it is no longer verified.
-func (r *SignedImageReconciler) emitEvents(ctx context.Context, si *sigwatchv1alpha1.SignedImage, before *metav1.Condition, pods []corev1.Pod) {
+// emitEvents records a transition of Verified (or of whether its failure is enforced: an Audit policy
+// switched to Enforce): one Event on the SignedImage, and a Warning on every pod that runs the digest when
+// it is no longer verified by an Enforce policy. beforeConditions are the conditions the visit started
+// from.
+func (r *SignedImageReconciler) emitEvents(ctx context.Context, si *sigwatchv1alpha1.SignedImage, beforeConditions []metav1.Condition, pods []corev1.Pod) {
+	before := meta.FindStatusCondition(beforeConditions, sigwatchv1alpha1.VerifiedCondition)
 	after := meta.FindStatusCondition(si.Status.Conditions, sigwatchv1alpha1.VerifiedCondition)
-	if !transition(before, after) {
+	if !transition(before, after) && auditOnly(beforeConditions) == auditOnly(si.Status.Conditions) {
+		return
+	}
+	if after == nil {
 		return
 	}
 	if after.Reason == sigwatchv1alpha1.NoMatchingPolicyReason && r.NoMatch == NoMatchIgnore {
@@ -400,6 +406,9 @@ func (r *SignedImageReconciler) emitEvents(ctx context.Context, si *sigwatchv1al
 	}
 	eventType, reason := eventReasonFor(after, meta.FindStatusCondition(si.Status.Conditions, sigwatchv1alpha1.ReadyCondition))
 	note := oneLine(after.Reason, after.Message)
+	if sev := verdictSeverity(si.Status.Policies); sev != "" && after.Status != metav1.ConditionTrue && after.Reason != sigwatchv1alpha1.ExemptReason {
+		note = oneLine(fmt.Sprintf("%s (severity %s)", after.Reason, sev), after.Message)
+	}
 	r.Recorder.Eventf(si, nil, eventType, reason, "Verify", "%s", note)
 	if eventType != corev1.EventTypeWarning {
 		return

@@ -519,6 +519,45 @@ func eventReasonFor(c, ready *metav1.Condition) (eventType, reason string) {
 	}
 }
 
+// auditOnly reports whether conditions say that only Audit policies did not verify the image.
+func auditOnly(conditions []metav1.Condition) bool {
+	c := meta.FindStatusCondition(conditions, sigwatchv1alpha1.ReadyCondition)
+	return c != nil && c.Reason == sigwatchv1alpha1.AuditOnlyReason
+}
+
+// severityRank orders severities, worst first.
+var severityRank = map[sigwatchv1alpha1.PolicySeverity]int{sigwatchv1alpha1.SeverityCritical: 4, sigwatchv1alpha1.SeverityHigh: 3,
+	sigwatchv1alpha1.SeverityMedium: 2, sigwatchv1alpha1.SeverityLow: 1}
+
+// verdictSeverity is the severity an Event about a bad verdict carries: the worst of the policies that did
+// not verify the image, Enforce ones first; "info" when only Audit policies did not; "" when all did.
+func verdictSeverity(results []sigwatchv1alpha1.PolicyResult) string {
+	worst, audit := sigwatchv1alpha1.PolicySeverity(""), false
+	for _, p := range results {
+		if p.Result == sigwatchv1alpha1.PolicyVerified || p.Result == sigwatchv1alpha1.PolicyExempt {
+			continue
+		}
+		if p.Mode == sigwatchv1alpha1.PolicyModeAudit {
+			audit = true
+			continue
+		}
+		sev := p.Severity
+		if sev == "" {
+			sev = sigwatchv1alpha1.SeverityHigh
+		}
+		if severityRank[sev] > severityRank[worst] {
+			worst = sev
+		}
+	}
+	switch {
+	case worst != "":
+		return string(worst)
+	case audit:
+		return "info"
+	}
+	return ""
+}
+
 func oneLine(reason, message string) string {
 	return fmt.Sprintf("%s: %s", reason, truncate(strings.ReplaceAll(message, "\n", " "), 900))
 }

@@ -183,7 +183,7 @@ func TestStepAuditPolicy(t *testing.T) {
 		And(HaveField("Name", "try-out"), HaveField("Mode", sigwatchv1alpha1.PolicyModeAudit), HaveField("Severity", sigwatchv1alpha1.SeverityHigh)),
 	))
 	g.Expect(si.Labels).To(HaveKeyWithValue(sigwatchv1alpha1.VerifiedLabel, "false"), "the label says the truth")
-	g.Expect(e.events()).To(ConsistOf(HavePrefix("Normal AuditFailed ")), "no Warning, none on the pod")
+	g.Expect(e.events()).To(ConsistOf(And(HavePrefix("Normal AuditFailed "), ContainSubstring("UntrustedSigner (severity info)"))), "no Warning, none on the pod")
 
 	// The policy is switched to Enforce: the same verdict now counts.
 	audit.Spec.Mode = sigwatchv1alpha1.PolicyModeEnforce
@@ -192,6 +192,7 @@ func TestStepAuditPolicy(t *testing.T) {
 	si = e.get()
 	g.Expect(meta.FindStatusCondition(si.Status.Conditions, sigwatchv1alpha1.ReadyCondition).Status).To(Equal(metav1.ConditionFalse))
 	g.Expect(meta.IsStatusConditionTrue(si.Status.Conditions, sigwatchv1alpha1.StalledCondition)).To(BeTrue())
+	g.Expect(e.events()).To(ContainElement(And(HavePrefix("Warning VerificationFailed "), ContainSubstring("UntrustedSigner (severity high)"))))
 }
 
 // TestStepExemption: an exempted image is Exempt (not verified), is not sent to the verifier, is
@@ -273,4 +274,19 @@ func TestStepRejectedSignerShown(t *testing.T) {
 	g.Expect(e.c.Update(context.Background(), si)).To(Succeed())
 	e.mustReconcile()
 	g.Expect(e.get().Labels).To(HaveKeyWithValue(sigwatchv1alpha1.VerifiedLabel, "false"))
+}
+
+func TestVerdictSeverity(t *testing.T) {
+	g := NewWithT(t)
+	r := func(result sigwatchv1alpha1.PolicyResultType, mode sigwatchv1alpha1.PolicyMode, sev sigwatchv1alpha1.PolicySeverity) sigwatchv1alpha1.PolicyResult {
+		return sigwatchv1alpha1.PolicyResult{Result: result, Mode: mode, Severity: sev}
+	}
+	const enforce, audit = sigwatchv1alpha1.PolicyModeEnforce, sigwatchv1alpha1.PolicyModeAudit
+	g.Expect(verdictSeverity(nil)).To(BeEmpty())
+	g.Expect(verdictSeverity([]sigwatchv1alpha1.PolicyResult{r("Verified", enforce, "critical")})).To(BeEmpty())
+	g.Expect(verdictSeverity([]sigwatchv1alpha1.PolicyResult{r("Failed", enforce, "low"), r("Unknown", enforce, "critical"), r("Verified", enforce, "critical")})).To(Equal("critical"))
+	g.Expect(verdictSeverity([]sigwatchv1alpha1.PolicyResult{r("Failed", enforce, "")})).To(Equal("high"), "unset is high")
+	g.Expect(verdictSeverity([]sigwatchv1alpha1.PolicyResult{r("Failed", audit, "critical")})).To(Equal("info"), "Audit failures are info")
+	g.Expect(verdictSeverity([]sigwatchv1alpha1.PolicyResult{r("Failed", audit, "critical"), r("Failed", enforce, "medium")})).To(Equal("medium"))
+	g.Expect(verdictSeverity([]sigwatchv1alpha1.PolicyResult{r("Exempt", enforce, "critical")})).To(BeEmpty())
 }
