@@ -153,7 +153,7 @@ bench-scale: envtest-assets ## Run the scale benchmark: the manager on 2000 sign
 
 .PHONY: build
 build: ## Build the sigwatch binary into bin/.
-	go build -o $(LOCALBIN)/sigwatch ./cmd/sigwatch
+	go build -ldflags "$(VERSION_LDFLAGS)" -o $(LOCALBIN)/sigwatch ./cmd/sigwatch
 
 .PHONY: demo
 demo: envtest-assets build $(LOCALBIN)/cosign sigstore-stack ## Run sigwatch on a local control plane, registry and Sigstore, and show its verdicts (DEMO_KEEP=1 keeps it running).
@@ -187,7 +187,8 @@ undeploy: $(KUSTOMIZE) ## Remove what deploy installed.
 	$(KUSTOMIZE) build config/default | kubectl delete --ignore-not-found -f -
 
 # `make image` builds the manager image with ko, without Docker (.ko.yaml: the static binary, CGO_ENABLED=0,
-# -trimpath, -ldflags "-s -w -X main.version=$(VERSION)", at /ko-app/sigwatch on distroless static nonroot),
+# -trimpath, -ldflags "-s -w" and the VERSION, REVISION and BUILD_DATE below stamped into internal/version,
+# at /ko-app/sigwatch on distroless static nonroot),
 # for every platform of KO_PLATFORMS, and pushes it, an image index, to IMG's repository under IMG's tag
 # (latest when IMG has none) and the tags of IMAGE_EXTRA_TAGS (comma-separated), with an SPDX SBOM
 # (KO_SBOM=none for none). It prints the pushed reference with its digest; IMAGE_REFS=FILE writes it to
@@ -199,6 +200,12 @@ KO_PLATFORMS ?= linux/amd64,linux/arm64
 KO_SBOM ?= spdx
 IMAGE_EXTRA_TAGS ?=
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# What `sigwatch version` prints, set by make build and make image (.ko.yaml): the commit, and the build
+# time (SOURCE_DATE_EPOCH when set, for reproducible builds).
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BUILD_DATE ?= $(if $(SOURCE_DATE_EPOCH),$(shell date -u -d "@$(SOURCE_DATE_EPOCH)" +%Y-%m-%dT%H:%M:%SZ 2>/dev/null || date -u -r "$(SOURCE_DATE_EPOCH)" +%Y-%m-%dT%H:%M:%SZ),$(shell date -u +%Y-%m-%dT%H:%M:%SZ))
+VERSION_PKG = github.com/sigwatch/sigwatch/internal/version
+VERSION_LDFLAGS = -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).revision=$(REVISION) -X $(VERSION_PKG).buildDate=$(BUILD_DATE)
 
 .PHONY: image
 image: $(KO) ## Build the manager image for linux/amd64 and arm64 with ko (no Docker), push it to IMG and print its digest.
@@ -206,7 +213,7 @@ image: $(KO) ## Build the manager image for linux/amd64 and arm64 with ko (no Do
 	@repo="$(IMG)"; tag=latest; last="$${repo##*/}"; \
 	if [[ "$$last" == *:* ]]; then tag="$${last##*:}"; repo="$${repo%:*}"; fi; \
 	echo "building sigwatch $(VERSION) for $(KO_PLATFORMS) with ko, for $$repo:$$tag"; \
-	ref=$$(KO_DOCKER_REPO="$$repo" VERSION="$(VERSION)" $(if $(KO_DEFAULTBASEIMAGE),KO_DEFAULTBASEIMAGE="$(KO_DEFAULTBASEIMAGE)") \
+	ref=$$(KO_DOCKER_REPO="$$repo" VERSION="$(VERSION)" REVISION="$(REVISION)" BUILD_DATE="$(BUILD_DATE)" $(if $(KO_DEFAULTBASEIMAGE),KO_DEFAULTBASEIMAGE="$(KO_DEFAULTBASEIMAGE)") \
 		$(KO) build --bare --platform=$(KO_PLATFORMS) --tags="$$tag$(if $(IMAGE_EXTRA_TAGS),$(comma)$(IMAGE_EXTRA_TAGS))" --sbom=$(KO_SBOM) $(if $(IMAGE_REFS),--image-refs="$(IMAGE_REFS)") ./cmd/sigwatch); \
 	echo "pushed $$ref in $${SECONDS}s"
 

@@ -2,14 +2,15 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
-)
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = ""
+	"github.com/sigwatch/sigwatch/internal/version"
+)
 
 type command struct {
 	name, summary string
@@ -21,16 +22,23 @@ func commands() []command {
 		{"manager", "run the controllers (in a cluster, or against the current KUBECONFIG)", runManager},
 		{"verify", "verify an image digest against ImageSignaturePolicy files", runVerify},
 		{"verify-bundle", "verify a Sigstore bundle over an artifact, offline", runVerifyBundle},
-		{"version", "print the version", runVersion},
+		{"version", "print the version, revision and build date", runVersion},
 	}
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 {
 		usage(stdout)
 		return 0
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+		return 0
+	case "-v", "-version", "--version":
+		return runVersion(args[1:], stdout, stderr)
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
@@ -48,20 +56,46 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-14s %s\n", c.name, c.summary)
 	}
+	fmt.Fprintln(w, "\nFlags:\n  -h, --help     help (of a command: sigwatch COMMAND --help)\n  -v, --version  print the version")
 }
 
-func runVersion(_ []string, stdout, _ io.Writer) int {
-	fmt.Fprintln(stdout, "sigwatch", versionString())
+func runVersion(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	output := fs.String("o", "text", "output `FORMAT`: text or json")
+	setUsage(fs, "Usage: sigwatch version [-o text|json]\n\nPrints the version of sigwatch, the commit it was built from, when, and with which Go.\n")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "sigwatch version: no arguments expected, got %q\n", fs.Args())
+		return 2
+	}
+	switch *output {
+	case "text":
+		printVersion(stdout, version.Get())
+	case "json":
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(version.Get())
+	default:
+		fmt.Fprintf(stderr, "sigwatch version: -o must be text or json, not %q\n", *output)
+		return 2
+	}
 	return 0
 }
 
-func versionString() string {
-	v := version
-	if v == "" {
-		v = "(devel)"
-		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-			v = bi.Main.Version
-		}
-	}
-	return v
+// printVersion writes the version on the first line ("sigwatch v0.3.0", as scripts read it), then the
+// rest of the build.
+func printVersion(w io.Writer, i version.Info) {
+	fmt.Fprintf(w, "sigwatch %s\n", i.Version)
+	fmt.Fprintf(w, "  revision:   %s\n", i.Revision)
+	fmt.Fprintf(w, "  build date: %s\n", i.BuildDate)
+	fmt.Fprintf(w, "  go:         %s\n", i.GoVersion)
 }
+
+// versionString is the version alone, as the User-Agent and the logs carry it.
+func versionString() string { return version.Get().Version }

@@ -83,7 +83,7 @@ func (o *ManagerOptions) bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.MaxPerRegistry, "max-verifications-per-registry", 0, "verifications in flight at once of images on one registry host; one more waits up to 1s for a slot while the host answers promptly, else it is deferred for a few seconds, so that slow registries leave workers for the others (0: three quarters of --max-concurrent-verifications, at least 1)")
 	fs.DurationVar(&o.GCGrace, "gc-grace", 10*time.Minute, "how long a SignedImage that no pod runs is kept before it is deleted")
 	fs.StringVar(&o.NoMatchPolicy, "no-match-policy", "ignore", "what an image that no policy covers gets: ignore (Ready) or warn (not Ready, Warning Event)")
-	fs.Func("insecure-registry", "host or host:port pattern (with * wildcards) that may be reached over plain HTTP (repeatable)", func(v string) error {
+	fs.Func("insecure-registry", insecureRegistryUsage, func(v string) error {
 		o.InsecureRegistries = append(o.InsecureRegistries, v)
 		return nil
 	})
@@ -190,6 +190,11 @@ func leaderElectionID(s sharding.Shard) string {
 	return fmt.Sprintf("sigwatch-shard-%d-of-%d.sigwatch.dev", s.Index, s.Total)
 }
 
+const managerUsage = `Usage: sigwatch manager [flags]
+
+Runs the controllers: in a cluster (in-cluster configuration), or against --kubeconfig or $KUBECONFIG.
+`
+
 func runManager(args []string, _, stderr io.Writer) int {
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -200,6 +205,7 @@ func runManager(args []string, _, stderr io.Writer) int {
 	}
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
+	setUsage(fs, managerUsage)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0

@@ -36,43 +36,56 @@ func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 type verifyFlags struct {
-	policies        stringList
-	trustedRoot     string
-	insecure        bool
-	offline         bool
-	output          string
-	timeout         time.Duration
-	registryTimeout time.Duration
+	policies           stringList
+	trustedRoot        string
+	insecureRegistries stringList
+	allowInsecure      bool // deprecated: --insecure-registry HOST
+	offline            bool
+	output             string
+	timeout            time.Duration
+	registryTimeout    time.Duration
 }
+
+// insecureRegistryUsage is --insecure-registry's usage, in the manager and in verify: one flag, one
+// meaning (registry.Options.Insecure).
+const insecureRegistryUsage = "host or host:port `PATTERN` (with * wildcards) that may be reached over plain HTTP (repeatable)"
+
+// maxPolicyFileBytes bounds a policy file that verify reads.
+const maxPolicyFileBytes = 4 << 20
+
+const verifyUsage = `Usage: sigwatch verify --policy FILE [--policy FILE ...] [--trusted-root FILE | --offline]
+       [--insecure-registry PATTERN ...] [--timeout D] [-o text|json] IMAGE@sha256:HEX
+
+Verifies an image digest against ImageSignaturePolicy files, as the controllers do.
+Exit 0: verified; 1: not verified; 2: could not verify, or bad input.
+`
 
 func runVerify(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var f verifyFlags
-	fs.Var(&f.policies, "policy", "file of ImageSignaturePolicy YAML documents (repeatable)")
-	fs.StringVar(&f.trustedRoot, "trusted-root", "", "Sigstore trusted_root.json for every policy (default: the public-good root, or the policy's own)")
-	fs.BoolVar(&f.insecure, "allow-insecure-registry", false, "reach the image's registry over plain HTTP")
+	fs.Var(&f.policies, "policy", "`FILE` of ImageSignaturePolicy YAML documents (repeatable)")
+	fs.StringVar(&f.trustedRoot, "trusted-root", "", "Sigstore trusted_root.json `FILE` for every policy (default: the public-good root, or the policy's own)")
+	fs.Var(&f.insecureRegistries, "insecure-registry", insecureRegistryUsage)
+	fs.BoolVar(&f.allowInsecure, "allow-insecure-registry", false, deprecatedPrefix+"use --insecure-registry HOST; reaches the image's registry over plain HTTP")
 	fs.BoolVar(&f.offline, "offline", false, "do not update the public-good trust root through TUF; use the embedded snapshot")
-	fs.StringVar(&f.output, "o", "text", "output format: text or json")
+	fs.StringVar(&f.output, "o", "text", "output `FORMAT`: text or json")
 	fs.DurationVar(&f.timeout, "timeout", 2*time.Minute, "deadline of the whole verification")
 	fs.DurationVar(&f.registryTimeout, "registry-timeout", 20*time.Second, "timeout of one registry request")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: sigwatch verify --policy FILE [--policy FILE ...] [--trusted-root FILE | --offline]\n       [--allow-insecure-registry] [--timeout D] [-o text|json] IMAGE@sha256:HEX")
-		fmt.Fprintln(stderr, "\nVerifies an image digest against ImageSignaturePolicy files, as the controllers do.")
-		fmt.Fprintln(stderr, "Exit 0: verified; 1: not verified; 2: could not verify, or bad input.\n\nFlags:")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	setUsage(fs, verifyUsage)
+	positional, err := parseInterspersed(fs, args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitVerified
 		}
 		return exitUndecided
 	}
-	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "sigwatch verify: exactly one IMAGE@sha256:HEX argument is required")
+	if len(positional) != 1 {
+		fmt.Fprintf(stderr, "sigwatch verify: exactly one IMAGE@sha256:HEX argument is required, got %d\n", len(positional))
 		fs.Usage()
 		return exitUndecided
 	}
+	ref := positional[0]
 	if len(f.policies) == 0 {
 		fmt.Fprintln(stderr, "sigwatch verify: --policy is required")
 		return exitUndecided
@@ -81,10 +94,16 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sigwatch verify: -o must be text or json, not %q\n", f.output)
 		return exitUndecided
 	}
-	img, err := imageref.Parse(fs.Arg(0))
+	img, err := imageref.Parse(ref)
 	if err != nil {
 		fmt.Fprintf(stderr, "sigwatch verify: %v\n", err)
+		printDigestHint(stderr, ref)
 		return exitUndecided
+	}
+	if f.allowInsecure {
+		host := registryHost(img)
+		fmt.Fprintf(stderr, "sigwatch verify: --allow-insecure-registry is deprecated; use --insecure-registry %s\n", host)
+		f.insecureRegistries = append(f.insecureRegistries, host)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 	defer cancel()
@@ -94,7 +113,7 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 		return exitUndecided
 	}
 	if f.output == "json" {
-		printJSON(stdout, res)
+		printJSON(stdout, res.Result)
 	} else {
 		printText(stdout, res)
 	}
@@ -109,23 +128,47 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
+// printDigestHint says how to get the digest of a reference given by tag (or with a broken digest).
+func printDigestHint(w io.Writer, ref string) {
+	tagged, _, _ := strings.Cut(ref, "@")
+	fmt.Fprintf(w, `sigwatch verify checks one image digest (IMAGE@sha256:HEX). Get the digest of a tag with
+  crane digest %[1]s
+  docker buildx imagetools inspect %[1]s     (the Digest: line)
+or, in GitHub Actions, use what docker/build-push-action outputs: IMAGE@${{ steps.build.outputs.digest }}
+`, tagged)
+}
+
+// verifyOutcome is the engine's result and what verify read to get it.
+type verifyOutcome struct {
+	*verification.Result
+	// files are the policy files; loaded the policies in them, and patterns their spec.images.
+	files    []string
+	loaded   int
+	patterns []string
+}
+
 // verifyImage loads and compiles the policies that cover img and runs the engine: the same code path as
 // the controllers.
-func verifyImage(ctx context.Context, img imageref.Image, f verifyFlags, stderr io.Writer) (*verification.Result, error) {
+func verifyImage(ctx context.Context, img imageref.Image, f verifyFlags, stderr io.Writer) (*verifyOutcome, error) {
+	out := &verifyOutcome{files: f.policies}
 	var pols []*policy.Policy
 	for _, file := range f.policies {
-		data, err := os.ReadFile(file)
+		data, err := readPolicyFile(file)
 		if err != nil {
 			return nil, err
 		}
-		objs, err := policy.Decode(data)
+		objs, err := policy.DecodeFile(file, data)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", file, err)
+			return nil, err // names the file and the line
 		}
-		for _, o := range objs {
+		for i, o := range objs {
 			p, err := policy.Compile(o, policy.Inputs{})
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", file, err)
+				return nil, fmt.Errorf("%s: %w", fileLine(file, data, i, err), err)
+			}
+			out.loaded++
+			for _, pattern := range o.Spec.Images {
+				out.patterns = append(out.patterns, string(pattern))
 			}
 			if p.MatchesImage(img.Repository) {
 				pols = append(pols, p)
@@ -138,23 +181,50 @@ func verifyImage(ctx context.Context, img imageref.Image, f verifyFlags, stderr 
 	}
 	reg := registry.New(registry.Options{
 		Keychain:       authn.DefaultKeychain,
-		Insecure:       insecureHosts(f.insecure, img),
+		Insecure:       f.insecureRegistries,
 		RequestTimeout: f.registryTimeout,
 		UserAgent:      "sigwatch/" + versionString(),
 	})
 	eng := verification.New(verification.Options{Registry: reg, Roots: roots, Timeout: f.timeout})
-	return eng.Verify(ctx, verification.Request{Image: img, Policies: pols}), nil
+	out.Result = eng.Verify(ctx, verification.Request{Image: img, Policies: pols})
+	return out, nil
 }
 
-func insecureHosts(allow bool, img imageref.Image) []string {
-	if !allow {
-		return nil
+// fileLine is "file:line" of the field a compile error of the i-th policy in data names, else file.
+func fileLine(file string, data []byte, i int, err error) string {
+	var perr *policy.Error
+	if errors.As(err, &perr) && perr.Field != "" {
+		if line := policy.FieldLine(data, i, perr.Field); line > 0 {
+			return fmt.Sprintf("%s:%d", file, line)
+		}
 	}
+	return file
+}
+
+// readPolicyFile reads a policy file of at most maxPolicyFileBytes.
+func readPolicyFile(file string) ([]byte, error) {
+	fh, err := os.Open(file) //nolint:gosec // the user names the file to read
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	data, err := io.ReadAll(io.LimitReader(fh, maxPolicyFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if len(data) > maxPolicyFileBytes {
+		return nil, fmt.Errorf("%s: larger than %d MiB: not a policy file", file, maxPolicyFileBytes>>20)
+	}
+	return data, nil
+}
+
+// registryHost is the host (and port) of img's registry, as --insecure-registry takes it.
+func registryHost(img imageref.Image) string {
 	repo, err := name.NewRepository(img.Repository)
 	if err != nil {
-		return nil
+		return img.Repository
 	}
-	return []string{repo.RegistryStr()}
+	return repo.RegistryStr()
 }
 
 // cliRoots resolves trust roots for the CLI: --trusted-root for every policy; else a policy's own root
@@ -199,13 +269,20 @@ func printJSON(w io.Writer, res *verification.Result) {
 	_ = enc.Encode(out)
 }
 
-func printText(w io.Writer, res *verification.Result) {
+// maxPatternsShown bounds the image patterns listed when no policy covers the image.
+const maxPatternsShown = 10
+
+func printText(w io.Writer, res *verifyOutcome) {
 	verdict, reason, message := res.Verdict()
 	fmt.Fprintf(w, "%s\n", res.Image)
 	if verdict == sigwatchv1alpha1.PolicyVerified {
 		fmt.Fprintf(w, "VERIFIED: %s\n", message)
 	} else {
 		fmt.Fprintf(w, "%s (%s): %s\n", strings.ToUpper(notVerb(verdict)), reason, message)
+	}
+	if len(res.Policies) == 0 {
+		fmt.Fprintln(w, noPolicyCovers(res))
+		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nPOLICY\tRESULT\tREASON\tAUTHORITY\tTRUST ROOT")
@@ -228,6 +305,23 @@ func printText(w io.Writer, res *verification.Result) {
 		}
 	}
 	_ = tw.Flush()
+}
+
+// noPolicyCovers is the one line printed instead of an empty table: which policies were read and the
+// images they cover.
+func noPolicyCovers(res *verifyOutcome) string {
+	policies := "policies"
+	if res.loaded == 1 {
+		policies = "policy"
+	}
+	patterns := res.patterns
+	more := ""
+	if len(patterns) > maxPatternsShown {
+		more = fmt.Sprintf(" and %d more", len(patterns)-maxPatternsShown)
+		patterns = patterns[:maxPatternsShown]
+	}
+	return fmt.Sprintf("None of the %d %s in %s covers %s; their spec.images: %s%s", res.loaded, policies,
+		strings.Join(res.files, ", "), res.Image.Repository, strings.Join(patterns, ", "), more)
 }
 
 func notVerb(v sigwatchv1alpha1.PolicyResultType) string {

@@ -41,8 +41,6 @@ Verifies a Sigstore bundle over an artifact without contacting any log or regist
 must match the whole value. Without --trusted-root, the public-good trust root is used: updated through
 TUF, or the embedded snapshot when TUF cannot be reached or --offline is given.
 Exit status: 0 verified, 1 not verified, 2 bad input.
-
-Flags:
 `
 
 // verifyBundleFlags are the parsed command line.
@@ -87,20 +85,17 @@ func parseVerifyBundleFlags(args []string, stderr io.Writer) (*verifyBundleFlags
 	f := &verifyBundleFlags{set: map[string]bool{}}
 	fs := flag.NewFlagSet("verify-bundle", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), verifyBundleUsage)
-		fs.PrintDefaults()
-	}
+	setUsage(fs, verifyBundleUsage)
 	fs.StringVar(&f.bundle, "bundle", "", "the Sigstore bundle `FILE` (JSON)")
-	fs.StringVar(&f.identity.CertificateIdentity, "certificate-identity", "", "the exact SAN of the signing certificate")
-	fs.StringVar(&f.identity.CertificateIdentityRegexp, "certificate-identity-regexp", "", "a regular expression the whole SAN must match")
-	fs.StringVar(&f.identity.CertificateOIDCIssuer, "certificate-oidc-issuer", "", "the exact OIDC issuer of the signing certificate")
-	fs.StringVar(&f.identity.CertificateOIDCIssuerRegexp, "certificate-oidc-issuer-regexp", "", "a regular expression the whole OIDC issuer must match")
+	fs.StringVar(&f.identity.CertificateIdentity, "certificate-identity", "", "the exact `SAN` of the signing certificate")
+	fs.StringVar(&f.identity.CertificateIdentityRegexp, "certificate-identity-regexp", "", "a regular expression (`RE`) the whole SAN must match")
+	fs.StringVar(&f.identity.CertificateOIDCIssuer, "certificate-oidc-issuer", "", "the exact OIDC issuer (`URL`) of the signing certificate")
+	fs.StringVar(&f.identity.CertificateOIDCIssuerRegexp, "certificate-oidc-issuer-regexp", "", "a regular expression (`RE`) the whole OIDC issuer must match")
 	fs.StringVar(&f.key, "key", "", "the PEM public key `FILE` of a key-signed bundle")
 	fs.StringVar(&f.trustedRoot, "trusted-root", "", "a trusted_root.json `FILE` (default: the public-good root)")
 	fs.BoolVar(&f.offline, "offline", false, "use the embedded public-good trust root snapshot, without TUF")
 
-	positional, err := parseVerifyBundleArgs(fs, args)
+	positional, err := parseInterspersed(fs, args)
 	if err != nil {
 		return nil, err
 	}
@@ -120,9 +115,9 @@ func parseVerifyBundleFlags(args []string, stderr io.Writer) (*verifyBundleFlags
 	return f, f.check()
 }
 
-// parseVerifyBundleArgs lets the artifact come before, between or after the flags; everything after "--"
-// is an argument.
-func parseVerifyBundleArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+// parseInterspersed parses fs's flags wherever they are among the arguments (the artifact or image may
+// come before, between or after them) and returns the arguments; everything after "--" is an argument.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {

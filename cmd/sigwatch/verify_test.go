@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -71,6 +72,7 @@ func TestVerifyCommand(t *testing.T) {
 	policies := writePolicy(t, reg.Host, key.PublicKeyPEM, "Disabled")
 	strict := writePolicy(t, reg.Host, key.PublicKeyPEM, "Required")
 
+	insecure := []string{"--insecure-registry", reg.Host}
 	cases := []struct {
 		name     string
 		args     []string
@@ -78,24 +80,33 @@ func TestVerifyCommand(t *testing.T) {
 		stdout   []string
 		stderr   []string
 		jsonWant string
+		// notStdout must not be printed
+		notStdout []string
 	}{
-		{"verified", []string{"--policy", policies, "--allow-insecure-registry", "--offline", signed.String()}, 0,
-			[]string{"VERIFIED", "team-key", "Verified", "team", "bundle"}, nil, ""},
-		{"verified json", []string{"--policy", policies, "--allow-insecure-registry", "--offline", "-o", "json", signed.String()}, 0,
-			nil, nil, "Verified"},
-		{"unsigned", []string{"--policy", policies, "--allow-insecure-registry", "--offline", unsigned.String()}, 1,
-			[]string{"NOT VERIFIED (SignatureMissing)"}, nil, ""},
-		{"transparency log required", []string{"--policy", strict, "--allow-insecure-registry", "--offline", signed.String()}, 1,
-			[]string{"NOT VERIFIED (TransparencyLogMissing)"}, nil, ""},
+		{"verified", append([]string{"--policy", policies, "--offline", signed.String()}, insecure...), 0,
+			[]string{"VERIFIED", "team-key", "Verified", "team", "bundle"}, nil, "", nil},
+		{"verified json", append([]string{"--policy", policies, "--offline", "-o", "json", signed.String()}, insecure...), 0,
+			nil, nil, "Verified", nil},
+		{"insecure registry by wildcard", []string{"--policy", policies, "--insecure-registry", "127.0.0.*:*", "--offline", signed.String()}, 0,
+			[]string{"VERIFIED"}, nil, "", nil},
+		{"deprecated --allow-insecure-registry still works", []string{"--policy", policies, "--allow-insecure-registry", "--offline", signed.String()}, 0,
+			[]string{"VERIFIED"}, []string{"--allow-insecure-registry is deprecated; use --insecure-registry " + reg.Host + "\n"}, "", nil},
+		{"unsigned", append([]string{"--policy", policies, "--offline", unsigned.String()}, insecure...), 1,
+			[]string{"NOT VERIFIED (SignatureMissing)"}, nil, "", nil},
+		{"transparency log required", append([]string{"--policy", strict, "--offline", signed.String()}, insecure...), 1,
+			[]string{"NOT VERIFIED (TransparencyLogMissing)"}, nil, "", nil},
 		{"plain HTTP not allowed", []string{"--policy", policies, "--offline", "--registry-timeout", "2s", signed.String()}, 2,
-			[]string{"COULD NOT VERIFY (RegistryUnavailable)"}, nil, ""},
+			[]string{"COULD NOT VERIFY (RegistryUnavailable)"}, nil, "", nil},
+		{"plain HTTP allowed for another host", []string{"--policy", policies, "--insecure-registry", "registry.example.com", "--offline", "--registry-timeout", "2s", signed.String()}, 2,
+			[]string{"COULD NOT VERIFY (RegistryUnavailable)"}, nil, "", nil},
 		{"no policy covers the image", []string{"--policy", policies, "--offline", "ghcr.io/nobody/app@" + signed.DigestStr()}, 2,
-			[]string{"NoMatchingPolicy"}, nil, ""},
+			[]string{"NoMatchingPolicy", "None of the 2 policies in " + policies + " covers ghcr.io/nobody/app; their spec.images: " + reg.Host + "/team/**, ghcr.io/elsewhere/**\n"},
+			nil, "", []string{"POLICY", "RESULT"}},
 		{"a tag is refused", []string{"--policy", policies, reg.Repo("team/app") + ":latest"}, 2,
-			nil, []string{"never tags"}, ""},
-		{"no policy flag", []string{signed.String()}, 2, nil, []string{"--policy is required"}, ""},
-		{"policy file missing", []string{"--policy", "/nonexistent.yaml", signed.String()}, 2, nil, []string{"/nonexistent.yaml"}, ""},
-		{"bad output", []string{"--policy", policies, "-o", "yaml", signed.String()}, 2, nil, []string{"-o must be text or json"}, ""},
+			nil, []string{"never tags", "crane digest " + reg.Repo("team/app") + ":latest"}, "", nil},
+		{"no policy flag", []string{signed.String()}, 2, nil, []string{"--policy is required"}, "", nil},
+		{"policy file missing", []string{"--policy", "/nonexistent.yaml", signed.String()}, 2, nil, []string{"/nonexistent.yaml"}, "", nil},
+		{"bad output", []string{"--policy", policies, "-o", "yaml", signed.String()}, 2, nil, []string{"-o must be text or json"}, "", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -109,6 +120,12 @@ func TestVerifyCommand(t *testing.T) {
 			}
 			for _, s := range tc.stderr {
 				g.Expect(stderr.String()).To(ContainSubstring(s))
+			}
+			for _, s := range tc.notStdout {
+				g.Expect(stdout.String()).NotTo(ContainSubstring(s), "no empty table")
+			}
+			if !slices.Contains(tc.args, "--allow-insecure-registry") {
+				g.Expect(stderr.String()).NotTo(ContainSubstring("deprecated"))
 			}
 			if tc.jsonWant != "" {
 				var out struct {

@@ -4,11 +4,14 @@
 package demo
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,6 +66,8 @@ type Image struct {
 type Result struct {
 	Images         []*Image
 	KubeConfigPath string
+	// MetricsURL is the manager's metrics endpoint (plain HTTP on 127.0.0.1).
+	MetricsURL string
 }
 
 // Run runs the demo. It stops everything it started before it returns, unless Keep is set, in which
@@ -84,6 +89,7 @@ type demo struct {
 	reg      *testregistry.Registry
 	stack    *stack.Stack
 	manager  *exec.Cmd
+	metrics  string // the manager's metrics address, 127.0.0.1:PORT
 	cleanups []func()
 }
 
@@ -151,10 +157,12 @@ func (d *demo) run(ctx context.Context) (*Result, error) {
 	if err := d.step("Waiting for sigwatch's verdicts", d.waitForVerdicts(ctx, images)); err != nil {
 		return nil, err
 	}
+	res.MetricsURL = "http://" + d.metrics + "/metrics"
 	d.show(ctx, res.KubeConfigPath, images)
+	d.showMetrics(ctx, res.MetricsURL)
 	if d.o.Keep {
-		d.say("\nDEMO_KEEP=1: everything keeps running until you press Ctrl-C. Explore with:\n  export KUBECONFIG=%s\n  kubectl get signedimages -A -w\n  kubectl describe pod -n %s\n  kubectl annotate si -n %s --all sigwatch.dev/reverify=\"$(date +%%s)\" --overwrite\nManager log: %s",
-			res.KubeConfigPath, Namespace, Namespace, filepath.Join(d.dir, "manager.log"))
+		d.say("\nDEMO_KEEP=1: everything keeps running until you press Ctrl-C. Explore with:\n  export KUBECONFIG=%s\n  kubectl get signedimages -A -w\n  kubectl describe pod -n %s\n  kubectl annotate si -n %s --all sigwatch.dev/reverify=\"$(date +%%s)\" --overwrite\n  %s\nManager log: %s",
+			res.KubeConfigPath, Namespace, Namespace, curlMetrics(res.MetricsURL), filepath.Join(d.dir, "manager.log"))
 		<-ctx.Done()
 	}
 	return res, nil
@@ -289,8 +297,16 @@ func (d *demo) startManager(kubeconfig string) func() error {
 		if err != nil {
 			return err
 		}
+		addr, err := freeLoopbackAddr()
+		if err != nil {
+			_ = logFile.Close()
+			return err
+		}
+		d.metrics = addr
+		// Metrics over plain HTTP, on loopback only: the demo's, not a cluster's, setting.
 		cmd := exec.Command(d.o.Sigwatch, "manager", "--kubeconfig", kubeconfig, "--leader-elect=false",
-			"--metrics-bind-address=0", "--health-probe-bind-address=0", "--insecure-registry", d.reg.Host, "--offline-trust-root")
+			"--metrics-bind-address="+addr, "--metrics-secure=false",
+			"--health-probe-bind-address=0", "--insecure-registry", d.reg.Host, "--offline-trust-root")
 		cmd.Stdout, cmd.Stderr = logFile, logFile
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err != nil {
@@ -361,6 +377,71 @@ func (d *demo) show(ctx context.Context, kubeconfig string, images []*Image) {
 	d.kubectl(ctx, kubeconfig, "get", "signedimages", "-A", "-o", "wide")
 	d.kubectl(ctx, kubeconfig, "get", "events", "-A", "--field-selector", "type=Warning",
 		"-o", "custom-columns=KIND:.involvedObject.kind,NAME:.involvedObject.name,REASON:.reason,MESSAGE:.message")
+}
+
+// freeLoopbackAddr is a 127.0.0.1 address with a port that was free a moment ago.
+func freeLoopbackAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func curlMetrics(url string) string { return "curl -s " + url + " | grep ^sigwatch_" }
+
+// maxMetricLines bounds the metric series the demo shows.
+const maxMetricLines = 25
+
+// showMetrics shows how to read the manager's metrics, and what they say now.
+func (d *demo) showMetrics(ctx context.Context, url string) {
+	d.say("\nsigwatch's metrics, for Prometheus (see docs/monitoring.md; with DEMO_KEEP=1 the manager keeps\nserving them), histogram buckets left out:\n\n$ %s", curlMetrics(url))
+	lines, err := SigwatchMetrics(ctx, url)
+	if err != nil {
+		d.say("(%v)", err)
+		return
+	}
+	shown := 0
+	for _, l := range lines {
+		if strings.Contains(l, "_bucket{") {
+			continue
+		}
+		if shown == maxMetricLines {
+			d.say("...")
+			break
+		}
+		d.say("%s", l)
+		shown++
+	}
+}
+
+// SigwatchMetrics reads the metrics endpoint at url and returns its sigwatch_ series, as
+// `curl -s URL | grep ^sigwatch_` shows them.
+func SigwatchMetrics(ctx context.Context, url string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("reading the metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("reading the metrics: %s", resp.Status)
+	}
+	var lines []string
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 8<<20))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "sigwatch_") {
+			lines = append(lines, sc.Text())
+		}
+	}
+	return lines, sc.Err()
 }
 
 func (d *demo) kubectl(ctx context.Context, kubeconfig string, args ...string) {

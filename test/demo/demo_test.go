@@ -46,6 +46,10 @@ func TestDemo(t *testing.T) {
 	}))
 	g.Expect(narration.String()).To(ContainSubstring("real Sigstore services"), "the demo says plainly what runs")
 	g.Expect(narration.String()).To(ContainSubstring("Pushing signature to"), "cosign's own output")
+	// The manager serves its metrics, and the demo says how to read them.
+	g.Expect(res.MetricsURL).To(HavePrefix("http://127.0.0.1:"))
+	g.Expect(narration.String()).To(ContainSubstring("$ curl -s " + res.MetricsURL + " | grep ^sigwatch_"))
+	g.Expect(narration.String()).To(MatchRegexp(`(?m)^sigwatch_\w+`), "the demo shows the metrics")
 	if kubectl != "" {
 		g.Expect(narration.String()).To(ContainSubstring("$ kubectl get signedimages -A -o wide"))
 		g.Expect(narration.String()).To(ContainSubstring("UntrustedSigner"))

@@ -53,7 +53,7 @@ spec:
 		{s.pr.String(), 1, sigwatchv1alpha1.UntrustedSignerReason},
 		{s.unsigned.String(), 1, sigwatchv1alpha1.SignatureMissingReason},
 	} {
-		cmd := exec.Command(bin, "verify", "--policy", policy, "--trusted-root", root, "--allow-insecure-registry", tc.image)
+		cmd := exec.Command(bin, "verify", "--policy", policy, "--trusted-root", root, "--insecure-registry", s.reg.Host, tc.image)
 		out, _ := cmd.CombinedOutput()
 		t.Logf("sigwatch verify %s:\n%s", tc.image, out)
 		g.Expect(cmd.ProcessState.ExitCode()).To(Equal(tc.code), string(out))

@@ -81,7 +81,7 @@ func TestDogfood(t *testing.T) {
 				g.Expect(err).NotTo(HaveOccurred())
 			}
 			cmd := exec.Command(sigwatch, "verify", "--policy", policyFile, "--trusted-root", root,
-				"--allow-insecure-registry", "-o", "json", ref.String())
+				"--insecure-registry", reg.Host, "-o", "json", ref.String())
 			out, _ := cmd.Output()
 			t.Logf("sigwatch verify %s (signed as %s):\n%s", ref, tc.claims.CertificateIdentity(), out)
 			g.Expect(cmd.ProcessState.ExitCode()).To(Equal(tc.code))

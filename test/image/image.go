@@ -112,8 +112,15 @@ func passwdTar(t testing.TB) []byte {
 	return buf.Bytes()
 }
 
+// The revision and build date that Build stamps into the binary (make image's REVISION and BUILD_DATE).
+const (
+	BuildRevision = "0123456789abcdef0123456789abcdef01234567"
+	BuildDate     = "2026-01-02T03:04:05Z"
+)
+
 // Build runs `make image IMG=img` in the repository root with base as KO_DEFAULTBASEIMAGE, for platforms
-// ("linux/amd64,linux/arm64") and with version as the binary's version, and returns the digest reference
+// ("linux/amd64,linux/arm64") and with version as the binary's version (and BuildRevision and
+// BuildDate as its revision and build date), and returns the digest reference
 // that make image prints (marked insecure: the registry is plain HTTP on loopback) and how long it took.
 // ko speaks plain HTTP to 127.0.0.1 registries by itself. The make and ko environment is the test's, less
 // what would change the build: an outer make's MAKEFLAGS, ko's KO_* variables and registry credentials.
@@ -128,7 +135,8 @@ func Build(t testing.TB, img string, base name.Reference, platforms, version str
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "make", "--no-print-directory", "image",
-		"IMG="+img, "KO_DEFAULTBASEIMAGE="+base.String(), "KO_PLATFORMS="+platforms, "VERSION="+version)
+		"IMG="+img, "KO_DEFAULTBASEIMAGE="+base.String(), "KO_PLATFORMS="+platforms, "VERSION="+version,
+		"REVISION="+BuildRevision, "BUILD_DATE="+BuildDate)
 	cmd.Dir = envtest.RepoRoot()
 	cmd.Env = append(buildEnv(), "DOCKER_CONFIG="+t.TempDir())
 	cmd.WaitDelay = 10 * time.Second
@@ -161,7 +169,7 @@ func buildEnv() []string {
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		switch {
-		case k == "MAKEFLAGS", k == "MFLAGS", k == "MAKELEVEL", k == "DOCKER_CONFIG", k == "VERSION",
+		case k == "MAKEFLAGS", k == "MFLAGS", k == "MAKELEVEL", k == "DOCKER_CONFIG", k == "VERSION", k == "REVISION", k == "BUILD_DATE",
 			strings.HasPrefix(k, "KO_"):
 			continue
 		}

@@ -79,7 +79,9 @@ func TestMakeImage(t *testing.T) {
 			if p.Architecture == runtime.GOARCH {
 				out, err := exec.Command(bin, "version").CombinedOutput()
 				g.Expect(err).NotTo(HaveOccurred(), string(out))
-				g.Expect(string(out)).To(Equal("sigwatch "+version+"\n"), "main.version set by the ldflags of .ko.yaml")
+				g.Expect(string(out)).To(HavePrefix("sigwatch "+version+"\n"), "internal/version set by the ldflags of .ko.yaml")
+				g.Expect(string(out)).To(ContainSubstring("revision:   " + BuildRevision + "\n"))
+				g.Expect(string(out)).To(ContainSubstring("build date: " + BuildDate + "\n"))
 				out, err = exec.Command(bin, "--help").CombinedOutput()
 				g.Expect(err).NotTo(HaveOccurred(), string(out))
 				g.Expect(string(out)).To(ContainSubstring("manager"))
@@ -106,7 +108,7 @@ func checkBinary(t *testing.T, bin, arch, version string) {
 	// With -trimpath the build info leaves out -ldflags: look for the version -X wrote in the binary.
 	data, err := os.ReadFile(filepath.Clean(bin))
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(bytes.Contains(data, []byte(version))).To(BeTrue(), "-X main.version=%s", version)
+	g.Expect(bytes.Contains(data, []byte(version))).To(BeTrue(), "-X .../internal/version.version=%s", version)
 	f, err := elf.Open(filepath.Clean(bin))
 	g.Expect(err).NotTo(HaveOccurred())
 	defer f.Close()

@@ -64,5 +64,7 @@ func TestKoConfig(t *testing.T) {
 	b := cfg.Builds[0]
 	g.Expect(b.Main).To(Equal("./cmd/sigwatch"))
 	g.Expect(b.Env).To(ContainElement("CGO_ENABLED=0"))
-	g.Expect(b.Ldflags).To(ConsistOf("-s -w -X main.version={{.Env.VERSION}}"))
+	const pkg = "github.com/sigwatch/sigwatch/internal/version"
+	g.Expect(b.Ldflags).To(ConsistOf("-s -w", "-X "+pkg+".version={{.Env.VERSION}}",
+		"-X "+pkg+".revision={{.Env.REVISION}}", "-X "+pkg+".buildDate={{.Env.BUILD_DATE}}"))
 }
