@@ -118,9 +118,11 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 		printText(stdout, res)
 	}
 	verdict, _, _ := res.Verdict()
+	switch {
+	case verdict == sigwatchv1alpha1.PolicyVerified, res.auditOnly():
+		return exitVerified // an Audit policy reports, it does not fail
+	}
 	switch verdict {
-	case sigwatchv1alpha1.PolicyVerified:
-		return exitVerified
 	case sigwatchv1alpha1.PolicyFailed:
 		return exitNotVerified
 	default:
@@ -145,12 +147,29 @@ type verifyOutcome struct {
 	files    []string
 	loaded   int
 	patterns []string
+	// audit are the covering policies in Audit mode: their failures are reported, and do not fail verify.
+	audit map[string]bool
+}
+
+// auditOnly reports whether the image is not verified only because of policies in Audit mode.
+func (o *verifyOutcome) auditOnly() bool {
+	bad := false
+	for _, p := range o.Policies {
+		if p.Result == sigwatchv1alpha1.PolicyVerified {
+			continue
+		}
+		if !o.audit[p.Policy] {
+			return false
+		}
+		bad = true
+	}
+	return bad
 }
 
 // verifyImage loads and compiles the policies that cover img and runs the engine: the same code path as
 // the controllers.
 func verifyImage(ctx context.Context, img imageref.Image, f verifyFlags, stderr io.Writer) (*verifyOutcome, error) {
-	out := &verifyOutcome{files: f.policies}
+	out := &verifyOutcome{files: f.policies, audit: map[string]bool{}}
 	var pols []*policy.Policy
 	for _, file := range f.policies {
 		data, err := readPolicyFile(file)
@@ -172,6 +191,7 @@ func verifyImage(ctx context.Context, img imageref.Image, f verifyFlags, stderr 
 			}
 			if p.MatchesImage(img.Repository) {
 				pols = append(pols, p)
+				out.audit[p.Name] = o.Spec.EffectiveMode() == sigwatchv1alpha1.PolicyModeAudit
 			}
 		}
 	}
@@ -279,6 +299,9 @@ func printText(w io.Writer, res *verifyOutcome) {
 		fmt.Fprintf(w, "VERIFIED: %s\n", message)
 	} else {
 		fmt.Fprintf(w, "%s (%s): %s\n", strings.ToUpper(notVerb(verdict)), reason, message)
+		if res.auditOnly() {
+			fmt.Fprintln(w, "Only policies in Audit mode did not verify it: reported, not enforced (exit status 0).")
+		}
 	}
 	if len(res.Policies) == 0 {
 		fmt.Fprintln(w, noPolicyCovers(res))

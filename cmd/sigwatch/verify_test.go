@@ -71,6 +71,14 @@ func TestVerifyCommand(t *testing.T) {
 	unsigned := reg.PushRandomImage(t, "team/unsigned")
 	policies := writePolicy(t, reg.Host, key.PublicKeyPEM, "Disabled")
 	strict := writePolicy(t, reg.Host, key.PublicKeyPEM, "Required")
+	auditPolicy := filepath.Join(t.TempDir(), "audit.yaml")
+	data, err := os.ReadFile(policies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(auditPolicy, []byte(strings.Replace(string(data), "  authorities:\n    - name: team\n", "  mode: Audit\n  authorities:\n    - name: team\n", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	insecure := []string{"--insecure-registry", reg.Host}
 	cases := []struct {
@@ -93,6 +101,8 @@ func TestVerifyCommand(t *testing.T) {
 			[]string{"VERIFIED"}, []string{"--allow-insecure-registry is deprecated; use --insecure-registry " + reg.Host + "\n"}, "", nil},
 		{"unsigned", append([]string{"--policy", policies, "--offline", unsigned.String()}, insecure...), 1,
 			[]string{"NOT VERIFIED (SignatureMissing)"}, nil, "", nil},
+		{"unsigned under an Audit policy is reported, not failed", append([]string{"--policy", auditPolicy, "--offline", unsigned.String()}, insecure...), 0,
+			[]string{"NOT VERIFIED (SignatureMissing)", "Only policies in Audit mode did not verify it"}, nil, "", nil},
 		{"transparency log required", append([]string{"--policy", strict, "--offline", signed.String()}, insecure...), 1,
 			[]string{"NOT VERIFIED (TransparencyLogMissing)"}, nil, "", nil},
 		{"plain HTTP not allowed", []string{"--policy", policies, "--offline", "--registry-timeout", "2s", signed.String()}, 2,
