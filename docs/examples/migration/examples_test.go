@@ -1,0 +1,161 @@
+// Package migration holds the examples of docs/migration.md: each source policy (a policy-controller
+// ClusterImagePolicy or a Kyverno ClusterPolicy, *.source.yaml) and its translation (*.sigwatch.yaml). These
+// tests keep the guide and the files identical and the translations valid; test/e2e/migration_test.go
+// verifies signed images with the translations.
+package migration
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	"sigs.k8s.io/yaml"
+
+	"github.com/sigwatch/sigwatch/internal/policy"
+)
+
+const guide = "../../migration.md"
+
+// embedMarker precedes each embedded example in the guide: <!-- example: FILE -->, then a ```yaml block.
+var embedMarker = regexp.MustCompile(`^<!-- example: ([a-z0-9.-]+\.yaml) -->$`)
+
+// embedded returns the code block that follows each marker in the guide, by file name.
+func embedded(t *testing.T) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(guide)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	line := 0
+	for sc.Scan() {
+		line++
+		m := embedMarker.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		if !sc.Scan() || sc.Text() != "```yaml" {
+			t.Fatalf("%s:%d: the marker for %s must be followed by a ```yaml block", guide, line, m[1])
+		}
+		line++
+		var block strings.Builder
+		closed := false
+		for sc.Scan() {
+			line++
+			if sc.Text() == "```" {
+				closed = true
+				break
+			}
+			block.WriteString(sc.Text() + "\n")
+		}
+		if !closed {
+			t.Fatalf("%s: the block of %s is not closed", guide, m[1])
+		}
+		if _, dup := out[m[1]]; dup {
+			t.Fatalf("%s: %s is embedded twice", guide, m[1])
+		}
+		out[m[1]] = block.String()
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func exampleFiles(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob("*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no examples")
+	}
+	return files
+}
+
+// TestGuideEmbedsEveryExampleVerbatim: every example file is in the guide, as it is on disk, and the guide
+// embeds no example that does not exist.
+func TestGuideEmbedsEveryExampleVerbatim(t *testing.T) {
+	g := NewWithT(t)
+	blocks := embedded(t)
+	files := exampleFiles(t)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		g.Expect(err).NotTo(HaveOccurred())
+		block, ok := blocks[f]
+		g.Expect(ok).To(BeTrue(), "%s is not embedded in %s (<!-- example: %s --> before a ```yaml block)", f, guide, f)
+		g.Expect(block).To(Equal(string(data)), "the block of %s in %s differs from the file", f, guide)
+	}
+	for f := range blocks {
+		g.Expect(files).To(ContainElement(f), "%s embeds %s, which is not in docs/examples/migration", guide, f)
+	}
+}
+
+// TestTranslationsCompile: each translation decodes strictly (as `sigwatch verify` reads it) and compiles,
+// and has a source, and each source a translation.
+func TestTranslationsCompile(t *testing.T) {
+	g := NewWithT(t)
+	for _, f := range exampleFiles(t) {
+		switch {
+		case strings.HasSuffix(f, ".sigwatch.yaml"):
+			g.Expect(strings.TrimSuffix(f, ".sigwatch.yaml")+".source.yaml").To(BeAnExistingFile(), "%s has no source", f)
+			data, err := os.ReadFile(f)
+			g.Expect(err).NotTo(HaveOccurred())
+			policies, err := policy.Decode(data)
+			g.Expect(err).NotTo(HaveOccurred(), f)
+			g.Expect(policies).To(HaveLen(1), f)
+			_, err = policy.Compile(policies[0], policy.Inputs{})
+			g.Expect(err).NotTo(HaveOccurred(), f)
+		case strings.HasSuffix(f, ".source.yaml"):
+			g.Expect(strings.TrimSuffix(f, ".source.yaml")+".sigwatch.yaml").To(BeAnExistingFile(), "%s has no translation", f)
+		default:
+			t.Errorf("%s: name it NAME.source.yaml or NAME.sigwatch.yaml", f)
+		}
+	}
+}
+
+// TestSourcesAreTheirKinds: each source is one object of the kind and API version its tool reads, with the
+// fields every such object has. (Their CRD schemas are not vendored here; see docs/migration.md.)
+func TestSourcesAreTheirKinds(t *testing.T) {
+	g := NewWithT(t)
+	want := map[string]string{
+		"policy-controller-": "policy.sigstore.dev/v1beta1 ClusterImagePolicy",
+		"kyverno-":           "kyverno.io/v1 ClusterPolicy",
+	}
+	for _, f := range exampleFiles(t) {
+		if !strings.HasSuffix(f, ".source.yaml") {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		g.Expect(err).NotTo(HaveOccurred())
+		var obj struct {
+			APIVersion string         `json:"apiVersion"`
+			Kind       string         `json:"kind"`
+			Metadata   map[string]any `json:"metadata"`
+			Spec       map[string]any `json:"spec"`
+		}
+		g.Expect(yaml.UnmarshalStrict(data, &obj)).To(Succeed(), f)
+		kind := ""
+		for prefix, k := range want {
+			if strings.HasPrefix(f, prefix) {
+				kind = k
+			}
+		}
+		g.Expect(kind).NotTo(BeEmpty(), "%s: which tool is it for?", f)
+		g.Expect(obj.APIVersion+" "+obj.Kind).To(Equal(kind), f)
+		g.Expect(obj.Metadata).To(HaveKey("name"), f)
+		if strings.HasPrefix(f, "kyverno-") {
+			g.Expect(obj.Spec).To(HaveKey("rules"), f)
+		} else {
+			g.Expect(obj.Spec).To(HaveKey("images"), f)
+			g.Expect(obj.Spec).To(HaveKey("authorities"), f)
+		}
+	}
+}
