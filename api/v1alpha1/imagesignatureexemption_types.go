@@ -54,6 +54,8 @@ type ImageSignatureExemptionSpec struct {
 	// +optional
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MinLength=71
+	// +kubebuilder:validation:items:MaxLength=71
 	// +kubebuilder:validation:items:Pattern=`^sha256:[a-f0-9]{64}$`
 	// +listType=set
 	Digests []string `json:"digests,omitempty"`
