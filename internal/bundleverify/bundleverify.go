@@ -128,10 +128,7 @@ func Verify(ctx context.Context, req Request) (*Result, error) {
 	}
 	res, err := v.Verify(b, verify.NewPolicy(checks.artifact, checks.signer))
 	if err != nil {
-		if !checks.keyless {
-			return nil, notVerified("with key %s: %w", checks.keyID, err)
-		}
-		return nil, notVerified("%w", err)
+		return nil, checks.failure(b, &req, rules, err)
 	}
 	return result(b, res, checks.keyID, req.TrustRoot.Source)
 }
@@ -141,8 +138,36 @@ type checks struct {
 	keyless  bool
 	artifact verify.ArtifactPolicyOption
 	signer   verify.PolicyOption
+	identity verify.CertificateIdentity
 	keyID    string
 	key      crypto.PublicKey
+}
+
+// failure explains sigstore-go's err. When the trust root lacks the bundle's log, CA or TSA and nothing
+// else is wrong, the error wraps ErrTrustRootMismatch and the *Mismatch; when something else is wrong too,
+// that is the error, and the missing parts are said after it. Otherwise err stands.
+func (c *checks) failure(b *bundle.Bundle, req *Request, rules sigconf.Rules, err error) error {
+	e := Expectation{Rules: rules, Root: req.TrustRoot, Key: c.key, Artifact: req.Artifact}
+	if c.keyless {
+		e.Identities = verify.CertificateIdentities{c.identity}
+	}
+	if req.ArtifactDigest != "" {
+		e.DigestAlgorithm, e.Digest, _ = ParseDigest(req.ArtifactDigest) // parsed once already by compile
+	}
+	d := Diagnose(b, e)
+	prefix := ""
+	if !c.keyless {
+		prefix = "with key " + c.keyID + ": "
+	}
+	switch {
+	case d.Mismatch():
+		return fmt.Errorf("%w: %w: %s%w; the rest of the bundle checks out. If it was signed with a private Sigstore "+
+			"(or staging), verify it against that Sigstore's trusted_root.json", ErrNotVerified, ErrTrustRootMismatch, prefix, d.Missing)
+	case d.Missing != nil:
+		return notVerified("%s%w (besides, %s)", prefix, d.Problem, d.Missing)
+	default:
+		return notVerified("%s%w", prefix, err)
+	}
 }
 
 func compile(req *Request) (*checks, error) {
@@ -169,7 +194,7 @@ func compile(req *Request) (*checks, error) {
 		if err != nil {
 			return nil, err
 		}
-		c.signer = verify.WithCertificateIdentity(ci)
+		c.signer, c.identity = verify.WithCertificateIdentity(ci), ci
 		return c, nil
 	}
 	key, id, err := sigconf.ParsePublicKey(req.PublicKey)

@@ -264,6 +264,7 @@ func TestVerifyRejectsUntrustedCA(t *testing.T) {
 			req.TrustRoot = tc.root
 			_, err := verify(req)
 			g.Expect(err).To(MatchError(bundleverify.ErrNotVerified))
+			g.Expect(err).To(MatchError(bundleverify.ErrTrustRootMismatch), "the bundle is intact: only the root lacks its parts")
 			g.Expect(err).To(MatchError(ContainSubstring(tc.want)))
 		})
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/verify"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/bundleverify"
 	"github.com/sigwatch/sigwatch/internal/policy"
 	"github.com/sigwatch/sigwatch/internal/sigconf"
 	"github.com/sigwatch/sigwatch/internal/signatures"
@@ -37,17 +38,21 @@ type outcome struct {
 
 func (o outcome) verified() bool { return o.reason == "" }
 
-// rank orders failure reasons from closest to passing to furthest: the verdict reports the closest.
+// rank orders failure reasons from closest to passing to furthest: the verdict reports the closest. A
+// signature that fails only on the trust root (TrustRootMismatch) checked out in every other way, so it
+// is closer than one from a signer no authority allows.
 func rank(reason string) int {
 	switch reason {
 	case "":
 		return 0
 	case sigwatchv1alpha1.TransparencyLogMissingReason:
 		return 1
-	case sigwatchv1alpha1.UntrustedSignerReason:
+	case sigwatchv1alpha1.TrustRootMismatchReason:
 		return 2
-	default: // InvalidSignature
+	case sigwatchv1alpha1.UntrustedSignerReason:
 		return 3
+	default: // InvalidSignature
+		return 4
 	}
 }
 
@@ -123,7 +128,7 @@ func (vs *verifiers) judge(c *signatures.Candidate, digest string, p *policy.Pol
 	}
 	res, err := v.Verify(c.Bundle, verifyPolicy(c, digest, a))
 	if err != nil {
-		return o.classify(err, a, keyHint(vc))
+		return o.explain(err, c, digest, a, tr, rules, vc)
 	}
 	if logMissing {
 		return o.fail(sigwatchv1alpha1.TransparencyLogMissingReason, "signature by %s has no transparency log entry, and authority %s requires one", signerOf(res, a), a.Name)
@@ -152,6 +157,58 @@ func verifyPolicy(c *signatures.Candidate, digest string, a *policy.Authority) v
 	return verify.NewPolicy(artifact, verify.WithKey())
 }
 
+// explain classifies a rejected signature. When the trust root lacks the signature's transparency log,
+// certificate authority or timestamp authority (bundleverify.Diagnose), the order is:
+//  1. the signature over the image does not check with the signature's own key (the certificate's, or
+//     the authority's): InvalidSignature, or UntrustedSigner for a key signature made with another key;
+//  2. a part the root vouches for does not verify (an entry of a log it lists, a timestamp of a TSA it
+//     lists, the chain to a CA it lists, a certificate that names one of its CAs without its signature,
+//     a log entry that records another signature): InvalidSignature, as tampering;
+//  3. the certificate's identity is not allowed: UntrustedSigner;
+//  4. only then TrustRootMismatch.
+//
+// In 1 to 3 the missing parts are said after the reason's message. A bundle can name any log or CA, so
+// a signature from someone else's Sigstore is a TrustRootMismatch too: it is never accepted, and a
+// tampered signature is never reported as one, since 1 and 2 come first.
+func (o outcome) explain(err error, c *signatures.Candidate, digest string, a *policy.Authority, tr *trust.Root, rules sigconf.Rules, vc verify.VerificationContent) outcome {
+	e := bundleverify.Expectation{Rules: rules, Root: tr, Key: a.Key, Identities: a.Identities}
+	if c.Payload != nil {
+		e.Artifact = c.Payload
+	} else {
+		e.DigestAlgorithm = "sha256"
+		e.Digest, _ = hex.DecodeString(strings.TrimPrefix(digest, "sha256:"))
+	}
+	d := bundleverify.Diagnose(c.Bundle, e)
+	switch {
+	case d.Mismatch():
+		rest := "the certificate's key signs the image, and its identity is one authority " + a.Name + " allows"
+		if !a.Keyless() {
+			rest = "the key of authority " + a.Name + " signs the image"
+		}
+		return o.fail(sigwatchv1alpha1.TrustRootMismatchReason, "signature by %s: %v, so it cannot be verified (the rest checks out: %s). "+
+			"If the image was signed with a private Sigstore, set spec.trustedRoot on the policy to a ConfigMap holding that "+
+			"Sigstore's trusted_root.json", unverifiedSigner(vc, a), d.Missing, rest)
+	case d.Missing != nil:
+		f := o.classify(d.Problem, a, keyHint(vc))
+		f.message += fmt.Sprintf(" (besides, %v)", d.Missing)
+		return f
+	default:
+		return o.classify(err, a, keyHint(vc))
+	}
+}
+
+// unverifiedSigner names who a rejected signature claims to be: its certificate's subject, or the
+// authority's key it was checked with.
+func unverifiedSigner(vc verify.VerificationContent, a *policy.Authority) string {
+	if cert := vc.Certificate(); cert != nil {
+		if sum, err := certificate.SummarizeCertificate(cert); err == nil && sum.SubjectAlternativeName != "" {
+			return sum.SubjectAlternativeName
+		}
+		return "an unnamed certificate"
+	}
+	return Signer("", a.KeyID)
+}
+
 func (o outcome) fail(reason, format string, args ...any) outcome {
 	o.reason, o.message = reason, fmt.Sprintf(format, args...)
 	return o
@@ -171,7 +228,7 @@ func (o outcome) classify(err error, a *policy.Authority, hint string) outcome {
 		return o.fail(sigwatchv1alpha1.UntrustedSignerReason, "certificate identity not allowed by authority %s: %v", a.Name, lastLine(err))
 	case errors.As(err, &unknownCA):
 		return o.fail(sigwatchv1alpha1.UntrustedSignerReason, "certificate not issued by a trusted certificate authority: %v", err)
-	case !a.Keyless() && strings.Contains(err.Error(), "failed to verify signature") && hint != a.KeyID:
+	case !a.Keyless() && (errors.Is(err, bundleverify.ErrSignatureDoesNotVerify) || strings.Contains(err.Error(), "failed to verify signature")) && hint != a.KeyID:
 		return o.fail(sigwatchv1alpha1.UntrustedSignerReason, "not signed by the key of authority %s (key ID %s)", a.Name, short(a.KeyID))
 	default:
 		// sigstore-go v1.3.0 formats a nil error with %w in one message.
@@ -258,7 +315,7 @@ func describe(c *signatures.Candidate, o outcome, keyID string, tr *trust.Root) 
 		if s.GitHubWorkflowRef == "" {
 			s.GitHubWorkflowRef = summary.SourceRepositoryRef
 		}
-	} else if o.verified() || o.reason == sigwatchv1alpha1.TransparencyLogMissingReason {
+	} else if o.verified() || o.reason == sigwatchv1alpha1.TransparencyLogMissingReason || o.reason == sigwatchv1alpha1.TrustRootMismatchReason {
 		s.KeyID = keyID // the signature checked out against this key
 	}
 	// The log entry shown is one that verification accepted, and only for an accepted signature: a

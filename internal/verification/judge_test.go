@@ -16,11 +16,16 @@ func TestCloserOutcome(t *testing.T) {
 	untrusted := outcome{reason: sigwatchv1alpha1.UntrustedSignerReason}
 	otherKind := outcome{reason: sigwatchv1alpha1.UntrustedSignerReason, otherKind: true}
 	noLog := outcome{reason: sigwatchv1alpha1.TransparencyLogMissingReason}
+	mismatch := outcome{reason: sigwatchv1alpha1.TrustRootMismatchReason}
 	g.Expect(closer(invalid, otherKind)).To(BeTrue(), "a tampered keyless signature is invalid, even if a key authority also exists")
 	g.Expect(closer(otherKind, invalid)).To(BeFalse())
 	g.Expect(closer(untrusted, invalid)).To(BeTrue())
 	g.Expect(closer(noLog, untrusted)).To(BeTrue())
 	g.Expect(closer(invalid, noLog)).To(BeFalse())
+	g.Expect(closer(mismatch, untrusted)).To(BeTrue(), "a signature that only its trust root fails is closest after a missing log entry")
+	g.Expect(closer(mismatch, invalid)).To(BeTrue())
+	g.Expect(closer(noLog, mismatch)).To(BeTrue())
+	g.Expect(closer(untrusted, mismatch)).To(BeFalse())
 }
 
 func TestSigner(t *testing.T) {
