@@ -39,6 +39,8 @@ type ImageSignaturePolicyReconciler struct {
 	// interval, not once per image. Conditions are written at once.
 	CountsInterval time.Duration
 	Clock          clock.PassiveClock
+	// SecretAccess is the manager's Secret access: with none, Secrets are not watched.
+	SecretAccess SecretAccess
 
 	tally *policyTally
 	// countsWritten is when each policy's status was last written.
@@ -101,7 +103,7 @@ func (r *ImageSignaturePolicyReconciler) SetupWithManager(mgr ctrl.Manager) erro
 	}
 	return b.
 		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.policiesOf("ConfigMap"))).
-		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.policiesOf("Secret"))).
+		WatchesRawSource(secretMetadataSource(mgr.GetCache(), r.SecretAccess, handler.EnqueueRequestsFromMapFunc(r.policiesOf("Secret")))).
 		Named("imagesignaturepolicy").
 		Complete(r)
 }
@@ -134,11 +136,12 @@ func (r *ImageSignaturePolicyReconciler) Reconcile(ctx context.Context, req ctrl
 	before := p.DeepCopy()
 	rp, err := r.Policies.Resolve(ctx, p)
 	transient := IsTransient(err)
-	if transient && transientReason(err) != sigwatchv1alpha1.TrustedRootUnavailableReason {
+	if reason := transientReason(err); transient && reason != sigwatchv1alpha1.TrustedRootUnavailableReason &&
+		reason != sigwatchv1alpha1.CredentialsForbiddenReason {
 		return ctrl.Result{}, err
 	}
-	// A trust root that cannot be had is said on the policy (and looked at again below), though it may
-	// pass by itself.
+	// A trust root that cannot be had, or a key Secret RBAC does not let the manager read, is said on the
+	// policy (and looked at again below), though it may pass by itself.
 	ready, stalled := readinessOf(rp, err).conditions(p.Generation)
 	meta.SetStatusCondition(&p.Status.Conditions, ready)
 	meta.SetStatusCondition(&p.Status.Conditions, stalled)

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/sigwatch/sigwatch/internal/sharding"
 	"github.com/sigwatch/sigwatch/internal/trust"
 	"github.com/sigwatch/sigwatch/internal/verification"
+	"github.com/sigwatch/sigwatch/internal/version"
 )
 
 // Metrics are sigwatch's Prometheus metrics, registered with controller-runtime's registry so that they
@@ -25,16 +27,30 @@ type Metrics struct {
 	cacheHits        prometheus.Counter
 	deferred         prometheus.Counter
 	statusWrites     *prometheus.CounterVec
-	signedImages     *cacheGauge
+	signedImages     *signedImageCollector
 	policies         *cacheGauge
 }
 
+// MetricsOption changes what NewMetrics registers.
+type MetricsOption func(*signedImageCollector)
+
+// WithImageInfo adds sigwatch_signedimage_info, one series per SignedImage in use (--image-metrics).
+func WithImageInfo() MetricsOption {
+	return func(c *signedImageCollector) {
+		c.info = prometheus.NewDesc("sigwatch_signedimage_info", signedImageInfoHelp, []string{"namespace", "name", "image", "digest", "verified", "reason"}, nil)
+	}
+}
+
 // NewMetrics creates the metrics and registers them with reg. reader lists SignedImages for the
-// sigwatch_signedimages gauge, computed at scrape time from the cache: those of the shard's namespaces
-// (summed over the shards, each SignedImage counts once; only the elected replica of a shard reports,
-// see ReportWhenElected). Only the counting shard (0) reports the
+// sigwatch_signedimages gauge and the verification timestamps, computed at scrape time from the cache:
+// those of the shard's namespaces (summed over the shards, each SignedImage counts once; only the
+// elected replica of a shard reports, see ReportWhenElected). Only the counting shard (0) reports the
 // policies.
-func NewMetrics(reg prometheus.Registerer, reader client.Reader, shard sharding.Shard) (*Metrics, error) {
+func NewMetrics(reg prometheus.Registerer, reader client.Reader, shard sharding.Shard, opts ...MetricsOption) (*Metrics, error) {
+	images := newSignedImageCollector(reader, shard)
+	for _, o := range opts {
+		o(images)
+	}
 	m := &Metrics{
 		verifications: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sigwatch_verifications_total",
@@ -47,7 +63,7 @@ func NewMetrics(reg prometheus.Registerer, reader client.Reader, shard sharding.
 		}),
 		registryRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sigwatch_registry_requests_total",
-			Help: "HTTP requests to registries, by method and status code (0: no response).",
+			Help: "HTTP requests to registries, by method and status code (0: no response). The HTTPS probe of a --insecure-registry host that answers in plain HTTP is not a request that failed, and is not counted.",
 		}, []string{"method", "code"}),
 		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sigwatch_cache_hits_total",
@@ -61,8 +77,7 @@ func NewMetrics(reg prometheus.Registerer, reader client.Reader, shard sharding.
 			Name: "sigwatch_status_write_errors_total",
 			Help: "Status patches that failed (conflicts and deleted objects aside), by kind and API reason (Invalid: the API server rejected the status); the statuses they carried are not shown.",
 		}, []string{"kind", "reason"}),
-		signedImages: &cacheGauge{count: countSignedImages(reader, shard), desc: prometheus.NewDesc("sigwatch_signedimages",
-			"SignedImages in use (run by pods, or made by hand) by namespace and Verified condition status and reason.", []string{"namespace", "verified", "reason"}, nil)},
+		signedImages: images,
 		policies: &cacheGauge{count: countPolicies(reader), desc: prometheus.NewDesc("sigwatch_imagesignaturepolicy_ready",
 			"1 for each ImageSignaturePolicy, labelled with its Ready condition status and reason.", []string{"policy", "ready", "reason"}, nil)},
 	}
@@ -71,7 +86,8 @@ func NewMetrics(reg prometheus.Registerer, reader client.Reader, shard sharding.
 		Help: "The number of shards (--total-shards), labelled with this replica's shard: the shards that report, counted by shard, should be as many.",
 	}, []string{"shard"})
 	shards.WithLabelValues(strconv.Itoa(shard.Index)).Set(float64(max(1, shard.Total)))
-	collectors := []prometheus.Collector{m.verifications, m.duration, m.registryRequests, m.cacheHits, m.deferred, m.statusWrites, m.signedImages, shards}
+	collectors := []prometheus.Collector{m.verifications, m.duration, m.registryRequests, m.cacheHits, m.deferred, m.statusWrites,
+		m.signedImages, shards, buildInfo(version.Get())}
 	if shard.Counts() {
 		collectors = append(collectors, m.policies)
 	}
@@ -80,11 +96,48 @@ func NewMetrics(reg prometheus.Registerer, reader client.Reader, shard sharding.
 			return nil, err
 		}
 	}
-	// Rejections exist from the start at 0, so that an alert on their increase sees the first one.
+	m.initCounters()
+	return m, nil
+}
+
+// knownVerdicts are the results and reasons a verification can report (verification.Result.Verdict).
+var knownVerdicts = map[sigwatchv1alpha1.PolicyResultType][]string{
+	sigwatchv1alpha1.PolicyVerified: {sigwatchv1alpha1.VerifiedReason},
+	sigwatchv1alpha1.PolicyFailed: {sigwatchv1alpha1.SignatureMissingReason, sigwatchv1alpha1.UntrustedSignerReason,
+		sigwatchv1alpha1.InvalidSignatureReason, sigwatchv1alpha1.TransparencyLogMissingReason,
+		sigwatchv1alpha1.AttestationMissingReason, sigwatchv1alpha1.AttestationFailedReason, sigwatchv1alpha1.TrustRootMismatchReason},
+	sigwatchv1alpha1.PolicyUnknown: {sigwatchv1alpha1.RegistryUnavailableReason, sigwatchv1alpha1.TrustedRootUnavailableReason,
+		sigwatchv1alpha1.VerificationErrorReason, sigwatchv1alpha1.NoMatchingPolicyReason},
+}
+
+// initCounters makes the series whose labels are known up front exist at 0 from the start, so that
+// rate() and increase() see the first verification, request or rejection: Prometheus needs two samples
+// of a series, and a series born at 1 has only one that counts.
+func (m *Metrics) initCounters() {
+	for result, reasons := range knownVerdicts {
+		for _, reason := range reasons {
+			m.verifications.WithLabelValues(string(result), reason)
+		}
+	}
+	// The methods discovery reads with, answered or not; other codes appear as registries send them.
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		for _, code := range []int{0, http.StatusOK} {
+			m.registryRequests.WithLabelValues(method, codeLabel(code))
+		}
+	}
 	for _, kind := range []string{"SignedImage", "ImageSignaturePolicy"} {
 		m.statusWrites.WithLabelValues(kind, string(metav1.StatusReasonInvalid))
 	}
-	return m, nil
+}
+
+// buildInfo is sigwatch_build_info: always 1, labelled with the build.
+func buildInfo(v version.Info) prometheus.Collector {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "sigwatch_build_info",
+		Help: "Always 1, labelled with the version, VCS revision and Go version of the running manager.",
+	}, []string{"version", "revision", "goversion"})
+	g.WithLabelValues(v.Version, v.Revision, v.GoVersion).Set(1)
+	return g
 }
 
 // ObserveRequest counts one registry request; it is the registry client's Observer.
@@ -157,30 +210,6 @@ func (c *cacheGauge) Collect(ch chan<- prometheus.Metric) {
 	}
 	for k, n := range counts {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, n, k[0], k[1], k[2])
-	}
-}
-
-// countSignedImages counts the SignedImages in use by namespace, Verified status and reason.
-func countSignedImages(reader client.Reader, shard sharding.Shard) func(context.Context) (map[[3]string]float64, error) {
-	return func(ctx context.Context) (map[[3]string]float64, error) {
-		var list sigwatchv1alpha1.SignedImageList
-		// Read only, never kept: no copy of every SignedImage at each scrape.
-		if err := reader.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
-			return nil, err
-		}
-		counts := map[[3]string]float64{}
-		for i := range list.Items {
-			si := &list.Items[i]
-			if !shard.Owns(si.Namespace) {
-				continue // another replica counts it
-			}
-			if si.Status.UnusedSince != nil {
-				continue // nothing runs it any more; it waits for garbage collection
-			}
-			status, reason := conditionLabels(si.Status.Conditions, sigwatchv1alpha1.VerifiedCondition)
-			counts[[3]string{si.Namespace, status, reason}]++
-		}
-		return counts, nil
 	}
 }
 

@@ -53,9 +53,11 @@ func IsTransient(err error) bool {
 }
 
 // readFailure classifies an API error reading a policy's Secret or ConfigMap: NotFound is the policy's
-// problem (settled, reported on the field), anything else transient.
+// problem (settled, reported on the field), and so is a Secret the manager's --secret-access does not
+// read (a *SecretAccessError); anything else is transient.
 func readFailure(policyName, reason, field string, err error) error {
-	if apierrors.IsNotFound(err) {
+	var access *SecretAccessError
+	if apierrors.IsNotFound(err) || errors.As(err, &access) {
 		return &policy.Error{Policy: policyName, Reason: reason, Field: field, Err: err}
 	}
 	return &transientError{err: fmt.Errorf("policy %s: %s: %w", policyName, field, err)}
@@ -120,11 +122,14 @@ func (s *PolicyStore) compile(ctx context.Context, p *sigwatchv1alpha1.ImageSign
 	cp, err := policy.Compile(p, policy.Inputs{SecretKey: func(ref sigwatchv1alpha1.SecretKeyReference) ([]byte, error) {
 		var sec corev1.Secret
 		if err := s.APIReader.Get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, &sec); err != nil {
-			err = fmt.Errorf("reading Secret %s/%s: %w", ref.Namespace, ref.Name, err)
-			if !apierrors.IsNotFound(err) {
-				err = &transientError{err: err}
+			var access *SecretAccessError
+			switch {
+			case apierrors.IsForbidden(err):
+				return nil, keySecretForbidden(ref.Namespace, ref.Name, err)
+			case apierrors.IsNotFound(err), errors.As(err, &access):
+				return nil, fmt.Errorf("reading Secret %s/%s: %w", ref.Namespace, ref.Name, err)
 			}
-			return nil, err
+			return nil, &transientError{err: fmt.Errorf("reading Secret %s/%s: %w", ref.Namespace, ref.Name, err)}
 		}
 		data, ok := sec.Data[ref.Key]
 		if !ok {
@@ -135,7 +140,7 @@ func (s *PolicyStore) compile(ctx context.Context, p *sigwatchv1alpha1.ImageSign
 	if IsTransient(err) {
 		var t *transientError
 		errors.As(err, &t)
-		return nil, &transientError{err: fmt.Errorf("policy %s: %w", p.Name, t.err)}
+		return nil, &transientError{err: fmt.Errorf("policy %s: %w", p.Name, t.err), reason: t.reason}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -188,6 +193,9 @@ func (s *PolicyStore) secretsVersion(ctx context.Context, p *sigwatchv1alpha1.Im
 		md := &metav1.PartialObjectMetadata{}
 		md.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 		if err := s.Reader.Get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, md); err != nil {
+			if apierrors.IsForbidden(err) {
+				return "", keySecretForbidden(ref.Namespace, ref.Name, err)
+			}
 			return "", readFailure(p.Name, sigwatchv1alpha1.KeyUnavailableReason, fmt.Sprintf("spec.authorities[%d].key.secretRef", i),
 				fmt.Errorf("reading Secret %s/%s: %w", ref.Namespace, ref.Name, err))
 		}

@@ -53,6 +53,19 @@ type Config struct {
 	Shard sharding.Shard
 	// PodWorkers is the number of pods handled at once (0: the pod controller's default).
 	PodWorkers int
+	// SecretAccess says which Secrets the manager reads (zero: every namespace's). The manager's cache
+	// must be built with CacheOptionsFor(Shard, SecretAccess).
+	SecretAccess SecretAccess
+	// RegistryConfig, if set, is a mounted docker config file of registry credentials, used after the
+	// pods' pull secrets and before Keychain.
+	RegistryConfig *registry.ConfigFile
+	// ImageMetrics adds sigwatch_signedimage_info, one series per SignedImage in use (--image-metrics).
+	ImageMetrics bool
+	// PolicyReports registers the controller that writes wgpolicyk8s.io/v1alpha2 PolicyReports (the API
+	// server must serve them: see policyreport.Served); PolicyReportDelay batches a namespace's changes
+	// into one write (0: 5s).
+	PolicyReports     bool
+	PolicyReportDelay time.Duration
 }
 
 // PerRegistryLimit is the bound on the verifications in flight per registry host with maxConcurrent
@@ -72,12 +85,19 @@ func Setup(ctx context.Context, mgr ctrl.Manager, c Config) (*registry.Client, e
 	if !c.Shard.Sharded() {
 		owns = nil
 	}
-	m, err := NewMetrics(c.MetricsRegisterer, mgr.GetCache(), c.Shard)
+	var mopts []MetricsOption
+	if c.ImageMetrics {
+		mopts = append(mopts, WithImageInfo())
+	}
+	m, err := NewMetrics(c.MetricsRegisterer, mgr.GetCache(), c.Shard, mopts...)
 	if err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
 	m.ReportWhenElected(mgr.Elected())
-	store := &PolicyStore{Reader: mgr.GetCache(), APIReader: mgr.GetAPIReader(), PublicGood: c.PublicGood}
+	// Every read of a Secret goes through the gate: one the mode leaves out is refused before the cache
+	// (which would wait for ever on a watch RBAC forbids) or the API server is asked.
+	store := &PolicyStore{Reader: secretGate{mgr.GetCache(), c.SecretAccess}, APIReader: secretGate{mgr.GetAPIReader(), c.SecretAccess},
+		PublicGood: c.PublicGood}
 	if c.Clock == nil {
 		c.Clock = clock.RealClock{}
 	}
@@ -99,10 +119,11 @@ func Setup(ctx context.Context, mgr ctrl.Manager, c Config) (*registry.Client, e
 	}
 	if err := (&SignedImageReconciler{
 		Client: mgr.GetClient(), Verifier: engine, Policies: store, Metrics: m, Clock: c.Clock,
-		Recorder:    mgr.GetEventRecorder("sigwatch"),
-		Credentials: &PullSecrets{Reader: mgr.GetClient(), Fallback: c.Keychain},
-		GCGrace:     c.GCGrace, NoMatch: c.NoMatch, MaxConcurrent: c.MaxConcurrent,
-		IntervalOverride: c.IntervalOverride, MinRetry: c.MinRetry, Owns: owns,
+		Recorder: mgr.GetEventRecorder("sigwatch"),
+		Credentials: &PullSecrets{Reader: secretGate{mgr.GetClient(), c.SecretAccess}, Fallback: c.Keychain,
+			Access: c.SecretAccess, File: c.RegistryConfig},
+		GCGrace: c.GCGrace, NoMatch: c.NoMatch, MaxConcurrent: c.MaxConcurrent,
+		IntervalOverride: c.IntervalOverride, MinRetry: c.MinRetry, Owns: owns, SecretAccess: c.SecretAccess,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the SignedImage controller: %w", err)
 	}
@@ -112,13 +133,19 @@ func Setup(ctx context.Context, mgr ctrl.Manager, c Config) (*registry.Client, e
 		}
 	}
 	if err := (&ImageSignaturePolicyReconciler{Client: mgr.GetClient(), Policies: store, Metrics: m,
-		ReadOnly: !c.Shard.Counts()}).SetupWithManager(mgr); err != nil {
+		ReadOnly: !c.Shard.Counts(), SecretAccess: c.SecretAccess}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the ImageSignaturePolicy controller: %w", err)
 	}
 	if c.Shard.Counts() {
 		// Cluster-scoped, like the policies: the counting shard writes their status.
 		if err := (&ImageSignatureExemptionReconciler{Client: mgr.GetClient(), Metrics: m, Clock: c.Clock}).SetupWithManager(mgr); err != nil {
 			return nil, fmt.Errorf("setting up the ImageSignatureExemption controller: %w", err)
+		}
+	}
+	if c.PolicyReports {
+		if err := (&PolicyReportReconciler{Client: mgr.GetClient(), Reader: mgr.GetCache(), APIReader: mgr.GetAPIReader(),
+			Owns: owns, Delay: c.PolicyReportDelay}).SetupWithManager(mgr); err != nil {
+			return nil, fmt.Errorf("setting up the PolicyReport controller: %w", err)
 		}
 	}
 	return reg, nil

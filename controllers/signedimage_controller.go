@@ -64,6 +64,8 @@ type SignedImageReconciler struct {
 	MinRetry time.Duration
 	// Owns says which namespaces are this replica's (nil: all).
 	Owns func(namespace string) bool
+	// SecretAccess is the manager's Secret access: with none, Secrets are not watched.
+	SecretAccess SecretAccess
 
 	rndMu sync.Mutex
 	rnd   *rand.Rand
@@ -83,7 +85,7 @@ func (r *SignedImageReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.signedImagesOfNamespace),
 			builder.WithPredicates(inShard(r.Owns), predicate.LabelChangedPredicate{})).
 		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.signedImagesOfReference("ConfigMap"))).
-		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.signedImagesOfReference("Secret"))).
+		WatchesRawSource(secretMetadataSource(mgr.GetCache(), r.SecretAccess, handler.EnqueueRequestsFromMapFunc(r.signedImagesOfReference("Secret")))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrent)}).
 		Named("signedimage").
 		Complete(r)
@@ -303,7 +305,9 @@ func (r *SignedImageReconciler) verifyWhenDue(ctx context.Context, v *visit) (bo
 		creds, err := r.Credentials.For(ctx, si.Namespace, v.pods)
 		if err != nil {
 			// Without the pods' pull secrets the registry would say 401: could not verify, retried.
-			res = unknownFor(req, sigwatchv1alpha1.VerificationErrorReason, "reading the image pull secrets (retrying): "+err.Error())
+			// One the manager may not read is said as such (CredentialsForbidden), not as the registry's.
+			reason, message := credentialsFailure(err)
+			res = unknownFor(req, reason, message)
 		}
 		req.Credentials = creds
 	}

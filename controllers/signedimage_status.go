@@ -37,6 +37,8 @@ var transientReasons = map[string]bool{
 	sigwatchv1alpha1.RegistryUnavailableReason:    true,
 	sigwatchv1alpha1.TrustedRootUnavailableReason: true,
 	sigwatchv1alpha1.VerificationErrorReason:      true,
+	// A grant of RBAC takes effect without any change sigwatch watches.
+	sigwatchv1alpha1.CredentialsForbiddenReason: true,
 }
 
 // matchedPolicy is a policy that covers the image, ready or not.

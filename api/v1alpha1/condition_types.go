@@ -80,6 +80,13 @@ const (
 	// PendingReason: the image has not been verified yet.
 	PendingReason = "Pending"
 
+	// CredentialsForbiddenReason: the manager may not read a Secret the verification needs: an image pull
+	// secret of the pods (or their service account), or a policy's key Secret. Its RBAC denies it, or its
+	// --secret-access mode leaves out the namespace. Verifying with fewer credentials than the pods have
+	// would prove nothing, so the image is not verified; the message names the Secret and what to grant.
+	// Retried with backoff, so a grant takes effect without a restart.
+	CredentialsForbiddenReason = "CredentialsForbidden"
+
 	// ExemptReason: every policy that covers the image is excluded by an ImageSignatureExemption, which
 	// the message names with its reason and expiry. The image is not judged (Verified=Unknown) and is
 	// Ready. It is judged again the moment the exemption expires or is deleted.

@@ -121,7 +121,7 @@ type SignatureInfo struct {
 	Verdict SignatureVerdict `json:"verdict,omitempty"`
 
 	// reason a Rejected signature was not accepted, as a Verified condition reason (for example
-	// UntrustedSigner, InvalidSignature, TransparencyLogMissing, RegistryUnavailable).
+	// UntrustedSigner, InvalidSignature, TrustRootMismatch, TransparencyLogMissing, RegistryUnavailable).
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=64

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -24,6 +26,7 @@ import (
 
 	"github.com/sigwatch/sigwatch/controllers"
 	"github.com/sigwatch/sigwatch/internal/cloudauth"
+	"github.com/sigwatch/sigwatch/internal/policyreport"
 	"github.com/sigwatch/sigwatch/internal/registry"
 	"github.com/sigwatch/sigwatch/internal/scheme"
 	"github.com/sigwatch/sigwatch/internal/sharding"
@@ -67,10 +70,18 @@ type ManagerOptions struct {
 	PodName            string
 	// PodWorkers is the number of pods handled at once.
 	PodWorkers int
+	// PolicyReports is --policy-reports: auto (when the API server serves them), true or false.
+	PolicyReports policyreport.Mode
+	// ImageMetrics adds sigwatch_signedimage_info, one series per SignedImage in use.
+	ImageMetrics bool
 	// CloudCredentials are the clouds whose identity (of the manager's pod) reads their registries;
 	// CloudRegistries more hosts for them (PROVIDER=HOSTPATTERN).
 	CloudCredentials string
 	CloudRegistries  []string
+	// SecretAccess says which Secrets the manager reads (--secret-access, --secret-namespaces);
+	// RegistryConfig is a docker config file of registry credentials (--registry-config).
+	SecretAccess   controllers.SecretAccess
+	RegistryConfig string
 }
 
 func (o *ManagerOptions) bind(fs *flag.FlagSet) {
@@ -97,6 +108,13 @@ func (o *ManagerOptions) bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.TotalShards, "total-shards", 1, "number of replicas that split the cluster's namespaces between them, each with its own leader election (see docs/performance.md)")
 	fs.IntVar(&o.Shard, "shard", -1, "this replica's shard, from 0 to --total-shards - 1; -1 (the default) takes it, when --total-shards is more than 1, from the StatefulSet ordinal at the end of the pod name ($POD_NAME, else the host name), and fails if there is none")
 	fs.IntVar(&o.PodWorkers, "pod-workers", 8, "pods handled at once (each costs at most one API call: creating the SignedImage of a new digest)")
+	o.PolicyReports = policyreport.ModeAuto
+	fs.Func("policy-reports", "write the verdicts as wgpolicyk8s.io/v1alpha2 PolicyReports, one per namespace, for Policy Reporter and other tools (see docs/policyreports.md): auto (if the API server serves them when the manager starts; the default), true (and fail to start if it does not) or false", func(v string) error {
+		m, err := policyreport.ParseMode(v)
+		o.PolicyReports = m
+		return err
+	})
+	fs.BoolVar(&o.ImageMetrics, "image-metrics", false, "serve sigwatch_signedimage_info, one series per SignedImage in use with its image, digest and verdict: as many series as image digests run (see docs/monitoring.md#labels-and-cardinality)")
 	fs.StringVar(&o.CloudCredentials, "cloud-credentials", "gcp,aws,azure", "clouds whose identity of the manager's pod reads their own registries after the pods' pull secrets: gcp (GCR, Artifact Registry), aws (ECR), azure (ACR), comma-separated, or none; a cloud's token is only sent to that cloud's registry hosts (see docs/install.md#cloud-registries)")
 	fs.Func("cloud-registry", "PROVIDER=HOSTPATTERN: also read hosts matching the pattern (with * wildcards) with that cloud's credentials, for a registry mirror or private endpoint under another name (repeatable)", func(v string) error {
 		if _, err := cloudauth.ParseRule(v); err != nil {
@@ -105,6 +123,21 @@ func (o *ManagerOptions) bind(fs *flag.FlagSet) {
 		o.CloudRegistries = append(o.CloudRegistries, v)
 		return nil
 	})
+	o.SecretAccess.Mode = controllers.SecretAccessCluster
+	fs.Func("secret-access", "which Secrets the manager reads, as its RBAC allows: cluster (pull secrets and key Secrets in every namespace; the default), namespaces (only in --secret-namespaces) or none (no Secret: registry credentials from --registry-config and cloud identity, inline policy keys); see docs/security.md#choosing-an-rbac-mode", func(v string) error {
+		m, err := controllers.ParseSecretAccessMode(v)
+		o.SecretAccess.Mode = m
+		return err
+	})
+	fs.Func("secret-namespaces", "with --secret-access=namespaces: the namespaces whose Secrets are read, comma-separated (repeatable)", func(v string) error {
+		for _, ns := range strings.Split(v, ",") {
+			if ns = strings.TrimSpace(ns); ns != "" {
+				o.SecretAccess.Namespaces = append(o.SecretAccess.Namespaces, ns)
+			}
+		}
+		return nil
+	})
+	fs.StringVar(&o.RegistryConfig, "registry-config", "", "docker config JSON file ({\"auths\": ...}, a mounted kubernetes.io/dockerconfigjson Secret) of registry credentials, used after the pods' pull secrets and before cloud identity; re-read when it changes (default: none)")
 	o.MaxSignatureBytes, o.MemoryBudget = signatures.DefaultMaxBytes, verification.DefaultMemoryBudget
 	fs.Func("max-signature-bytes", "most bytes of signatures and attestations read for one image, as a quantity (default 32Mi); more fails the image (InvalidSignature)", quantity(&o.MaxSignatureBytes))
 	fs.Func("signature-memory-budget", "most bytes of signatures and attestations held by all verifications at once, as a quantity (default 32Mi); verifications wait for their share", quantity(&o.MemoryBudget))
@@ -149,6 +182,12 @@ func (o *ManagerOptions) validate() error {
 	}
 	if _, err := o.cloudOptions(); err != nil {
 		return err
+	}
+	if err := o.SecretAccess.Validate(); err != nil {
+		return err
+	}
+	if o.RegistryConfig != "" && !filepath.IsAbs(o.RegistryConfig) {
+		return fmt.Errorf("--registry-config must be an absolute path, not %q", o.RegistryConfig)
 	}
 	if o.MemoryBudget < o.MaxSignatureBytes {
 		return fmt.Errorf("--signature-memory-budget (%d bytes) must be at least --max-signature-bytes (%d bytes)", o.MemoryBudget, o.MaxSignatureBytes)
@@ -254,7 +293,7 @@ func RunManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) error {
 			FieldOwner: controllers.FieldOwner(shard)},
 		// Every pod of the cluster is cached: drop what sigwatch never reads, and nearly all of other
 		// shards' objects.
-		Cache: controllers.CacheOptions(shard),
+		Cache: controllers.CacheOptionsFor(shard, o.SecretAccess),
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
@@ -277,6 +316,10 @@ func RunManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) error {
 	if err != nil {
 		return fmt.Errorf("--cloud-registry: %w", err)
 	}
+	reports, err := policyReportsEnabled(cfg, o.PolicyReports)
+	if err != nil {
+		return err
+	}
 	if _, err := controllers.Setup(ctx, mgr, controllers.Config{
 		Keychain:         cloud,
 		PublicGood:       publicGood.Get,
@@ -298,6 +341,10 @@ func RunManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) error {
 		IntervalOverride:     o.IntervalOverride,
 		Shard:                shard,
 		PodWorkers:           o.PodWorkers,
+		PolicyReports:        reports,
+		ImageMetrics:         o.ImageMetrics,
+		SecretAccess:         o.SecretAccess,
+		RegistryConfig:       registryConfig(o.RegistryConfig),
 	}); err != nil {
 		return err
 	}
@@ -309,9 +356,39 @@ func RunManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) error {
 	}
 	logger.Info("starting", "version", versionString(), "shard", shard.String(), "insecureRegistries", strings.Join(o.InsecureRegistries, ","),
 		"cloudCredentials", o.CloudCredentials, "cloudRegistries", strings.Join(o.CloudRegistries, ","),
+		"secretAccess", o.SecretAccess.String(), "registryConfig", o.RegistryConfig,
 		"maxConcurrentVerifications", o.MaxConcurrent,
 		"maxVerificationsPerRegistry", controllers.PerRegistryLimit(o.MaxConcurrent, o.MaxPerRegistry), "gcGrace", o.GCGrace, "noMatchPolicy", o.NoMatchPolicy)
 	return mgr.Start(ctx)
+}
+
+// registryConfig is the --registry-config file (nil: none).
+func registryConfig(path string) *registry.ConfigFile {
+	if path == "" {
+		return nil
+	}
+	return registry.NewConfigFile(path)
+}
+
+// policyReportsEnabled decides --policy-reports, asking the API server's discovery whether it serves
+// PolicyReports unless the flag is false, and logs the decision and why in one line.
+func policyReportsEnabled(cfg *rest.Config, m policyreport.Mode) (bool, error) {
+	served := false
+	if m != policyreport.ModeOff {
+		dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+		if err != nil {
+			return false, fmt.Errorf("--policy-reports: %w", err)
+		}
+		if served, err = policyreport.Served(dc); err != nil {
+			return false, fmt.Errorf("--policy-reports=%s: %w", m, err)
+		}
+	}
+	enabled, why, err := m.Enabled(served)
+	if err != nil {
+		return false, err
+	}
+	ctrl.Log.WithName("setup").Info("PolicyReports", "enabled", enabled, "reason", why)
+	return enabled, nil
 }
 
 // restConfig loads the configuration from --kubeconfig, else as controller-runtime finds it. Either way

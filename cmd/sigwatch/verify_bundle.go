@@ -70,6 +70,9 @@ func (c verifyBundle) run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case errors.Is(err, bundleverify.ErrNotVerified):
 		fmt.Fprintf(stderr, "Verification FAILED: %v\n", err)
+		if errors.Is(err, bundleverify.ErrTrustRootMismatch) {
+			fmt.Fprintln(stderr, "hint: pass that Sigstore's trusted_root.json with --trusted-root FILE")
+		}
 		return verifyBundleFailed
 	case err != nil: // the request, not the bundle, is at fault
 		fmt.Fprintf(stderr, "sigwatch verify-bundle: %v\n", err)

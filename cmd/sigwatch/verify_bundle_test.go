@@ -86,6 +86,24 @@ func TestVerifyBundlePublicVectors(t *testing.T) {
 	}
 }
 
+// A public-good bundle checked against staging's trust root fails as a trust root mismatch, and the CLI
+// says which flag fixes it; a tampered bundle does not get that hint.
+func TestVerifyBundleTrustRootMismatchHint(t *testing.T) {
+	g := NewWithT(t)
+	row := []string{"", "sigstore-go/bundle-provenance.json", "roots/staging.sigstore-python.trusted_root.json", "-",
+		"https://github.com/sigstore/sigstore-js/.github/workflows/release.yml@refs/heads/main", "https://token.actions.githubusercontent.com",
+		"sha512:76176ffa33808b54602c7c35de5c6e9a4deb96066dba6533f50ac234f4f1f4c6b3527515dc17c06fbe2860030f410eee69ea20079bd3a2c6f3dcf3b329b10751"}
+	code, _, stderr := runBundleCLI(bundleVectorArgs(t, row)...)
+	g.Expect(code).To(Equal(1))
+	g.Expect(stderr).To(ContainSubstring("trust root mismatch: its transparency log"))
+	g.Expect(stderr).To(ContainSubstring("hint: pass that Sigstore's trusted_root.json with --trusted-root FILE"))
+
+	row[6] = "sha512:" + strings.Repeat("0", 128) // another artifact: not a mismatch, no hint
+	code, _, stderr = runBundleCLI(bundleVectorArgs(t, row)...)
+	g.Expect(code).To(Equal(1))
+	g.Expect(stderr).NotTo(ContainSubstring("hint: pass"))
+}
+
 func TestVerifyBundleCosignReferrerDigest(t *testing.T) {
 	g := NewWithT(t)
 	code, stdout, stderr := runBundleCLI("--bundle", cosignVectors+"/oci-attestation.sigstore.json",

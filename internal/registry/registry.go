@@ -80,8 +80,10 @@ type Options struct {
 	Transport http.RoundTripper
 
 	// Observer, if set, is called once per HTTP response with its method and status code, and with code
-	// 0 when a request got no response (transport error). Token and ping requests are included. It
-	// must be safe for concurrent use.
+	// 0 when a request got no response (transport error). Token and ping requests are included, but not
+	// the losing half of the HTTPS/HTTP probe of an Insecure host (the HTTPS ping of a plain-HTTP
+	// registry, or the ping the other scheme beat): it is no failure of the registry. It must be safe
+	// for concurrent use.
 	Observer func(method string, code int)
 
 	// UserAgent is prepended to go-containerregistry's User-Agent header.

@@ -2,6 +2,8 @@ package registry
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,7 +16,8 @@ import (
 
 // retryTransport sits under go-containerregistry's auth transports, so it sees every real request,
 // pings and token requests included. It refuses plain HTTP to hosts that are not Insecure, gives each
-// attempt its own timeout, reports every response to observe, and retries GET and HEAD requests
+// attempt its own timeout, reports every response to observe (and every request that got none, but the
+// losing half of a scheme probe), and retries GET and HEAD requests
 // answered with 429 or a temporary 5xx, honouring Retry-After.
 type retryTransport struct {
 	inner      http.RoundTripper
@@ -62,12 +65,31 @@ func (t *retryTransport) once(req *http.Request) (*http.Response, error) {
 	resp, err := t.inner.RoundTrip(out)
 	if err != nil {
 		cancel()
-		t.observe(req.Method, 0)
+		if !t.schemeProbe(req, err) {
+			t.observe(req.Method, 0)
+		}
 		return nil, err
 	}
 	t.observe(req.Method, resp.StatusCode)
 	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 	return resp, nil
+}
+
+// schemeProbe reports whether a request that got no response was the losing half of the scheme probe
+// of a host listed as insecure, rather than a failure of the registry: go-containerregistry pings such a
+// host over HTTPS and plain HTTP at once and keeps the scheme that answers. The HTTPS ping of a registry
+// that speaks plain HTTP meets a plain-HTTP answer to its TLS handshake, and the ping that the other
+// scheme beat is cancelled; neither is a request the registry failed. Counting them made every healthy
+// plain-HTTP registry show code 0 ("no response") requests.
+func (t *retryTransport) schemeProbe(req *http.Request, err error) bool {
+	if req.Method != http.MethodGet || req.URL.Path != "/v2/" || !t.insecure.match(req.URL.Host) {
+		return false
+	}
+	var header tls.RecordHeaderError
+	if req.URL.Scheme == "https" && errors.As(err, &header) && string(header.RecordHeader[:]) == "HTTP/" {
+		return true
+	}
+	return errors.Is(req.Context().Err(), context.Canceled)
 }
 
 // wait returns how long to wait before retry number attempt+1: Retry-After when the registry sent one,

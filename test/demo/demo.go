@@ -23,9 +23,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	crenvtest "sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/policyreport"
 	"github.com/sigwatch/sigwatch/test/envtest"
 	testregistry "github.com/sigwatch/sigwatch/test/registry"
 	"github.com/sigwatch/sigwatch/test/sigstore"
@@ -68,6 +71,8 @@ type Result struct {
 	KubeConfigPath string
 	// MetricsURL is the manager's metrics endpoint (plain HTTP on 127.0.0.1).
 	MetricsURL string
+	// PolicyReport is the summary of the PolicyReport sigwatch wrote for the demo's namespace.
+	PolicyReport policyreport.Summary
 }
 
 // Run runs the demo. It stops everything it started before it returns, unless Keep is set, in which
@@ -126,7 +131,7 @@ func (d *demo) run(ctx context.Context) (*Result, error) {
 	}
 	d.say("sigwatch demo: continuous verification of the images that run\n")
 	res := &Result{KubeConfigPath: filepath.Join(d.dir, "kubeconfig")}
-	if err := d.step("Starting a local control plane (kube-apiserver + etcd, with the sigwatch CRDs)", d.startControlPlane(res.KubeConfigPath)); err != nil {
+	if err := d.step("Starting a local control plane (kube-apiserver + etcd, with the sigwatch and PolicyReport CRDs)", d.startControlPlane(res.KubeConfigPath)); err != nil {
 		return nil, err
 	}
 	if err := d.step("Starting a local OCI registry on 127.0.0.1", d.startRegistry); err != nil {
@@ -157,6 +162,9 @@ func (d *demo) run(ctx context.Context) (*Result, error) {
 	if err := d.step("Waiting for sigwatch's verdicts", d.waitForVerdicts(ctx, images)); err != nil {
 		return nil, err
 	}
+	if err := d.step("Waiting for sigwatch's PolicyReport", d.waitForPolicyReport(ctx, len(images), &res.PolicyReport)); err != nil {
+		return nil, err
+	}
 	res.MetricsURL = "http://" + d.metrics + "/metrics"
 	d.show(ctx, res.KubeConfigPath, images)
 	d.showMetrics(ctx, res.MetricsURL)
@@ -176,6 +184,13 @@ func (d *demo) startControlPlane(kubeconfig string) func() error {
 		}
 		d.env = env
 		d.cleanups = append(d.cleanups, func() { _ = env.Stop() })
+		// The PolicyReport CRD, as Policy Reporter or Kyverno installs it: the manager finds it served
+		// (--policy-reports=auto) and writes its verdicts there too.
+		if _, err := crenvtest.InstallCRDs(env.Config, crenvtest.CRDInstallOptions{
+			Paths: []string{filepath.Join(envtest.RepoRoot(), "config", "crd", "policyreport")}, ErrorIfPathMissing: true,
+		}); err != nil {
+			return fmt.Errorf("installing the PolicyReport CRD: %w", err)
+		}
 		data, err := env.KubeConfig()
 		if err != nil {
 			return err
@@ -352,6 +367,34 @@ func (d *demo) waitForVerdicts(ctx context.Context, images []*Image) func() erro
 	}
 }
 
+// waitForPolicyReport waits until the namespace's PolicyReport holds a result for each image, and
+// returns its summary.
+func (d *demo) waitForPolicyReport(ctx context.Context, want int, summary *policyreport.Summary) func() error {
+	return func() error {
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			u := &unstructured.Unstructured{}
+			u.SetGroupVersionKind(policyreport.GroupVersionKind)
+			err := d.env.Client.Get(ctx, client.ObjectKey{Namespace: Namespace, Name: policyreport.Name}, u)
+			if err == nil {
+				r, err := policyreport.FromUnstructured(u)
+				if err != nil {
+					return err
+				}
+				if len(r.Results) >= want {
+					*summary = r.Summary
+					return nil
+				}
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				return fmt.Errorf("no PolicyReport %s/%s with %d results (last error: %v); the manager log (%s) says:\n%s", Namespace, policyreport.Name, want, err,
+					filepath.Join(d.dir, "manager.log"), stack.TailFile(filepath.Join(d.dir, "manager.log"), 20))
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+}
+
 func (d *demo) verdict(ctx context.Context, img *Image) *metav1.Condition {
 	var list sigwatchv1alpha1.SignedImageList
 	if err := d.env.Client.List(ctx, &list, client.InNamespace(Namespace)); err != nil {
@@ -377,6 +420,10 @@ func (d *demo) show(ctx context.Context, kubeconfig string, images []*Image) {
 	d.kubectl(ctx, kubeconfig, "get", "signedimages", "-A", "-o", "wide")
 	d.kubectl(ctx, kubeconfig, "get", "events", "-A", "--field-selector", "type=Warning",
 		"-o", "custom-columns=KIND:.involvedObject.kind,NAME:.involvedObject.name,REASON:.reason,MESSAGE:.message")
+	d.say("\nThe same verdicts as a PolicyReport, for Policy Reporter and the tools that read Kyverno's (docs/policyreports.md):")
+	d.kubectl(ctx, kubeconfig, "get", "policyreports", "-n", Namespace)
+	d.kubectl(ctx, kubeconfig, "get", "policyreport", "-n", Namespace, policyreport.Name,
+		"-o", `jsonpath={range .results[*]}{.result}{"\t"}{.severity}{"\t"}{.policy}{"\t"}{.rule}{"\t"}{.resources[0].kind}/{.resources[0].name}{"\n"}{end}`)
 }
 
 // freeLoopbackAddr is a 127.0.0.1 address with a port that was free a moment ago.
@@ -445,7 +492,11 @@ func SigwatchMetrics(ctx context.Context, url string) ([]string, error) {
 }
 
 func (d *demo) kubectl(ctx context.Context, kubeconfig string, args ...string) {
-	d.say("\n$ kubectl %s", strings.Join(args, " "))
+	shown := make([]string, len(args))
+	for i, a := range args {
+		shown[i] = shellQuote(a)
+	}
+	d.say("\n$ kubectl %s", strings.Join(shown, " "))
 	cmd := exec.CommandContext(ctx, d.o.Kubectl, args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
 	var buf bytes.Buffer
@@ -457,4 +508,13 @@ func (d *demo) kubectl(ctx context.Context, kubeconfig string, args ...string) {
 		}
 	}
 	_, _ = d.out.Write(buf.Bytes())
+}
+
+// shellQuote quotes an argument for a shell, as far as the demo's commands need it: the command shown can
+// be copied.
+func shellQuote(s string) string {
+	if strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=.,:/@%+") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/policyreport"
 	"github.com/sigwatch/sigwatch/test/envtest"
 )
 
@@ -44,6 +45,8 @@ func TestDemo(t *testing.T) {
 		"tools": {string(metav1.ConditionFalse), sigwatchv1alpha1.UntrustedSignerReason},
 		"debug": {string(metav1.ConditionFalse), sigwatchv1alpha1.SignatureMissingReason},
 	}))
+	// The PolicyReport of the namespace holds the same verdicts: one pass, two fails.
+	g.Expect(res.PolicyReport).To(Equal(policyreport.Summary{Pass: 1, Fail: 2}))
 	g.Expect(narration.String()).To(ContainSubstring("real Sigstore services"), "the demo says plainly what runs")
 	g.Expect(narration.String()).To(ContainSubstring("Pushing signature to"), "cosign's own output")
 	// The manager serves its metrics, and the demo says how to read them.
@@ -53,5 +56,7 @@ func TestDemo(t *testing.T) {
 	if kubectl != "" {
 		g.Expect(narration.String()).To(ContainSubstring("$ kubectl get signedimages -A -o wide"))
 		g.Expect(narration.String()).To(ContainSubstring("UntrustedSigner"))
+		g.Expect(narration.String()).To(ContainSubstring("$ kubectl get policyreports -n shop"))
+		g.Expect(narration.String()).To(MatchRegexp(`(?m)^fail\s+\w+\s+ci-release\s+UntrustedSigner`))
 	}
 }

@@ -38,11 +38,12 @@ func TestDefaultsAreAccepted(t *testing.T) {
 	g := NewWithT(t)
 	objs := objects(helmTemplate(t, "sigwatch", "helm-defaults"))
 	g.Expect(objs.kinds()).To(Equal(map[string]int{
-		"CustomResourceDefinition": 2,
+		"CustomResourceDefinition": 3,
 		"ServiceAccount":           1,
-		// manager, metrics auth, metrics reader, and the two roles for people
-		"ClusterRole":        5,
-		"ClusterRoleBinding": 2,
+		// manager, secret reader (secretAccess.mode cluster), metrics auth, metrics reader, and the two
+		// roles for people
+		"ClusterRole":        6,
+		"ClusterRoleBinding": 3,
 		"Role":               1,
 		"RoleBinding":        1,
 		"Deployment":         1,
@@ -106,13 +107,14 @@ func TestEverythingOnIsAccepted(t *testing.T) {
 	readValues(t, everythingOn, &want)
 	objs := objects(helmTemplate(t, "sigwatch", "helm-everything", "--values", everythingOn))
 	g.Expect(objs.kinds()).To(Equal(map[string]int{
-		"CustomResourceDefinition": 2,
+		"CustomResourceDefinition": 3,
 		"ServiceAccount":           1,
-		// metrics.secure=false: no metrics auth and reader roles
+		// metrics.secure=false: no metrics auth and reader roles; secretAccess.mode namespaces: no secret
+		// reader ClusterRole, a secret reader Role in each of its two namespaces
 		"ClusterRole":        3,
 		"ClusterRoleBinding": 1,
-		"Role":               1,
-		"RoleBinding":        1,
+		"Role":               3,
+		"RoleBinding":        3,
 		"StatefulSet":        1,
 		"Service":            2, // metrics, and the shards' headless Service
 		"ServiceMonitor":     1,
@@ -179,8 +181,8 @@ func TestEverythingOnIsAccepted(t *testing.T) {
 	// The lease's Role is where the lease is, bound to the manager's ServiceAccount.
 	var role rbacv1.Role
 	var binding rbacv1.RoleBinding
-	objs.only(t, "Role", &role)
-	objs.only(t, "RoleBinding", &binding)
+	objs.get(t, "Role", "sigwatch-all-leader-election-role", &role)
+	objs.get(t, "RoleBinding", "sigwatch-all-leader-election-rolebinding", &binding)
 	g.Expect(role.Namespace).To(Equal("sigwatch-leases"))
 	g.Expect(binding.Namespace).To(Equal("sigwatch-leases"))
 	g.Expect(binding.Subjects).To(Equal([]rbacv1.Subject{{Kind: "ServiceAccount", Name: sa.Name, Namespace: "helm-everything"}}))

@@ -63,8 +63,9 @@ func runManager(t *testing.T, podName string, args ...string) (string, error) {
 	return string(out), err
 }
 
-// managerFlagPattern matches the flag lines of Go's flag usage ("  -name type").
-var managerFlagPattern = regexp.MustCompile(`(?m)^  -([A-Za-z0-9][A-Za-z0-9-]*)`)
+// managerFlagPattern matches the flag lines of the manager's usage ("  --name type"; Go's own flag
+// usage has one dash).
+var managerFlagPattern = regexp.MustCompile(`(?m)^  --?([A-Za-z0-9][A-Za-z0-9-]*)`)
 
 // managerFlags are the flags of `sigwatch manager`, from its usage (-h).
 func managerFlags(t *testing.T) []string {
@@ -130,6 +131,8 @@ func TestManagerAcceptsRenderedArgs(t *testing.T) {
 		"no-metrics":   {"--set", "metrics.enabled=false,leaderElection.enabled=false"},
 		"plain-http":   {"--set", "metrics.secure=false,logging.devel=true,manager.cloudCredentials=none"},
 		"big-integers": {"--set", "manager.maxConcurrentVerifications=1000000,manager.podWorkers=2000000"},
+		"secret-ns":    {"--set", "secretAccess.mode=namespaces,secretAccess.namespaces={team-a,team-b}"},
+		"secret-none":  {"--set", "secretAccess.mode=none,registryConfig.secretName=registry-creds"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

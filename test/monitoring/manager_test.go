@@ -5,11 +5,6 @@ package monitoring
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"maps"
@@ -32,6 +27,7 @@ import (
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
 	"github.com/sigwatch/sigwatch/test/envtest"
 	testregistry "github.com/sigwatch/sigwatch/test/registry"
+	"github.com/sigwatch/sigwatch/test/sigstore"
 )
 
 // exposition is what the manager serves on /metrics: each series name (histograms as their _bucket,
@@ -99,7 +95,7 @@ func startManager(ctx context.Context, env *envtest.Environment) (run *managerRu
 	// public-good trust root is the embedded one: its metrics are exported either way.
 	run.cmd = exec.Command(bin, "manager", "--kubeconfig="+kubeconfigPath, "--leader-elect=false",
 		"--metrics-bind-address="+metricsAddr, "--metrics-secure=false", "--health-probe-bind-address="+probeAddr,
-		"--insecure-registry=127.0.0.1:*", "--offline-trust-root")
+		"--insecure-registry=127.0.0.1:*", "--offline-trust-root", "--image-metrics")
 	run.cmd.Stdout, run.cmd.Stderr = logFile, logFile
 	run.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := run.cmd.Start(); err != nil {
@@ -114,22 +110,20 @@ func startManager(ctx context.Context, env *envtest.Environment) (run *managerRu
 	return run, nil
 }
 
-// givePolicyAndPod creates a key policy over the registry's app repository and a Deployment whose pod
-// runs an unsigned image of it: a SignedImage, a verification (SignatureMissing) and registry requests.
+// givePolicyAndPod creates a key policy over the registry's app and api repositories and two
+// Deployments: one whose pod runs an unsigned image (a verification that fails, SignatureMissing) and one
+// whose pod runs an image signed with the policy's key (a verified image, so that the last successful
+// verification has a series), with registry requests for both.
 func givePolicyAndPod(ctx context.Context, env *envtest.Environment, reg *testregistry.Registry) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := sigstore.NewKeySigner(nil)
 	if err != nil {
 		return err
 	}
-	der, err := x509.MarshalPKIXPublicKey(key.Public())
-	if err != nil {
-		return err
-	}
-	publicKey := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 	policy := &sigwatchv1alpha1.ImageSignaturePolicy{ObjectMeta: metav1.ObjectMeta{Name: "app"},
 		Spec: sigwatchv1alpha1.ImageSignaturePolicySpec{
-			Images:      []sigwatchv1alpha1.ImagePattern{sigwatchv1alpha1.ImagePattern(reg.Repo("app"))},
-			Authorities: []sigwatchv1alpha1.Authority{{Name: "ci", Key: &sigwatchv1alpha1.KeyAuthority{PublicKey: string(publicKey)}}},
+			Images: []sigwatchv1alpha1.ImagePattern{sigwatchv1alpha1.ImagePattern(reg.Repo("app")), sigwatchv1alpha1.ImagePattern(reg.Repo("api"))},
+			Authorities: []sigwatchv1alpha1.Authority{{Name: "ci", Key: &sigwatchv1alpha1.KeyAuthority{PublicKey: string(key.PublicKeyPEM())},
+				TransparencyLog: &sigwatchv1alpha1.TransparencyLogPolicy{Mode: sigwatchv1alpha1.TransparencyLogDisabled}}},
 		}}
 	if err := env.Client.Create(ctx, policy); err != nil {
 		return fmt.Errorf("creating the policy: %w", err)
@@ -141,7 +135,18 @@ func givePolicyAndPod(ctx context.Context, env *envtest.Environment, reg *testre
 	if err != nil {
 		return err
 	}
-	_, err = envtest.RunDeployment(ctx, env.Client, "shop", "web", reg.Repo("app")+":latest", "docker-pullable://"+img)
+	if _, err := envtest.RunDeployment(ctx, env.Client, "shop", "web", reg.Repo("app")+":latest", "docker-pullable://"+img); err != nil {
+		return err
+	}
+	w := &sigstore.Writer{Registry: reg.Host}
+	signed, err := w.PushRandomImage(ctx, "api")
+	if err != nil {
+		return err
+	}
+	if _, err := w.SignLegacy(ctx, signed, key, sigstore.SignOptions{}); err != nil {
+		return fmt.Errorf("signing %s: %w", signed, err)
+	}
+	_, err = envtest.RunDeployment(ctx, env.Client, "shop", "api", reg.Repo("api")+":latest", "docker-pullable://"+signed.String())
 	return err
 }
 
@@ -170,7 +175,9 @@ func pushRandomImage(reg *testregistry.Registry, repo string) (string, error) {
 // which have no series before that, are served; it returns that scrape.
 func (r *managerRun) waitForEveryFamily(ctx context.Context) (exposition, error) {
 	needed := []string{"sigwatch_signedimages", "sigwatch_imagesignaturepolicy_ready", "sigwatch_verifications_total",
-		"sigwatch_registry_requests_total", "sigwatch_verification_duration_seconds_count"}
+		"sigwatch_registry_requests_total", "sigwatch_verification_duration_seconds_count",
+		"sigwatch_last_successful_verification_timestamp_seconds", "sigwatch_last_verification_attempt_timestamp_seconds",
+		"sigwatch_signedimage_info"}
 	var last error
 	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
 		select {

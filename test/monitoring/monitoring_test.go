@@ -33,6 +33,8 @@ var (
 	env *envtest.Environment
 	// exported is the manager's scrape, taken once by TestMain.
 	exported exposition
+	// metricsURL is the running manager's /metrics, for the tests that read values.
+	metricsURL string
 )
 
 func TestMain(m *testing.M) { os.Exit(envtest.Run(suite{m}, &env)) }
@@ -46,6 +48,7 @@ func (s suite) Run() int {
 	run, err := startManager(ctx, env)
 	defer run.stop()
 	if err == nil {
+		metricsURL = run.metrics
 		exported, err = run.waitForEveryFamily(ctx)
 	}
 	if err != nil {
@@ -103,7 +106,7 @@ func TestShippedQueriesUseExportedMetrics(t *testing.T) {
 func TestScrapeHasEveryRegisteredMetric(t *testing.T) {
 	g := NewWithT(t)
 	reg := prometheus.NewRegistry()
-	_, err := controllers.NewMetrics(reg, env.Client, sharding.Shard{})
+	_, err := controllers.NewMetrics(reg, env.Client, sharding.Shard{}, controllers.WithImageInfo())
 	g.Expect(err).NotTo(HaveOccurred())
 	descs := make(chan *prometheus.Desc)
 	go func() {
@@ -118,6 +121,7 @@ func TestScrapeHasEveryRegisteredMetric(t *testing.T) {
 		names = append(names, m[1])
 	}
 	g.Expect(names).To(ContainElement("sigwatch_signedimages"))
+	g.Expect(names).To(ContainElements("sigwatch_signedimage_info", "sigwatch_build_info", "sigwatch_last_successful_verification_timestamp_seconds"))
 	for _, name := range append(names, "sigwatch_trust_root_fallback", "sigwatch_trust_root_age_seconds", "sigwatch_trust_root_info") {
 		_, plain := exported[name]
 		_, histogram := exported[name+"_count"]

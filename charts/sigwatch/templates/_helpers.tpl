@@ -103,6 +103,9 @@ config/default's: manager --leader-elect --metrics-bind-address=:8443 --health-p
 {{- if not .Values.metrics.secure }}
 - --metrics-secure=false
 {{- end }}
+{{- if .Values.metrics.imageMetrics }}
+- --image-metrics
+{{- end }}
 - {{ printf "--health-probe-bind-address=:%v" .Values.healthProbe.port | quote }}
 {{- include "sigwatch.flag" (list "max-concurrent-verifications" $m.maxConcurrentVerifications) }}
 {{- include "sigwatch.flag" (list "max-verifications-per-registry" $m.maxVerificationsPerRegistry) }}
@@ -129,6 +132,11 @@ config/default's: manager --leader-elect --metrics-bind-address=:8443 --health-p
 - {{ printf "--cloud-registry=%s" . | quote }}
 {{- end }}
 {{- include "sigwatch.flag" (list "pprof-bind-address" $m.pprofBindAddress) }}
+{{- /* auto is the manager's default: not rendered, as for cloudCredentials. */}}
+{{- if ne (toString $m.policyReports) "auto" }}
+{{- include "sigwatch.flag" (list "policy-reports" $m.policyReports) }}
+{{- end }}
+{{- include "sigwatch.secretAccessArgs" . }}
 {{- include "sigwatch.flag" (list "zap-log-level" $log.level) }}
 {{- include "sigwatch.flag" (list "zap-encoder" $log.encoder) }}
 {{- include "sigwatch.flag" (list "zap-stacktrace-level" $log.stacktraceLevel) }}
@@ -142,6 +150,29 @@ config/default's: manager --leader-elect --metrics-bind-address=:8443 --health-p
 {{- end }}
 {{- range .Values.extraArgs }}
 - {{ . | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+The flags of secretAccess and registryConfig (docs/security.md#choosing-an-rbac-mode). The default mode,
+cluster, renders no flag, so that the defaults' args stay config/default's. Values that cannot work fail
+here, at helm install.
+*/}}
+{{- define "sigwatch.secretAccessArgs" -}}
+{{- $a := .Values.secretAccess }}
+{{- if eq $a.mode "namespaces" }}
+{{- if not $a.namespaces }}
+{{- fail "secretAccess.mode=namespaces needs secretAccess.namespaces (the namespaces whose Secrets the manager reads)" }}
+{{- end }}
+- --secret-access=namespaces
+- {{ printf "--secret-namespaces=%s" (join "," $a.namespaces) | quote }}
+{{- else if $a.namespaces }}
+{{- fail (printf "secretAccess.namespaces is only for secretAccess.mode=namespaces (it is %s)" $a.mode) }}
+{{- else if eq $a.mode "none" }}
+- --secret-access=none
+{{- end }}
+{{- if .Values.registryConfig.secretName }}
+- --registry-config=/etc/sigwatch/registry/config.json
 {{- end }}
 {{- end }}
 
@@ -231,6 +262,11 @@ spec:
           mountPath: /home/nonroot/.sigstore
         - name: tmp
           mountPath: /tmp
+        {{- if .Values.registryConfig.secretName }}
+        - name: registry-config
+          mountPath: /etc/sigwatch/registry
+          readOnly: true
+        {{- end }}
         {{- with .Values.extraVolumeMounts }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -256,6 +292,16 @@ spec:
       emptyDir: {}
     - name: tmp
       emptyDir: {}
+    {{- with .Values.registryConfig.secretName }}
+    # --registry-config: optional, so that the manager starts without it (no credentials from it).
+    - name: registry-config
+      secret:
+        secretName: {{ . }}
+        optional: true
+        items:
+          - key: {{ $.Values.registryConfig.key | quote }}
+            path: config.json
+    {{- end }}
     {{- with .Values.extraVolumes }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
