@@ -36,6 +36,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	crenvtest "sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
 	"github.com/sigwatch/sigwatch/test/envtest"
@@ -104,6 +105,9 @@ type Options struct {
 	// configuration with clientcmd, and client-go's default limit (5 requests/s, bursts of 10, per
 	// resource) applies.
 	KubeconfigEnv bool
+	// PolicyReports installs the PolicyReport CRD (config/crd/policyreport) before the manager starts,
+	// so that it writes PolicyReports too (--policy-reports=auto): their writes count as the manager's.
+	PolicyReports bool
 
 	// SettleTimeout bounds each of the cold and forced phases (default 10 min).
 	SettleTimeout time.Duration
@@ -367,6 +371,13 @@ func (b *bench) setup(ctx context.Context) error {
 	}
 	b.env = env
 	b.cleanups = append(b.cleanups, env.Stop)
+	if b.o.PolicyReports {
+		if _, err := crenvtest.InstallCRDs(env.Config, crenvtest.CRDInstallOptions{
+			Paths: []string{filepath.Join(envtest.RepoRoot(), "config", "crd", "policyreport")}, ErrorIfPathMissing: true,
+		}); err != nil {
+			return fmt.Errorf("installing the PolicyReport CRD: %w", err)
+		}
+	}
 	kubeconfig, err := env.KubeConfig()
 	if err != nil {
 		return err

@@ -38,6 +38,7 @@ func main() {
 	flag.Var(&managerArgs, "manager-arg", "extra `flag` of sigwatch manager (repeatable), e.g. -manager-arg=--max-concurrent-verifications=16")
 	flag.Var(&managerEnv, "manager-env", "extra `NAME=value` of the manager's environment (repeatable), e.g. -manager-env=GOMEMLIMIT=460MiB as the Deployment sets it")
 	flag.BoolVar(&o.KubeconfigEnv, "kubeconfig-env", false, "pass the kubeconfig as $KUBECONFIG, not --kubeconfig: the manager then has no client-side rate limit, as in a cluster")
+	flag.BoolVar(&o.PolicyReports, "policy-reports", false, "install the PolicyReport CRD, so that the manager writes PolicyReports too")
 	flag.DurationVar(&o.SettleTimeout, "timeout", scale.DefaultSettleTimeout, "bound of each of the cold and forced phases")
 	flag.BoolVar(&o.Progress, "progress", false, "print a progress line every 10s while a phase settles")
 	flag.StringVar(&o.Dir, "dir", "", "directory of the kubeconfig and the manager's log (default: a new temporary directory, kept)")
