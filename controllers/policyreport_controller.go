@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"time"
 
@@ -92,8 +93,8 @@ func namespaceAfter(delay time.Duration) handler.EventHandler {
 	}
 }
 
-// reportedChanged passes the SignedImage updates that can change a report: its verdicts, workloads or
-// deletion. A reverification with the same verdicts (a new lastAttemptTime) is not work.
+// reportedChanged passes the SignedImage updates that can change a report: its verdicts, workloads,
+// whether a pod runs it, or deletion. A reverification with the same verdicts (a new lastAttemptTime) is not work.
 func reportedChanged() predicate.Predicate {
 	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 		before, ok1 := e.ObjectOld.(*sigwatchv1alpha1.SignedImage)
@@ -102,6 +103,7 @@ func reportedChanged() predicate.Predicate {
 			return true
 		}
 		return before.DeletionTimestamp.IsZero() != after.DeletionTimestamp.IsZero() ||
+			(before.Status.UnusedSince == nil) != (after.Status.UnusedSince == nil) ||
 			!reflect.DeepEqual(before.Spec, after.Spec) ||
 			!reflect.DeepEqual(before.Status.Policies, after.Status.Policies) ||
 			!reflect.DeepEqual(before.Status.Workloads, after.Status.Workloads)
@@ -133,7 +135,8 @@ func (r *PolicyReportReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if len(desired) == 0 {
 		return ctrl.Result{}, nil // nothing left to restore
 	}
-	return ctrl.Result{RequeueAfter: r.Resync}, nil
+	// Up to a tenth later, so that namespaces first seen together do not resync together for ever.
+	return ctrl.Result{RequeueAfter: r.Resync + rand.N(r.Resync/10+1)}, nil
 }
 
 // reports are the namespace's reports with sigwatch's label, read and as objects by name.

@@ -140,7 +140,7 @@ func credentialsFailure(err error) (reason, message string) {
 	if errors.As(err, &forbidden) || errors.As(err, &access) {
 		return sigwatchv1alpha1.CredentialsForbiddenReason, "the pods' registry credentials cannot be read: " + err.Error()
 	}
-	return sigwatchv1alpha1.VerificationErrorReason, "reading the image pull secrets (retrying): " + err.Error()
+	return sigwatchv1alpha1.VerificationErrorReason, "reading the registry credentials (retrying): " + err.Error()
 }
 
 // keySecretForbidden is a policy's key Secret that RBAC does not let the manager read: it may be granted

@@ -133,6 +133,11 @@ func Diagnose(b *bundle.Bundle, e Expectation) Diagnosis {
 		return Diagnosis{}
 	}
 	leaf := vc.Certificate()
+	if (e.Key != nil) != (leaf == nil) {
+		// A certificate for a key authority, or a bare key for a keyless one: the wrong kind of
+		// signature, whatever the trust root holds.
+		return Diagnosis{}
+	}
 	m := &Mismatch{TrustRoot: e.Root.Source}
 
 	// The parts verification needed, and which of them the root lacks.

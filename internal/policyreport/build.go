@@ -204,7 +204,9 @@ func Build(namespace string, images []sigwatchv1alpha1.SignedImage, previous []R
 	}
 	sorted := make([]*sigwatchv1alpha1.SignedImage, 0, len(images))
 	for i := range images {
-		if images[i].Namespace == namespace && images[i].DeletionTimestamp.IsZero() {
+		// An image no pod runs any more (status.unusedSince, kept for the garbage collector's grace) is
+		// not reported: a report says what runs, as the metrics do.
+		if images[i].Namespace == namespace && images[i].DeletionTimestamp.IsZero() && images[i].Status.UnusedSince == nil {
 			sorted = append(sorted, &images[i])
 		}
 	}

@@ -208,9 +208,11 @@ func TestBuildSelects(t *testing.T) {
 	deleting.DeletionTimestamp = &checked
 	deleting.Finalizers = []string{"x"}
 	unjudged := image("unjudged") // no policy covers it, or not verified yet
-	g.Expect(Build("team", []sigwatchv1alpha1.SignedImage{other, deleting, unjudged}, nil)).To(BeEmpty(), "no results, no reports")
+	unused := image("unused", failedBy("prod"))
+	unused.Status.UnusedSince = &checked // no pod runs it; kept for the garbage collector's grace
+	g.Expect(Build("team", []sigwatchv1alpha1.SignedImage{other, deleting, unjudged, unused}, nil)).To(BeEmpty(), "no results, no reports")
 
-	reports := Build("team", []sigwatchv1alpha1.SignedImage{other, deleting, unjudged, image("app", failedBy("prod"))}, nil)
+	reports := Build("team", []sigwatchv1alpha1.SignedImage{other, deleting, unjudged, unused, image("app", failedBy("prod"))}, nil)
 	g.Expect(reports).To(HaveLen(1))
 	g.Expect(reports[0].Results).To(HaveLen(1))
 	g.Expect(reports[0].Results[0].Properties[PropertySignedImage]).To(Equal("app"))

@@ -34,15 +34,19 @@ type outcome struct {
 	result    *verify.VerificationResult
 	// otherKind: the authority trusts keys and the signature has a certificate, or the reverse.
 	otherKind bool
+	// unvouched: a TrustRootMismatch whose certificate authority is not in the trust root, so that no
+	// trusted party vouches for the identity the certificate claims. Anyone can make such a signature.
+	unvouched bool
 }
 
 func (o outcome) verified() bool { return o.reason == "" }
 
-// rank orders failure reasons from closest to passing to furthest: the verdict reports the closest. A
-// signature that fails only on the trust root (TrustRootMismatch) checked out in every other way, so it
-// is closer than one from a signer no authority allows.
-func rank(reason string) int {
-	switch reason {
+// rank orders failure reasons from closest to passing to furthest, to choose between the authorities
+// that judged one signature: the closest explains it. A signature that fails only on the trust root
+// (TrustRootMismatch) checked out in every other way, so it is closer than one from a signer no
+// authority allows.
+func rank(o outcome) int {
+	switch o.reason {
 	case "":
 		return 0
 	case sigwatchv1alpha1.TransparencyLogMissingReason:
@@ -56,8 +60,19 @@ func rank(reason string) int {
 	}
 }
 
+// candidateRank is rank for choosing between signatures: the verdict reports the one closest to passing.
+// A TrustRootMismatch whose CA the trust root does not list claims an identity nobody trusted vouches
+// for, a signature anyone can make: it comes last, so that one attached beside a tampered or untrusted
+// signature never hides it.
+func candidateRank(o outcome) int {
+	if o.reason == sigwatchv1alpha1.TrustRootMismatchReason && o.unvouched {
+		return 5
+	}
+	return rank(o)
+}
+
 func better(a, b outcome) outcome {
-	if rank(b.reason) < rank(a.reason) {
+	if rank(b) < rank(a) {
 		return b
 	}
 	return a
@@ -182,9 +197,15 @@ func (o outcome) explain(err error, c *signatures.Candidate, digest string, a *p
 	switch {
 	case d.Mismatch():
 		rest := "the certificate's key signs the image, and its identity is one authority " + a.Name + " allows"
+		if d.Missing.CA != nil {
+			// No CA the root lists issued the certificate: the identity is only claimed.
+			rest = "the certificate's key signs the image, and it claims an identity authority " + a.Name +
+				" allows, which no trusted certificate authority vouches for"
+		}
 		if !a.Keyless() {
 			rest = "the key of authority " + a.Name + " signs the image"
 		}
+		o.unvouched = d.Missing.CA != nil
 		return o.fail(sigwatchv1alpha1.TrustRootMismatchReason, "signature by %s: %v, so it cannot be verified (the rest checks out: %s). "+
 			"If the image was signed with a private Sigstore, set spec.trustedRoot on the policy to a ConfigMap holding that "+
 			"Sigstore's trusted_root.json", unverifiedSigner(vc, a), d.Missing, rest)

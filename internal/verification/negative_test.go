@@ -325,7 +325,37 @@ func TestRejectsCertificateFromAnotherCA(t *testing.T) {
 	// Another Sigstore's CA and log: the policy's root lists neither (the names are the same, the keys
 	// are not), and nothing else is wrong.
 	pr, _ := k.verify(t, d, releasePolicy(t))
-	expectFailed(t, pr, sigwatchv1alpha1.TrustRootMismatchReason, "certificate authority", "transparency log", "spec.trustedRoot")
+	expectFailed(t, pr, sigwatchv1alpha1.TrustRootMismatchReason, "certificate authority", "transparency log", "spec.trustedRoot",
+		"which no trusted certificate authority vouches for")
+}
+
+// TestUnvouchedMismatchDoesNotHideTampering: anyone can make a signature with their own CA and log that
+// claims the allowed identity (a TrustRootMismatch nobody vouches for). Attached beside a tampered
+// signature, it does not hide it: the verdict is the tampered one's InvalidSignature.
+func TestUnvouchedMismatchDoesNotHideTampering(t *testing.T) {
+	k := newKeyless(t, true)
+	d := k.push(t, "yourorg/app")
+	swap := func(b []byte) []byte {
+		return []byte(strings.Replace(string(b), `"critical"`, `"optional":{"x":"y"},"critical"`, 1))
+	}
+	if _, err := k.writer.SignLegacy(context.Background(), d, k.ci, sigstore.SignOptions{Payload: swap}); err != nil {
+		t.Fatal(err)
+	}
+	elsewhere, err := sigstore.NewStack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.writer.SignBundle(context.Background(), d, &sigstore.KeylessSigner{Stack: elsewhere, Identity: k.ci.Identity}, sigstore.SignOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pr, res := k.verify(t, d, releasePolicy(t))
+	expectFailed(t, pr, sigwatchv1alpha1.InvalidSignatureReason)
+	reasons := map[string]int{}
+	for _, s := range res.Signatures {
+		reasons[s.Reason]++
+	}
+	// Both signatures are described, each with its own reason.
+	NewWithT(t).Expect(reasons).To(Equal(map[string]int{sigwatchv1alpha1.InvalidSignatureReason: 1, sigwatchv1alpha1.TrustRootMismatchReason: 1}))
 }
 
 func TestRejectsOversizedManifest(t *testing.T) {

@@ -30,7 +30,7 @@ func (e *Engine) judgePolicy(ctx context.Context, where signatures.Where, p *pol
 		examined++
 		o := e.judgeCandidate(c, digest, p, tr)
 		sigs = append(sigs, describe(c, o, keyIDOf(p, o.authority), tr))
-		if examined == 1 || rank(o.reason) < rank(best.reason) {
+		if examined == 1 || candidateRank(o) < candidateRank(best) {
 			best = o
 		}
 	}
@@ -121,7 +121,7 @@ func closer(o, best outcome) bool {
 	if o.otherKind != best.otherKind {
 		return !o.otherKind
 	}
-	return rank(o.reason) < rank(best.reason)
+	return rank(o) < rank(best)
 }
 
 // judgeAttestation returns nil when an attestation of the required type is bound to the digest, signed
