@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
@@ -23,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
 	"github.com/sigwatch/sigwatch/internal/policyreport"
@@ -67,8 +69,40 @@ func (r *PolicyReportReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("policyreport").
 		Watches(&sigwatchv1alpha1.SignedImage{}, namespaceAfter(r.Delay), builder.WithPredicates(inShard(r.Owns), reportedChanged())).
+		WatchesRawSource(source.Func(r.existingReports)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 2}).
 		Complete(r)
+}
+
+// existingReports enqueues, once at start, the namespaces that hold sigwatch's reports: one whose
+// SignedImages all went while the manager was away gets no SignedImage event, and its reports would
+// otherwise stay as they were for ever. Only their metadata is read, a page at a time.
+func (r *PolicyReportReconciler) existingReports(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+	go func() {
+		seen := map[string]bool{}
+		cont := ""
+		for {
+			list := &metav1.PartialObjectMetadataList{}
+			list.SetGroupVersionKind(policyreport.GroupVersionKind.GroupVersion().WithKind(policyreport.Kind + "List"))
+			if err := r.APIReader.List(ctx, list, client.MatchingLabels{policyreport.ManagedByLabel: policyreport.ManagedByValue},
+				client.Limit(500), client.Continue(cont)); err != nil {
+				if ctx.Err() == nil {
+					log.FromContext(ctx).Error(err, "listing sigwatch's PolicyReports at start; namespaces whose SignedImages are all gone keep their reports until the next change there")
+				}
+				return
+			}
+			for _, m := range list.Items {
+				if ns := m.GetNamespace(); !seen[ns] && (r.Owns == nil || r.Owns(ns)) {
+					seen[ns] = true
+					q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Name: ns}}, r.Delay)
+				}
+			}
+			if cont = list.GetContinue(); cont == "" {
+				return
+			}
+		}
+	}()
+	return nil
 }
 
 // namespaceAfter enqueues the namespace of the object, after delay: a namespace already waiting keeps

@@ -351,7 +351,7 @@ func TestPolicyReports(t *testing.T) {
 	// A new manager: every SignedImage is an event again.
 	before := reportsIn(g, many)
 	stop()
-	startReports(t, shard)
+	stop = startReports(t, shard)
 	t.Run("an unchanged state writes nothing, across a restart and a reverification", func(t *testing.T) {
 		g := NewWithT(t)
 		firstSeen := read(g, before["sigwatch"]).Results[100]
@@ -424,6 +424,20 @@ func TestPolicyReports(t *testing.T) {
 			g.Expect(reports).To(HaveKey("sigwatch"))
 			g.Expect(read(g, reports["sigwatch"]).Summary).To(Equal(policyreport.Summary{Pass: 400}))
 		})
+	})
+
+	// A namespace emptied while no manager ran: no SignedImage of it is left to cause an event.
+	stop()
+	g.Expect(env.Client.DeleteAllOf(ctx, &sigwatchv1alpha1.SignedImage{}, client.InNamespace(many))).To(Succeed())
+	eventually(t, func(g Gomega) {
+		var left sigwatchv1alpha1.SignedImageList
+		g.Expect(env.Client.List(ctx, &left, client.InNamespace(many))).To(Succeed())
+		g.Expect(left.Items).To(BeEmpty())
+	})
+	g.Expect(reportsIn(g, many)).To(HaveKey("sigwatch"), "nothing removed it while no manager ran")
+	startReports(t, shard)
+	t.Run("a namespace emptied while the manager was away loses its reports at start", func(t *testing.T) {
+		eventually(t, func(g Gomega) { g.Expect(reportsIn(g, many)).To(BeEmpty()) })
 	})
 
 	t.Run("other tools' reports and other shards' namespaces are left alone", func(t *testing.T) {
