@@ -85,7 +85,12 @@ func TestControllersOnRealKeylessSignatures(t *testing.T) {
 	// A failed image shows who signed what was found, as not accepted (kubectl's SIGNER column).
 	g.Expect(preview.Status.Summary.Signer).To(HaveSuffix(" (not accepted)"))
 	g.Expect(preview.Status.Summary.Signer).To(ContainSubstring("refs/pull/"))
-	g.Expect(preview.Labels).To(HaveKeyWithValue(sigwatchv1alpha1.VerifiedLabel, "false"))
+	// The verdict label is patched after the status (its own write): wait for it.
+	g.Eventually(func(g Gomega) {
+		var si sigwatchv1alpha1.SignedImage
+		g.Expect(s.env.Client.Get(ctx, client.ObjectKeyFromObject(&preview), &si)).To(Succeed())
+		g.Expect(si.Labels).To(HaveKeyWithValue(sigwatchv1alpha1.VerifiedLabel, "false"))
+	}).WithTimeout(30 * time.Second).WithPolling(200 * time.Millisecond).Should(Succeed())
 }
 
 func startManager(t *testing.T) {
