@@ -17,7 +17,6 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -25,17 +24,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
 	"github.com/sigwatch/sigwatch/controllers"
 	"github.com/sigwatch/sigwatch/internal/registry"
-	"github.com/sigwatch/sigwatch/internal/sharding"
-	"github.com/sigwatch/sigwatch/internal/trust"
 	"github.com/sigwatch/sigwatch/test/cosign"
 	"github.com/sigwatch/sigwatch/test/manifests"
 	testregistry "github.com/sigwatch/sigwatch/test/registry"
@@ -209,52 +202,12 @@ func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { retur
 // and registry config file given, and records its requests about Secrets.
 func startManagerAs(t *testing.T, sa rbacv1.Subject, access controllers.SecretAccess, file *registry.ConfigFile) (*manager, *secretRequests) {
 	t.Helper()
-	embedded, err := trust.Embedded()
-	if err != nil {
-		t.Fatal(err)
-	}
 	seen := &secretRequests{}
 	cfg := rest.CopyConfig(env.Config)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + sa.Namespace + ":" + sa.Name}
 	cfg.Wrap(seen.RoundTrip)
-	c := controllers.Config{
-		PublicGood:        func(context.Context) (*trust.Root, error) { return embedded, nil },
-		Registry:          registry.Options{Insecure: []string{"127.0.0.1:*"}, RequestTimeout: 5 * time.Second, MaxRetries: -1},
-		MetricsRegisterer: prometheus.NewRegistry(),
-		MaxConcurrent:     4,
-		GCGrace:           time.Hour,
-		NoMatch:           controllers.NoMatchIgnore,
-		MinRetry:          time.Second,
-		SecretAccess:      access,
-		RegistryConfig:    file,
-	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 env.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true), CacheSyncTimeout: 20 * time.Second},
-		// The manager's own options (cmd/sigwatch/manager.go).
-		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}},
-			FieldOwner: controllers.FieldOwner(sharding.Shard{})},
-		Cache: controllers.CacheOptionsFor(sharding.Shard{}, access),
-	})
-	if err != nil {
-		t.Fatalf("manager: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	reg, err := controllers.Setup(ctx, mgr, c)
-	if err != nil {
-		cancel()
-		t.Fatalf("setup: %v", err)
-	}
-	m := &manager{cancel: cancel, done: make(chan error, 1), registry: reg, metrics: c.MetricsRegisterer.(*prometheus.Registry)}
-	go func() { m.done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		select {
-		case <-ctx.Done():
-		default:
-			m.stop(t)
-		}
+	m := startManagerWith(t, cfg, 20*time.Second, func(c *controllers.Config) {
+		c.SecretAccess, c.RegistryConfig = access, file
 	})
 	return m, seen
 }

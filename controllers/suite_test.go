@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -68,6 +69,13 @@ func (m *manager) stop(t *testing.T) {
 // startManager runs the controllers against the envtest API server until the test ends.
 func startManager(t *testing.T, mutate ...func(*controllers.Config)) *manager {
 	t.Helper()
+	return startManagerWith(t, env.Config, 0, mutate...)
+}
+
+// startManagerWith runs the controllers with the REST config rc (an impersonated one, for the RBAC
+// tests) until the test ends; syncTimeout bounds the caches' first sync (0: controller-runtime's).
+func startManagerWith(t *testing.T, rc *rest.Config, syncTimeout time.Duration, mutate ...func(*controllers.Config)) *manager {
+	t.Helper()
 	embedded, err := trust.Embedded()
 	if err != nil {
 		t.Fatal(err)
@@ -84,15 +92,16 @@ func startManager(t *testing.T, mutate ...func(*controllers.Config)) *manager {
 	for _, f := range mutate {
 		f(&cfg)
 	}
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+	mgr, err := ctrl.NewManager(rc, ctrl.Options{
 		Scheme:                 env.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
+		Controller:             config.Controller{SkipNameValidation: ptr.To(true), CacheSyncTimeout: syncTimeout},
 		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}},
 			FieldOwner: controllers.FieldOwner(cfg.Shard)},
-		// The manager's own cache options: the tests see the controllers with slim cached objects.
-		Cache: controllers.CacheOptions(cfg.Shard),
+		// The manager's own cache options (cmd/sigwatch/manager.go): the tests see the controllers with
+		// slim cached objects, and Secrets only where the Secret access allows.
+		Cache: controllers.CacheOptionsFor(cfg.Shard, cfg.SecretAccess),
 	})
 	if err != nil {
 		t.Fatalf("manager: %v", err)
