@@ -76,9 +76,20 @@ func (hostileVerifier) Verify(_ context.Context, req verification.Request) *veri
 		res.Signatures = append(res.Signatures, verification.Signature{Format: sigwatchv1alpha1.SignatureFormatBundle,
 			Subject: strings.Repeat("s", 70000), Issuer: "https://" + strings.Repeat("i", 5000), KeyID: strings.Repeat("k", 300),
 			GitHubWorkflowRepository: strings.Repeat("r", 3000), GitHubWorkflowRef: "refs/" + strings.Repeat("é", 3000),
+			Claims:         hostileClaims(),
 			ManifestDigest: fmt.Sprintf("sha256:%064d", i), Reason: sigwatchv1alpha1.UntrustedSignerReason, Message: "no"})
 	}
 	return res
+}
+
+// hostileClaims sets every certificate claim, each far longer than the API allows.
+func hostileClaims() *sigwatchv1alpha1.CertificateClaims {
+	var c sigwatchv1alpha1.CertificateClaims
+	v := reflect.ValueOf(&c).Elem()
+	for i := range v.NumField() {
+		v.Field(i).SetString(strings.Repeat("\u202e", 3000))
+	}
+	return &c
 }
 
 // TestStatusStaysWithinTheCRDBounds: whatever the registry, the certificates, the pods and the
@@ -113,6 +124,9 @@ func TestStatusStaysWithinTheCRDBounds(t *testing.T) {
 	g.Expect(got.Status.Workloads).To(HaveLen(256))
 	g.Expect(got.Status.Workloads[0].Containers).To(HaveLen(64))
 	g.Expect(got.Status.LastHandledReverify).To(HavePrefix("sha256:"))
+	g.Expect(got.Status.Signatures[0].Claims).NotTo(BeNil())
+	g.Expect(len(got.Status.Signatures[0].Claims.SourceRepositoryIdentifier)).To(BeNumerically("<=", 512))
+	g.Expect(got.Status.Signatures[0].Claims.BuildSignerURI).NotTo(ContainSubstring("\u202e"), "a bidirectional override is not shown")
 	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(got)
 	g.Expect(err).NotTo(HaveOccurred())
 	res := statusValidator(t, "sigwatch.dev_signedimages.yaml").Validate(u)

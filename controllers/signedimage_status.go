@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/identity"
 	"github.com/sigwatch/sigwatch/internal/policy"
 	"github.com/sigwatch/sigwatch/internal/verification"
 )
@@ -345,6 +346,7 @@ func signatureInfos(sigs []verification.Signature) []sigwatchv1alpha1.SignatureI
 			Verdict: sigwatchv1alpha1.SignatureAccepted, Authority: truncate(s.Authority, 63),
 			Format: s.Format, Subject: truncate(s.Subject, 1024), Issuer: truncate(s.Issuer, 1024), KeyID: truncate(s.KeyID, 64),
 			GitHubWorkflowRepository: truncate(s.GitHubWorkflowRepository, 512), GitHubWorkflowRef: truncate(s.GitHubWorkflowRef, 512),
+			Claims:               cutClaims(s.Claims),
 			TransparencyLogIndex: s.TransparencyLogIndex, IntegratedTime: metaTime(s.IntegratedTime),
 			TimestampTime: metaTime(s.TimestampTime), SignatureDigest: truncate(s.ManifestDigest, 135),
 		}
@@ -354,6 +356,11 @@ func signatureInfos(sigs []verification.Signature) []sigwatchv1alpha1.SignatureI
 		out = append(out, info)
 	}
 	return out
+}
+
+// cutClaims bounds each claim to 512 characters, as the API allows.
+func cutClaims(c *sigwatchv1alpha1.CertificateClaims) *sigwatchv1alpha1.CertificateClaims {
+	return identity.Map(c, func(v string) string { return truncate(v, 512) })
 }
 
 func signerOf(sigs []verification.Signature) string {

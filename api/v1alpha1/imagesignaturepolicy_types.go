@@ -199,10 +199,131 @@ type Identity struct {
 	// +kubebuilder:validation:MaxLength=1024
 	SubjectRegExp string `json:"subjectRegExp,omitempty"`
 
-	// githubWorkflow claims, compared exactly with the Fulcio certificate extensions. Only the fields set
-	// are compared.
+	// githubWorkflow claims, compared exactly with the deprecated GitHub extensions of Fulcio
+	// certificates (OIDs 1.3.6.1.4.1.57264.1.2 to .6). Only the fields set are compared. New policies use
+	// claims, which every CI's certificates carry.
 	// +optional
 	GitHubWorkflow *GitHubWorkflowClaims `json:"githubWorkflow,omitempty"`
+
+	// claims are Fulcio certificate claims that must each equal the certificate's exactly. Only the
+	// fields set are compared, and a claim the certificate lacks does not match. The claims of a real
+	// signature are in the status of its SignedImage (status.signatures[].claims) and in the output of
+	// `sigwatch verify -o json`, in this same form: copy the ones to pin from there.
+	// +optional
+	Claims *CertificateClaims `json:"claims,omitzero"` //nolint:kubeapilinter // a pointer: absent and present are told apart in Go by nil, as everywhere in sigwatch
+
+	// claimsRegExp are Fulcio certificate claims, each a regular expression (RE2) that the whole claim
+	// must match (sigwatch anchors it), for example `sourceRepositoryRef: refs/tags/v.*`. A claim set in
+	// both claims and claimsRegExp must satisfy both.
+	// +optional
+	ClaimsRegExp *CertificateClaims `json:"claimsRegExp,omitzero"` //nolint:kubeapilinter // a pointer: absent and present are told apart in Go by nil, as everywhere in sigwatch
+}
+
+// CertificateClaims are the claims Fulcio writes into the extensions of a certificate (OIDs
+// 1.3.6.1.4.1.57264.1.9 to .22), named as sigstore-go's certificate.Extensions names them. What each one
+// holds depends on the CI: docs/policies.md shows them for GitHub Actions, GitLab CI, Buildkite and
+// CircleCI. For certificates older than these extensions, the deprecated GitHub ones (1.3.6.1.4.1.57264.1.2
+// to .6) stand in for sourceRepositoryURI, sourceRepositoryDigest, sourceRepositoryRef and buildTrigger;
+// a certificate whose deprecated and current claims disagree matches no identity.
+// +kubebuilder:validation:MinProperties=1
+type CertificateClaims struct {
+	// buildSignerURI is what signed: for GitHub Actions the workflow file of the job at its ref, which
+	// is a reusable workflow's when one was called, for example
+	// `https://github.com/yourorg/workflows/.github/workflows/build.yaml@refs/tags/v1`; for GitLab CI the
+	// pipeline configuration (OID 1.3.6.1.4.1.57264.1.9).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	BuildSignerURI string `json:"buildSignerURI,omitempty"`
+
+	// buildSignerDigest is the commit of the build instructions that signed (OID 1.3.6.1.4.1.57264.1.10).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	BuildSignerDigest string `json:"buildSignerDigest,omitempty"`
+
+	// runnerEnvironment is where the build ran: `github-hosted`, `gitlab-hosted`, `self-hosted`...
+	// (OID 1.3.6.1.4.1.57264.1.11).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	RunnerEnvironment string `json:"runnerEnvironment,omitempty"`
+
+	// sourceRepositoryURI is the repository that was built, for example `https://github.com/yourorg/yourrepo`
+	// (OID 1.3.6.1.4.1.57264.1.12). A name can be taken again once deleted: pin
+	// sourceRepositoryIdentifier too.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	SourceRepositoryURI string `json:"sourceRepositoryURI,omitempty"`
+
+	// sourceRepositoryDigest is the commit that was built (OID 1.3.6.1.4.1.57264.1.13).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	SourceRepositoryDigest string `json:"sourceRepositoryDigest,omitempty"`
+
+	// sourceRepositoryRef is the git ref that was built, for example `refs/heads/main` or `refs/tags/v1.2.0`
+	// (OID 1.3.6.1.4.1.57264.1.14).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	SourceRepositoryRef string `json:"sourceRepositoryRef,omitempty"`
+
+	// sourceRepositoryIdentifier is the CI's immutable ID of the repository, for example GitHub's
+	// numeric repository ID (OID 1.3.6.1.4.1.57264.1.15). Unlike the name, it is not given to a repository
+	// created again under a deleted one's name.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	SourceRepositoryIdentifier string `json:"sourceRepositoryIdentifier,omitempty"`
+
+	// sourceRepositoryOwnerURI is the owner of the repository, for example `https://github.com/yourorg`
+	// (OID 1.3.6.1.4.1.57264.1.16).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	SourceRepositoryOwnerURI string `json:"sourceRepositoryOwnerURI,omitempty"`
+
+	// sourceRepositoryOwnerIdentifier is the CI's immutable ID of the owner (organisation, group or
+	// user) (OID 1.3.6.1.4.1.57264.1.17). Unlike the name, it is not given to an organisation created again
+	// under a deleted one's name.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	SourceRepositoryOwnerIdentifier string `json:"sourceRepositoryOwnerIdentifier,omitempty"`
+
+	// buildConfigURI is the top-level build configuration: for GitHub Actions the workflow that ran,
+	// which called the signer's reusable workflow if there was one (OID 1.3.6.1.4.1.57264.1.18).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	BuildConfigURI string `json:"buildConfigURI,omitempty"`
+
+	// buildConfigDigest is the commit of the top-level build configuration (OID 1.3.6.1.4.1.57264.1.19).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	BuildConfigDigest string `json:"buildConfigDigest,omitempty"`
+
+	// buildTrigger is the event that started the build, for example `push` (OID 1.3.6.1.4.1.57264.1.20).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	BuildTrigger string `json:"buildTrigger,omitempty"`
+
+	// runInvocationURI is the run (job or build) that signed (OID 1.3.6.1.4.1.57264.1.21).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	RunInvocationURI string `json:"runInvocationURI,omitempty"`
+
+	// sourceRepositoryVisibilityAtSigning is `public`, `private` or `internal`, as the repository was when
+	// it was built (OID 1.3.6.1.4.1.57264.1.22).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	SourceRepositoryVisibilityAtSigning string `json:"sourceRepositoryVisibilityAtSigning,omitempty"`
 }
 
 // GitHubWorkflowClaims are the GitHub Actions claims that Fulcio copies into certificate extensions.

@@ -164,6 +164,13 @@ type SignatureInfo struct {
 	// +kubebuilder:validation:MaxLength=512
 	GitHubWorkflowRef string `json:"githubWorkflowRef,omitempty"`
 
+	// claims are the Fulcio claims of the certificate of a keyless signature (each cut at 512
+	// characters), named as an identity's claims and claimsRegExp name them, so that a policy can be
+	// written from them. Verified for an Accepted signature; what the certificate says, unverified, for a
+	// Rejected one.
+	// +optional
+	Claims *CertificateClaims `json:"claims,omitzero"` //nolint:kubeapilinter // a pointer: absent and present are told apart in Go by nil, as everywhere in sigwatch
+
 	// transparencyLogIndex is the index of the signature's transparency log entry that verification
 	// accepted (Accepted signatures only).
 	// +optional

@@ -14,6 +14,7 @@ package bundleverify
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"time"
@@ -149,7 +150,14 @@ type checks struct {
 func (c *checks) failure(b *bundle.Bundle, req *Request, rules sigconf.Rules, err error) error {
 	e := Expectation{Rules: rules, Root: req.TrustRoot, Key: c.key, Artifact: req.Artifact}
 	if c.keyless {
-		e.Identities = verify.CertificateIdentities{c.identity}
+		e.Identity = func(leaf *x509.Certificate) error {
+			summary, err := certificate.SummarizeCertificate(leaf)
+			if err != nil {
+				return fmt.Errorf("reading the certificate: %w", err)
+			}
+			_, err = verify.CertificateIdentities{c.identity}.Verify(summary)
+			return err
+		}
 	}
 	if req.ArtifactDigest != "" {
 		e.DigestAlgorithm, e.Digest, _ = ParseDigest(req.ArtifactDigest) // parsed once already by compile

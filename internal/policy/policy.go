@@ -13,10 +13,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
-	"github.com/sigstore/sigstore-go/pkg/verify"
-
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/identity"
 	"github.com/sigwatch/sigwatch/internal/imageref"
 	"github.com/sigwatch/sigwatch/internal/sigconf"
 )
@@ -58,8 +56,8 @@ type Policy struct {
 // Authority is one trusted signer.
 type Authority struct {
 	Name string
-	// Identities is set for keyless authorities. Regular expressions are anchored.
-	Identities verify.CertificateIdentities
+	// Identities is set for keyless authorities: any one suffices. Regular expressions are anchored.
+	Identities identity.Matchers
 	// Key and KeyID are set for key authorities.
 	Key   crypto.PublicKey
 	KeyID string
@@ -209,42 +207,19 @@ func (c *compiler) keyPEM(field string, k *sigwatchv1alpha1.KeyAuthority, in Inp
 	}
 }
 
-func (c *compiler) identity(field string, id sigwatchv1alpha1.Identity) (verify.CertificateIdentity, error) {
-	if (id.Issuer == "") == (id.IssuerRegExp == "") {
-		return verify.CertificateIdentity{}, c.fail(sigwatchv1alpha1.InvalidPolicyReason, field, errors.New("exactly one of issuer or issuerRegExp must be set"))
-	}
-	if (id.Subject == "") == (id.SubjectRegExp == "") {
-		return verify.CertificateIdentity{}, c.fail(sigwatchv1alpha1.InvalidPolicyReason, field, errors.New("exactly one of subject or subjectRegExp must be set"))
-	}
-	issuerRE, err := sigconf.Anchor(id.IssuerRegExp)
+func (c *compiler) identity(field string, id sigwatchv1alpha1.Identity) (*identity.Matcher, error) {
+	m, err := identity.Compile(id)
 	if err != nil {
-		return verify.CertificateIdentity{}, c.fail(sigwatchv1alpha1.InvalidPolicyReason, field+".issuerRegExp", err)
+		var fe *identity.FieldError
+		if errors.As(err, &fe) && fe.Field != "" {
+			return nil, c.fail(sigwatchv1alpha1.InvalidPolicyReason, field+"."+fe.Field, fe.Err)
+		}
+		if errors.As(err, &fe) {
+			err = fe.Err
+		}
+		return nil, c.fail(sigwatchv1alpha1.InvalidPolicyReason, field, err)
 	}
-	subjectRE, err := sigconf.Anchor(id.SubjectRegExp)
-	if err != nil {
-		return verify.CertificateIdentity{}, c.fail(sigwatchv1alpha1.InvalidPolicyReason, field+".subjectRegExp", err)
-	}
-	san, err := verify.NewSANMatcher(id.Subject, subjectRE)
-	if err != nil {
-		return verify.CertificateIdentity{}, c.fail(sigwatchv1alpha1.InvalidPolicyReason, field+".subjectRegExp", err)
-	}
-	iss, err := verify.NewIssuerMatcher(id.Issuer, issuerRE)
-	if err != nil {
-		return verify.CertificateIdentity{}, c.fail(sigwatchv1alpha1.InvalidPolicyReason, field+".issuerRegExp", err)
-	}
-	var ext certificate.Extensions
-	if gh := id.GitHubWorkflow; gh != nil {
-		ext.GithubWorkflowRepository = gh.Repository
-		ext.GithubWorkflowRef = gh.Ref
-		ext.GithubWorkflowSHA = gh.SHA
-		ext.GithubWorkflowTrigger = gh.Trigger
-		ext.GithubWorkflowName = gh.Name
-	}
-	ci, err := verify.NewCertificateIdentity(san, iss, ext)
-	if err != nil {
-		return verify.CertificateIdentity{}, c.fail(sigwatchv1alpha1.InvalidPolicyReason, field, err)
-	}
-	return ci, nil
+	return m, nil
 }
 
 func contentHash(spec sigwatchv1alpha1.ImageSignaturePolicySpec, keyPEMs []string) string {

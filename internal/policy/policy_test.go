@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/identity"
 )
 
 func pemKey(t *testing.T, key any) string {
@@ -72,14 +73,14 @@ func TestCompileKeylessAnchorsRegexps(t *testing.T) {
 	g.Expect(p.Authorities[0].TransparencyLog).To(Equal(sigwatchv1alpha1.TransparencyLogRequired))
 
 	ids := p.Authorities[0].Identities
-	_, err = ids.Verify(certificate.Summary{SubjectAlternativeName: ghSubject, Extensions: certificate.Extensions{Issuer: ghIssuer}})
+	_, err = ids.Match(identity.Claims{Subject: ghSubject, Extensions: certificate.Extensions{Issuer: ghIssuer}})
 	g.Expect(err).NotTo(HaveOccurred())
-	for _, bad := range []certificate.Summary{
-		{SubjectAlternativeName: ghSubject + "-evil", Extensions: certificate.Extensions{Issuer: ghIssuer}},
-		{SubjectAlternativeName: "x" + ghSubject, Extensions: certificate.Extensions{Issuer: ghIssuer}},
-		{SubjectAlternativeName: ghSubject, Extensions: certificate.Extensions{Issuer: ghIssuer + ".evil.com"}},
+	for _, bad := range []identity.Claims{
+		{Subject: ghSubject + "-evil", Extensions: certificate.Extensions{Issuer: ghIssuer}},
+		{Subject: "x" + ghSubject, Extensions: certificate.Extensions{Issuer: ghIssuer}},
+		{Subject: ghSubject, Extensions: certificate.Extensions{Issuer: ghIssuer + ".evil.com"}},
 	} {
-		_, err = ids.Verify(bad)
+		_, err = ids.Match(bad)
 		g.Expect(err).To(HaveOccurred(), "unanchored match must not pass: %+v", bad)
 	}
 }
@@ -91,13 +92,13 @@ func TestCompileGitHubWorkflowClaims(t *testing.T) {
 		GitHubWorkflow: &sigwatchv1alpha1.GitHubWorkflowClaims{Repository: "yourorg/app", Ref: "refs/heads/main"},
 	})), Inputs{})
 	g.Expect(err).NotTo(HaveOccurred())
-	good := certificate.Summary{SubjectAlternativeName: ghSubject, Extensions: certificate.Extensions{
+	good := identity.Claims{Subject: ghSubject, Extensions: certificate.Extensions{
 		Issuer: ghIssuer, GithubWorkflowRepository: "yourorg/app", GithubWorkflowRef: "refs/heads/main", GithubWorkflowTrigger: "push"}}
-	_, err = p.Authorities[0].Identities.Verify(good)
+	_, err = p.Authorities[0].Identities.Match(good)
 	g.Expect(err).NotTo(HaveOccurred())
 	bad := good
 	bad.GithubWorkflowRef = "refs/pull/1/merge"
-	_, err = p.Authorities[0].Identities.Verify(bad)
+	_, err = p.Authorities[0].Identities.Match(bad)
 	g.Expect(err).To(HaveOccurred())
 }
 

@@ -20,6 +20,7 @@ import (
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
 	"github.com/sigwatch/sigwatch/internal/bundleverify"
+	"github.com/sigwatch/sigwatch/internal/identity"
 	"github.com/sigwatch/sigwatch/internal/policy"
 	"github.com/sigwatch/sigwatch/internal/sigconf"
 	"github.com/sigwatch/sigwatch/internal/signatures"
@@ -142,6 +143,11 @@ func (vs *verifiers) judge(c *signatures.Candidate, digest string, p *policy.Pol
 		return o.fail(sigwatchv1alpha1.InvalidSignatureReason, "%v", err)
 	}
 	res, err := v.Verify(c.Bundle, verifyPolicy(c, digest, a))
+	if err == nil && a.Keyless() {
+		// sigstore-go verified everything but who signed: the identities are sigwatch's to match, with
+		// every claim Fulcio writes (and the regular expressions sigstore-go cannot take for them).
+		_, err = a.Identities.MatchCertificate(vc.Certificate())
+	}
 	if err != nil {
 		return o.explain(err, c, digest, a, tr, rules, vc)
 	}
@@ -163,11 +169,9 @@ func verifyPolicy(c *signatures.Candidate, digest string, a *policy.Authority) v
 		artifact = verify.WithArtifactDigest("sha256", raw)
 	}
 	if a.Keyless() {
-		opts := make([]verify.PolicyOption, 0, len(a.Identities))
-		for _, id := range a.Identities {
-			opts = append(opts, verify.WithCertificateIdentity(id))
-		}
-		return verify.NewPolicy(artifact, opts...)
+		// The identity is matched after (judge): sigstore-go still verifies the certificate's chain to a
+		// trusted CA, its validity at a verified time, and that its key made the signature.
+		return verify.NewPolicy(artifact, verify.WithoutIdentitiesUnsafe())
 	}
 	return verify.NewPolicy(artifact, verify.WithKey())
 }
@@ -186,7 +190,10 @@ func verifyPolicy(c *signatures.Candidate, digest string, a *policy.Authority) v
 // a signature from someone else's Sigstore is a TrustRootMismatch too: it is never accepted, and a
 // tampered signature is never reported as one, since 1 and 2 come first.
 func (o outcome) explain(err error, c *signatures.Candidate, digest string, a *policy.Authority, tr *trust.Root, rules sigconf.Rules, vc verify.VerificationContent) outcome {
-	e := bundleverify.Expectation{Rules: rules, Root: tr, Key: a.Key, Identities: a.Identities}
+	e := bundleverify.Expectation{Rules: rules, Root: tr, Key: a.Key}
+	if a.Keyless() {
+		e.Identity = func(leaf *x509.Certificate) error { _, err := a.Identities.MatchCertificate(leaf); return err }
+	}
 	if c.Payload != nil {
 		e.Artifact = c.Payload
 	} else {
@@ -243,8 +250,11 @@ func (o outcome) fail(reason, format string, args ...any) outcome {
 // authority's own key (cosign v3 writes the key's sha256 as a hint): then it is corrupt.
 func (o outcome) classify(err error, a *policy.Authority, hint string) outcome {
 	var noID *verify.ErrNoMatchingCertificateIdentity
+	var noMatch *identity.NoMatchError
 	var unknownCA x509.UnknownAuthorityError
 	switch {
+	case errors.As(err, &noMatch):
+		return o.fail(sigwatchv1alpha1.UntrustedSignerReason, "certificate identity not allowed by authority %s: %v", a.Name, noMatch)
 	case errors.As(err, &noID):
 		return o.fail(sigwatchv1alpha1.UntrustedSignerReason, "certificate identity not allowed by authority %s: %v", a.Name, lastLine(err))
 	case errors.As(err, &unknownCA):
@@ -317,17 +327,19 @@ func describe(c *signatures.Candidate, o outcome, keyID string, tr *trust.Root) 
 	if c.Bundle == nil {
 		return s
 	}
-	var summary *certificate.Summary
-	if o.result != nil && o.result.Signature != nil && o.result.Signature.Certificate != nil {
-		summary = o.result.Signature.Certificate
-	} else if vc, err := c.Bundle.VerificationContent(); err == nil && vc.Certificate() != nil {
-		if sum, err := certificate.SummarizeCertificate(vc.Certificate()); err == nil {
-			summary = &sum
+	var summary *identity.Claims
+	if vc, err := c.Bundle.VerificationContent(); err == nil && vc.Certificate() != nil {
+		if claims, err := identity.Read(vc.Certificate()); err == nil {
+			summary = &claims
+		} else if sum, err := certificate.SummarizeCertificate(vc.Certificate()); err == nil {
+			// Claims that disagree (never accepted): shown as the certificate has them.
+			summary = &identity.Claims{Subject: sum.SubjectAlternativeName, Extensions: sum.Extensions}
 		}
 	}
 	if summary != nil {
-		s.Subject = summary.SubjectAlternativeName
+		s.Subject = summary.Subject
 		s.Issuer = summary.Issuer
+		s.Claims = summary.API(func(v string) string { return v })
 		s.GitHubWorkflowRepository = summary.GithubWorkflowRepository
 		if s.GitHubWorkflowRepository == "" {
 			s.GitHubWorkflowRepository = strings.TrimPrefix(summary.SourceRepositoryURI, "https://github.com/")

@@ -23,10 +23,12 @@ type Signature struct {
 	KeyID                    string                           `json:"keyID,omitempty"`
 	GitHubWorkflowRepository string                           `json:"githubWorkflowRepository,omitempty"`
 	GitHubWorkflowRef        string                           `json:"githubWorkflowRef,omitempty"`
-	TransparencyLogIndex     *int64                           `json:"transparencyLogIndex,omitempty"`
-	IntegratedTime           *time.Time                       `json:"integratedTime,omitempty"`
-	TimestampTime            *time.Time                       `json:"timestampTime,omitempty"`
-	ManifestDigest           string                           `json:"signatureDigest,omitempty"`
+	// Claims are the certificate's Fulcio claims (verified only for a verified signature).
+	Claims               *sigwatchv1alpha1.CertificateClaims `json:"claims,omitempty"`
+	TransparencyLogIndex *int64                              `json:"transparencyLogIndex,omitempty"`
+	IntegratedTime       *time.Time                          `json:"integratedTime,omitempty"`
+	TimestampTime        *time.Time                          `json:"timestampTime,omitempty"`
+	ManifestDigest       string                              `json:"signatureDigest,omitempty"`
 	// TimeSource says what certified the certificate's validity (TimeSourceTlog or TimeSourceTSA).
 	TimeSource string `json:"timeSource,omitempty"`
 	// Authority is the authority it satisfied; Reason and Message say why not when it satisfied none.

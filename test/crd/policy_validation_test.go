@@ -191,6 +191,31 @@ authorities:
   - name: ci
     keyless: {identities: [{issuer: https://a, subject: s, githubWorkflow: {sha: ` + strings.Repeat("g", 40) + `}}]}`,
 			[]string{"spec.authorities[0].keyless.identities[0].githubWorkflow.sha", "should match"}},
+		{"empty claims", `images: [ghcr.io/o/**]
+authorities:
+  - name: ci
+    keyless: {identities: [{issuer: https://a, subject: s, claims: {}}]}`,
+			[]string{"spec.authorities[0].keyless.identities[0].claims", "should have at least 1 properties"}},
+		{"empty claimsRegExp", `images: [ghcr.io/o/**]
+authorities:
+  - name: ci
+    keyless: {identities: [{issuer: https://a, subject: s, claimsRegExp: {}}]}`,
+			[]string{"spec.authorities[0].keyless.identities[0].claimsRegExp", "should have at least 1 properties"}},
+		{"a misspelt claim alone is pruned, leaving claims empty", `images: [ghcr.io/o/**]
+authorities:
+  - name: ci
+    keyless: {identities: [{issuer: https://a, subject: s, claims: {sourceRepositoryId: "1"}}]}`,
+			[]string{"spec.authorities[0].keyless.identities[0].claims", "should have at least 1 properties"}},
+		{"empty claim", `images: [ghcr.io/o/**]
+authorities:
+  - name: ci
+    keyless: {identities: [{issuer: https://a, subject: s, claims: {sourceRepositoryIdentifier: ""}}]}`,
+			[]string{"spec.authorities[0].keyless.identities[0].claims.sourceRepositoryIdentifier", "at least 1 chars long"}},
+		{"claim too long", `images: [ghcr.io/o/**]
+authorities:
+  - name: ci
+    keyless: {identities: [{issuer: https://a, subject: s, claimsRegExp: {buildSignerURI: ` + strings.Repeat("a", 1025) + `}}]}`,
+			[]string{"spec.authorities[0].keyless.identities[0].claimsRegExp.buildSignerURI", "may not be more than 1024 bytes"}},
 		{"key with publicKey and secretRef", `images: [ghcr.io/o/**]
 authorities:
   - name: k
@@ -292,6 +317,18 @@ authorities:
           subjectRegExp: https://github\.com/yourorg/.+
           githubWorkflow: {repository: yourorg/yourrepo, ref: refs/heads/main, sha: 0123456789abcdef0123456789abcdef01234567, trigger: push, name: release}
 reverifyInterval: 1h30m`,
+		"every claim, exactly and as expressions": `images: [ghcr.io/yourorg/**]
+authorities:
+  - name: ci
+    keyless:
+      identities:
+        - issuer: https://token.actions.githubusercontent.com
+          subject: https://github.com/yourorg/workflows/.github/workflows/build.yaml@refs/tags/v1
+          claims: {buildSignerURI: a, buildSignerDigest: b, runnerEnvironment: c, sourceRepositoryURI: d,
+            sourceRepositoryDigest: e, sourceRepositoryRef: f, sourceRepositoryIdentifier: "1", sourceRepositoryOwnerURI: g,
+            sourceRepositoryOwnerIdentifier: "2", buildConfigURI: h, buildConfigDigest: i, buildTrigger: j,
+            runInvocationURI: k, sourceRepositoryVisibilityAtSigning: public}
+          claimsRegExp: {sourceRepositoryRef: "refs/tags/v.*", buildConfigURI: "https://github\\.com/yourorg/.+"}`,
 		"key from secret without log": `images: [registry.example.com/**]
 namespaceSelector: {matchExpressions: [{key: team, operator: In, values: [a, b]}]}
 authorities:

@@ -4,7 +4,14 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -14,6 +21,7 @@ import (
 	"github.com/sigwatch/sigwatch/internal/registry"
 	"github.com/sigwatch/sigwatch/internal/trust"
 	"github.com/sigwatch/sigwatch/internal/verification"
+	"github.com/sigwatch/sigwatch/test/envtest"
 	testregistry "github.com/sigwatch/sigwatch/test/registry"
 	"github.com/sigwatch/sigwatch/test/sigstore"
 )
@@ -86,4 +94,38 @@ func imageOf(t *testing.T, ref string) imageref.Image {
 		t.Fatal(err)
 	}
 	return img
+}
+
+// verificationRequest asks for img's verdict under p alone.
+func verificationRequest(t *testing.T, img name.Digest, p *policy.Policy) verification.Request {
+	t.Helper()
+	return verification.Request{Image: imageOf(t, img.String()), Policies: []*policy.Policy{p}}
+}
+
+var (
+	sigwatchOnce sync.Once
+	sigwatchBin  string
+	sigwatchErr  error
+)
+
+// sigwatchBinary builds the sigwatch command once for the suite.
+func sigwatchBinary(t *testing.T) string {
+	t.Helper()
+	sigwatchOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "sigwatch-e2e-")
+		if err != nil {
+			sigwatchErr = err
+			return
+		}
+		sigwatchBin = filepath.Join(dir, "sigwatch")
+		build := exec.Command("go", "build", "-o", sigwatchBin, "./cmd/sigwatch")
+		build.Dir = envtest.RepoRoot()
+		if out, err := build.CombinedOutput(); err != nil {
+			sigwatchErr = fmt.Errorf("building sigwatch: %w\n%s", err, out)
+		}
+	})
+	if sigwatchErr != nil {
+		t.Fatal(sigwatchErr)
+	}
+	return sigwatchBin
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	"sigs.k8s.io/yaml"
 
+	"github.com/sigwatch/sigwatch/internal/identity"
 	"github.com/sigwatch/sigwatch/internal/policy"
 	"github.com/sigwatch/sigwatch/test/envtest"
 	"github.com/sigwatch/sigwatch/test/image"
@@ -320,7 +321,7 @@ func samplePolicy(t *testing.T) *policy.Policy {
 }
 
 // TestSamplePolicyAcceptsExactlyTheReleaseWorkflow evaluates the sample's authorities, compiled by the
-// controllers' policy code, with sigstore-go's certificate identity matching, on the certificates of the
+// controllers' policy code, with sigwatch's certificate identity matching, on the certificates of the
 // release and of its near misses.
 func TestSamplePolicyAcceptsExactlyTheReleaseWorkflow(t *testing.T) {
 	p := samplePolicy(t)
@@ -333,7 +334,7 @@ func TestSamplePolicyAcceptsExactlyTheReleaseWorkflow(t *testing.T) {
 	accepted := 0
 	for name, s := range signers(t) {
 		t.Run(name, func(t *testing.T) {
-			_, err := auth.Identities.Verify(s.summary())
+			_, err := auth.Identities.Match(identity.Claims{Subject: s.summary().SubjectAlternativeName, Extensions: s.summary().Extensions})
 			want := isRelease(t, s)
 			if want {
 				accepted++

@@ -28,11 +28,12 @@ type SignOptions struct {
 	SignatureRepository string
 }
 
-// Sign signs image ("registry/repo@sha256:...") keyless as the GitHub workflow of claims, with the real
-// cosign: a Fulcio certificate for a token of the stack's issuer, a Rekor v2 entry and a timestamp, stored
-// as a Sigstore bundle that is an OCI referrer of the image (cosign v3's default). The registry may be
-// plain HTTP. It returns cosign's output.
-func (s *Stack) Sign(ctx context.Context, image string, claims GitHubClaims, opts SignOptions) ([]byte, error) {
+// Sign signs image ("registry/repo@sha256:...") keyless as the signer of claims (a GitHub workflow, a
+// GitLab pipeline, a service account...), with the real cosign: a Fulcio certificate for a token of the
+// stack's issuer of that provider, a Rekor v2 entry and a timestamp, stored as a Sigstore bundle that is
+// an OCI referrer of the image (cosign v3's default). The registry may be plain HTTP. It returns cosign's
+// output.
+func (s *Stack) Sign(ctx context.Context, image string, claims Claims, opts SignOptions) ([]byte, error) {
 	args := []string{"sign"}
 	keys := make([]string, 0, len(opts.Annotations))
 	for k := range opts.Annotations {
@@ -52,7 +53,7 @@ func (s *Stack) Sign(ctx context.Context, image string, claims GitHubClaims, opt
 // Attest signs an in-toto statement about image with the given predicate, keyless as the GitHub workflow
 // of claims, like Sign. predicateType is anything `cosign attest --type` accepts: a full URI, or a short
 // name such as slsaprovenance1 (https://slsa.dev/provenance/v1).
-func (s *Stack) Attest(ctx context.Context, image string, claims GitHubClaims, predicateType string, predicateJSON []byte, opts SignOptions) ([]byte, error) {
+func (s *Stack) Attest(ctx context.Context, image string, claims Claims, predicateType string, predicateJSON []byte, opts SignOptions) ([]byte, error) {
 	if len(opts.Annotations) > 0 {
 		return nil, fmt.Errorf("attesting %s: cosign attest does not take annotations", image)
 	}
@@ -72,7 +73,7 @@ func (s *Stack) Attest(ctx context.Context, image string, claims GitHubClaims, p
 
 // signOrAttest runs `cosign sign` or `cosign attest` (args) against the stack; extra adds flags that need
 // files in the invocation's directory.
-func (s *Stack) signOrAttest(ctx context.Context, image string, claims GitHubClaims, opts SignOptions, args []string,
+func (s *Stack) signOrAttest(ctx context.Context, image string, claims Claims, opts SignOptions, args []string,
 	extra func(dir string) ([]string, error)) ([]byte, error) {
 	if !strings.Contains(image, "@sha256:") {
 		return nil, fmt.Errorf("%q: sign an image by digest (registry/repo@sha256:...)", image)
@@ -80,7 +81,7 @@ func (s *Stack) signOrAttest(ctx context.Context, image string, claims GitHubCla
 	token := opts.Token
 	if token == "" {
 		var err error
-		if token, err = s.OIDC.Token(claims, opts.TokenValidity); err != nil {
+		if token, err = s.OIDC.TokenFor(claims, opts.TokenValidity); err != nil {
 			return nil, err
 		}
 	}

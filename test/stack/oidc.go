@@ -6,7 +6,6 @@ import (
 	"crypto/sha1" //nolint:gosec // a made-up commit SHA, as git's
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"net"
@@ -127,7 +126,10 @@ func StartIssuer(addr string) (*Issuer, error) {
 	}
 	i.URL = "http://" + ln.Addr().String()
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/openid-configuration", i.serveDiscovery)
+	for _, p := range Providers {
+		mux.HandleFunc("GET "+strings.TrimPrefix(i.URLFor(p), i.URL)+"/.well-known/openid-configuration",
+			func(w http.ResponseWriter, _ *http.Request) { i.serveDiscovery(w, i.URLFor(p)) })
+	}
 	mux.HandleFunc("GET /.well-known/jwks", i.serveJWKS)
 	i.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = i.srv.Serve(ln) }()
@@ -142,9 +144,18 @@ func (i *Issuer) Close() error {
 	return i.srv.Close()
 }
 
-func (i *Issuer) serveDiscovery(w http.ResponseWriter, _ *http.Request) {
+// URLFor is the issuer URL of provider's tokens: URL itself for GitHub Actions, URL/{provider} for the
+// others (each a distinct issuer, as Fulcio needs to tell their claim layouts apart).
+func (i *Issuer) URLFor(p Provider) string {
+	if p == GitHubActions {
+		return i.URL
+	}
+	return i.URL + "/" + string(p)
+}
+
+func (i *Issuer) serveDiscovery(w http.ResponseWriter, issuer string) {
 	writeJSON(w, map[string]any{
-		"issuer":                                i.URL,
+		"issuer":                                issuer,
 		"jwks_uri":                              i.URL + "/.well-known/jwks",
 		"response_types_supported":              []string{"id_token"},
 		"subject_types_supported":               []string{"public", "pairwise"},
@@ -171,14 +182,20 @@ func writeJSON(w http.ResponseWriter, v any) {
 // Token mints an ID token for claims, valid from now for validity (DefaultTokenValidity when zero). A
 // negative validity mints a token that expired -validity ago, which Fulcio must refuse.
 func (i *Issuer) Token(claims GitHubClaims, validity time.Duration) (string, error) {
-	if claims.Repository == "" || claims.JobWorkflowRef == "" {
-		return "", errors.New("minting a token: the claims need at least Repository and JobWorkflowRef (see GitHubWorkflow)")
+	return i.TokenFor(claims, validity)
+}
+
+// TokenFor mints an ID token of claims' provider, issued at URLFor(claims.Provider()), like Token.
+func (i *Issuer) TokenFor(claims Claims, validity time.Duration) (string, error) {
+	if err := claims.check(); err != nil {
+		return "", fmt.Errorf("minting a %s token: %w", claims.Provider(), err)
 	}
 	if validity == 0 {
 		validity = DefaultTokenValidity
 	}
-	if claims.Subject == "" {
-		claims.Subject = "repo:" + claims.Repository + ":ref:" + claims.Ref
+	if gh, ok := claims.(GitHubClaims); ok && gh.Subject == "" {
+		gh.Subject = "repo:" + gh.Repository + ":ref:" + gh.Ref
+		claims = gh
 	}
 	now := i.now()
 	expires := now.Add(validity)
@@ -189,7 +206,7 @@ func (i *Issuer) Token(claims GitHubClaims, validity time.Duration) (string, err
 	jti := make([]byte, 16)
 	_, _ = rand.Read(jti)
 	registered := jwt.Claims{
-		Issuer:    i.URL,
+		Issuer:    i.URLFor(claims.Provider()),
 		Audience:  jwt.Audience{Audience},
 		IssuedAt:  jwt.NewNumericDate(issued),
 		NotBefore: jwt.NewNumericDate(issued.Add(-5 * time.Second)), // tolerate a clock a little behind
@@ -198,7 +215,7 @@ func (i *Issuer) Token(claims GitHubClaims, validity time.Duration) (string, err
 	}
 	token, err := jwt.Signed(i.signer).Claims(registered).Claims(claims).Serialize()
 	if err != nil {
-		return "", fmt.Errorf("signing the token of %s: %w", claims.JobWorkflowRef, err)
+		return "", fmt.Errorf("signing the token of %s: %w", claims.CertificateIdentity(), err)
 	}
 	return token, nil
 }

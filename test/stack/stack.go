@@ -4,8 +4,10 @@
 // timestamped, and anyone verifies the workflow identity later.
 //
 // Start runs, each on free ports of 127.0.0.1:
-//   - an OIDC issuer (Issuer, in-process) that mints GitHub Actions-shaped tokens for any workflow;
-//   - Fulcio v1.8.8 with an ephemeral CA and no CT log, trusting that issuer as a "github-workflow" issuer;
+//   - an OIDC issuer (Issuer, in-process) that mints tokens shaped as each of those providers' (ci.go);
+//   - Fulcio v1.8.8 with an ephemeral CA and no CT log, trusting that issuer's URLs as GitHub Actions,
+//     GitLab CI, Buildkite, CircleCI and a Kubernetes cluster, with the public-good Fulcio's claim
+//     templates, so that certificates carry the extensions real ones do;
 //   - the Rekor v2 (rekor-tiles v2.3.0) POSIX server, whose tiles are also served read-only over HTTP;
 //   - the timestamp authority (timestamp-authority v2.1.3, in-memory signer): Rekor v2 entries carry no
 //     integrated time, so the RFC 3161 timestamp is what dates the signature within the certificate's
@@ -19,8 +21,10 @@
 // stack's directory, is killed with its process group by Stop (and by the kernel if the test process dies
 // first, on Linux), and nothing is reached beyond loopback.
 //
-// Certificates name the local issuer, Stack.OIDC.URL ("http://127.0.0.1:PORT"), as their OIDC issuer,
-// not https://token.actions.githubusercontent.com: Fulcio copies the token's iss claim.
+// Certificates name the local issuer, Stack.OIDC.URLFor(provider) ("http://127.0.0.1:PORT" for GitHub
+// Actions, "http://127.0.0.1:PORT/gitlab"...), as their OIDC issuer, not https://token.actions.githubusercontent.com
+// or https://gitlab.com: Fulcio copies the token's iss claim. Everything else in them is as the
+// public-good Fulcio writes it for that provider.
 package stack
 
 import (
@@ -255,17 +259,14 @@ func findBinaries(binDir string) (map[string]string, error) {
 	return bins, nil
 }
 
-// startFulcio runs Fulcio with an ephemeral CA, no CT log, and the stack's issuer as its only
-// github-workflow issuer.
+// startFulcio runs Fulcio with an ephemeral CA, no CT log, and the stack's issuer URLs (fulcioConfig).
 func (s *Stack) startFulcio(ctx context.Context, bin string, timeout time.Duration, add func(*process)) error {
 	dir := filepath.Join(s.Dir, "fulcio")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("creating Fulcio's directory: %w", err)
 	}
 	config := filepath.Join(dir, "config.yaml")
-	yaml := fmt.Sprintf("oidc-issuers:\n  %q:\n    issuer-url: %q\n    client-id: %q\n    type: github-workflow\n",
-		s.OIDC.URL, s.OIDC.URL, Audience)
-	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
+	if err := os.WriteFile(config, []byte(fulcioConfig(s.OIDC)), 0o600); err != nil {
 		return fmt.Errorf("writing Fulcio's configuration: %w", err)
 	}
 	p, ports, err := startService(ctx, service{
@@ -291,6 +292,26 @@ func (s *Stack) startFulcio(ctx context.Context, bin string, timeout time.Durati
 	add(p)
 	s.FulcioURL = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	return nil
+}
+
+// fulcioConfig trusts each provider's issuer URL with that provider's claim layout: the CIs as
+// "ci-provider" issuers with the public-good Fulcio's templates, the cluster as a "kubernetes" issuer.
+func fulcioConfig(oidc *Issuer) string {
+	ciProvider := map[Provider]string{GitHubActions: "github-workflow", GitLabCI: "gitlab-pipeline",
+		Buildkite: "buildkite-job", CircleCI: "circleci-job"}
+	var b strings.Builder
+	b.WriteString("oidc-issuers:\n")
+	for _, p := range Providers {
+		url := oidc.URLFor(p)
+		fmt.Fprintf(&b, "  %q:\n    issuer-url: %q\n    client-id: %q\n", url, url, Audience)
+		if name, ok := ciProvider[p]; ok {
+			fmt.Fprintf(&b, "    type: ci-provider\n    ci-provider: %s\n", name)
+		} else {
+			b.WriteString("    type: kubernetes\n")
+		}
+	}
+	b.WriteString(fulcioCIMetadata)
+	return b.String()
 }
 
 // startRekor runs the Rekor v2 POSIX server with a fresh ECDSA P-256 checkpoint key, and serves its tiles.

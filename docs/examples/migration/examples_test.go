@@ -5,11 +5,7 @@
 package migration
 
 import (
-	"bufio"
-	"bytes"
 	"os"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -17,92 +13,20 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sigwatch/sigwatch/internal/policy"
+	"github.com/sigwatch/sigwatch/test/docexample"
 )
 
 const guide = "../../migration.md"
 
-// embedMarker precedes each embedded example in the guide: <!-- example: FILE -->, then a ```yaml block.
-var embedMarker = regexp.MustCompile(`^<!-- example: ([a-z0-9.-]+\.yaml) -->$`)
-
-// embedded returns the code block that follows each marker in the guide, by file name.
-func embedded(t *testing.T) map[string]string {
-	t.Helper()
-	data, err := os.ReadFile(guide)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	line := 0
-	for sc.Scan() {
-		line++
-		m := embedMarker.FindStringSubmatch(sc.Text())
-		if m == nil {
-			continue
-		}
-		if !sc.Scan() || sc.Text() != "```yaml" {
-			t.Fatalf("%s:%d: the marker for %s must be followed by a ```yaml block", guide, line, m[1])
-		}
-		line++
-		var block strings.Builder
-		closed := false
-		for sc.Scan() {
-			line++
-			if sc.Text() == "```" {
-				closed = true
-				break
-			}
-			block.WriteString(sc.Text() + "\n")
-		}
-		if !closed {
-			t.Fatalf("%s: the block of %s is not closed", guide, m[1])
-		}
-		if _, dup := out[m[1]]; dup {
-			t.Fatalf("%s: %s is embedded twice", guide, m[1])
-		}
-		out[m[1]] = block.String()
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func exampleFiles(t *testing.T) []string {
-	t.Helper()
-	files, err := filepath.Glob("*.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) == 0 {
-		t.Fatal("no examples")
-	}
-	return files
-}
-
 // TestGuideEmbedsEveryExampleVerbatim: every example file is in the guide, as it is on disk, and the guide
 // embeds no example that does not exist.
-func TestGuideEmbedsEveryExampleVerbatim(t *testing.T) {
-	g := NewWithT(t)
-	blocks := embedded(t)
-	files := exampleFiles(t)
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		g.Expect(err).NotTo(HaveOccurred())
-		block, ok := blocks[f]
-		g.Expect(ok).To(BeTrue(), "%s is not embedded in %s (<!-- example: %s --> before a ```yaml block)", f, guide, f)
-		g.Expect(block).To(Equal(string(data)), "the block of %s in %s differs from the file", f, guide)
-	}
-	for f := range blocks {
-		g.Expect(files).To(ContainElement(f), "%s embeds %s, which is not in docs/examples/migration", guide, f)
-	}
-}
+func TestGuideEmbedsEveryExampleVerbatim(t *testing.T) { docexample.ExpectEmbeddedVerbatim(t, guide) }
 
 // TestTranslationsCompile: each translation decodes strictly (as `sigwatch verify` reads it) and compiles,
 // and has a source, and each source a translation.
 func TestTranslationsCompile(t *testing.T) {
 	g := NewWithT(t)
-	for _, f := range exampleFiles(t) {
+	for _, f := range docexample.Files(t) {
 		switch {
 		case strings.HasSuffix(f, ".sigwatch.yaml"):
 			g.Expect(strings.TrimSuffix(f, ".sigwatch.yaml")+".source.yaml").To(BeAnExistingFile(), "%s has no source", f)
@@ -129,7 +53,7 @@ func TestSourcesAreTheirKinds(t *testing.T) {
 		"policy-controller-": "policy.sigstore.dev/v1beta1 ClusterImagePolicy",
 		"kyverno-":           "kyverno.io/v1 ClusterPolicy",
 	}
-	for _, f := range exampleFiles(t) {
+	for _, f := range docexample.Files(t) {
 		if !strings.HasSuffix(f, ".source.yaml") {
 			continue
 		}
