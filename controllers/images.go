@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/sigwatch/sigwatch/internal/imageref"
+	"github.com/sigwatch/sigwatch/internal/verification"
 )
 
 // runningImage is an image digest a pod runs and the containers that run it.
@@ -93,6 +95,40 @@ func signedImageName(img imageref.Image, attempt int) string {
 		return "image-" + hash
 	}
 	return tail + "-" + hash
+}
+
+// pinnedIndexes are the digests that the specs of pods' containers running img pin, in img's repository,
+// when they are not img's digest: the image index of a multi-arch image whose runtime reports the platform
+// manifest. At most verification.MaxIndexes, sorted. A tag is never resolved.
+func pinnedIndexes(pods []corev1.Pod, img imageref.Image) []string {
+	var out []string
+	for i := range pods {
+		pod := &pods[i]
+		specs := map[string]string{}
+		for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+			for _, c := range cs {
+				specs[c.Name] = c.Image
+			}
+		}
+		for _, c := range pod.Spec.EphemeralContainers {
+			specs[c.Name] = c.Image
+		}
+		for _, statuses := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses, pod.Status.EphemeralContainerStatuses} {
+			for _, st := range statuses {
+				running, err := imageref.FromContainerStatus(st.ImageID, specs[st.Name])
+				if err != nil || st.ImageID == "" || running != img {
+					continue
+				}
+				pinned, err := imageref.Parse(specs[st.Name])
+				if err != nil || pinned.Repository != img.Repository || pinned.Digest == img.Digest || slices.Contains(out, pinned.Digest) {
+					continue
+				}
+				out = append(out, pinned.Digest)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out[:min(len(out), verification.MaxIndexes)]
 }
 
 // runsImage reports whether a pod runs the image digest in one of its containers.

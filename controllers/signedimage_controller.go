@@ -118,6 +118,8 @@ type visit struct {
 	deferred time.Duration
 	// exemptUntil is when the first exemption that applies to the image expires (zero: none expires).
 	exemptUntil time.Time
+	// indexes are the image indexes the pods' specs pin (pinnedIndexes).
+	indexes []string
 }
 
 // step is one stage of a visit; done ends the visit early.
@@ -202,6 +204,7 @@ func (r *SignedImageReconciler) gatherWorkloads(ctx context.Context, v *visit) (
 		return false, err
 	}
 	v.pods = pods
+	v.indexes = pinnedIndexes(pods, imageOf(si))
 	si.Status.Workloads = workloadsOf(ctx, r.Client, pods, imageOf(si))
 	si.Status.Summary.Workloads = workloadSummary(si.Status.Workloads)
 	return false, nil
@@ -285,10 +288,11 @@ func (r *SignedImageReconciler) exemptions(ctx context.Context) ([]policy.Exempt
 // the last verdict stands, and the visit comes back in a few seconds.
 func (r *SignedImageReconciler) verifyWhenDue(ctx context.Context, v *visit) (bool, error) {
 	si := v.si
-	if !verificationDue(si, v.matched, v.now) {
+	// The pinned indexes can change the verdict of an unsigned platform digest: a new one is looked at now.
+	if !verificationDue(si, v.matched, v.now) && slices.Equal(v.indexes, si.Status.IndexDigests) {
 		return false, nil
 	}
-	req := verification.Request{Image: imageOf(si), Policies: v.ready,
+	req := verification.Request{Image: imageOf(si), Policies: v.ready, Indexes: v.indexes,
 		Fresh: reverifyToken(si) != si.Status.LastHandledReverify}
 	var res *verification.Result
 	if len(req.Policies) == 0 && len(v.matched) > 0 {
@@ -329,6 +333,7 @@ func (r *SignedImageReconciler) verifyWhenDue(ctx context.Context, v *visit) (bo
 	setConditions(&si.Status, out, si.Generation, r.NoMatch, v.now)
 	si.Status.ObservedGeneration = si.Generation
 	si.Status.LastHandledReverify = reverifyToken(si)
+	si.Status.IndexDigests = v.indexes
 	si.Status.Summary.Policies = policySummary(si.Status.Policies)
 
 	fallback := policy.DefaultReverifyInterval

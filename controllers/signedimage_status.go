@@ -348,7 +348,7 @@ func signatureInfos(sigs []verification.Signature) []sigwatchv1alpha1.SignatureI
 			GitHubWorkflowRepository: truncate(s.GitHubWorkflowRepository, 512), GitHubWorkflowRef: truncate(s.GitHubWorkflowRef, 512),
 			Claims:               cutClaims(s.Claims),
 			TransparencyLogIndex: s.TransparencyLogIndex, IntegratedTime: metaTime(s.IntegratedTime),
-			TimestampTime: metaTime(s.TimestampTime), SignatureDigest: truncate(s.ManifestDigest, 135),
+			TimestampTime: metaTime(s.TimestampTime), SignatureDigest: truncate(s.ManifestDigest, 135), SignedDigest: s.SignedDigest,
 		}
 		if !s.Verified() {
 			info.Verdict, info.Reason, info.Authority = sigwatchv1alpha1.SignatureRejected, truncate(s.Reason, 64), ""

@@ -184,6 +184,13 @@ type SignatureInfo struct {
 	// +optional
 	TimestampTime *metav1.Time `json:"timestampTime,omitempty"` //nolint:kubeapilinter // the time a timestamp authority certified: "timestamp" is the thing, not a naming habit
 
+	// signedDigest is the digest the signature is over when it is not the image's own: the image index,
+	// pinned in the pod spec, that lists the platform manifest the runtime runs.
+	// +optional
+	// +kubebuilder:validation:MinLength=71
+	// +kubebuilder:validation:MaxLength=71
+	SignedDigest string `json:"signedDigest,omitempty"`
+
 	// signatureDigest is the digest of the manifest that holds the signature.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
@@ -296,6 +303,18 @@ type SignedImageStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=256
 	Workloads []WorkloadReference `json:"workloads,omitempty"`
+
+	// indexDigests are the digests of image indexes that the specs of the pods running the image pin
+	// (`image: REPO@sha256:INDEX`) when the runtime reports another digest: the platform manifest of a
+	// multi-arch image. When the image has no signature of its own, the signatures of one of these that
+	// lists it count (signatures[].signedDigest then names it). At most 4, sorted; a change verifies the
+	// image again.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=4
+	// +kubebuilder:validation:items:Pattern=`^sha256:[a-f0-9]{64}$`
+	// +kubebuilder:validation:items:MaxLength=71
+	IndexDigests []string `json:"indexDigests,omitempty"`
 
 	// lastVerifiedTime is when the image was last found verified.
 	// +optional

@@ -609,6 +609,11 @@ func (in *SignedImageStatus) DeepCopyInto(out *SignedImageStatus) {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
 	}
+	if in.IndexDigests != nil {
+		in, out := &in.IndexDigests, &out.IndexDigests
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.LastVerifiedTime != nil {
 		in, out := &in.LastVerifiedTime, &out.LastVerifiedTime
 		*out = (*in).DeepCopy()

@@ -42,6 +42,7 @@ type verifyFlags struct {
 	allowInsecure      bool // deprecated: --insecure-registry HOST
 	offline            bool
 	output             string
+	indexes            stringList
 	timeout            time.Duration
 	registryTimeout    time.Duration
 }
@@ -54,7 +55,8 @@ const insecureRegistryUsage = "host or host:port `PATTERN` (with * wildcards) th
 const maxPolicyFileBytes = 4 << 20
 
 const verifyUsage = `Usage: sigwatch verify --policy FILE [--policy FILE ...] [--trusted-root FILE | --offline]
-       [--insecure-registry PATTERN ...] [--timeout D] [-o text|json] IMAGE@sha256:HEX
+       [--insecure-registry PATTERN ...] [--index sha256:HEX ...] [--timeout D] [-o text|json]
+       IMAGE@sha256:HEX
 
 Verifies an image digest against ImageSignaturePolicy files, as the controllers do.
 Exit 0: verified; 1: not verified; 2: could not verify, or bad input.
@@ -70,6 +72,7 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&f.allowInsecure, "allow-insecure-registry", false, deprecatedPrefix+"use --insecure-registry HOST; reaches the image's registry over plain HTTP")
 	fs.BoolVar(&f.offline, "offline", false, "do not update the public-good trust root through TUF; use the embedded snapshot")
 	fs.StringVar(&f.output, "o", "text", "output `FORMAT`: text or json")
+	fs.Var(&f.indexes, "index", "`DIGEST` of an image index the pod spec pins, for a platform manifest IMAGE without a signature of its own: its signatures count when it lists IMAGE (repeatable, as the controllers do)")
 	fs.DurationVar(&f.timeout, "timeout", 2*time.Minute, "deadline of the whole verification")
 	fs.DurationVar(&f.registryTimeout, "registry-timeout", 20*time.Second, "timeout of one registry request")
 	setUsage(fs, verifyUsage)
@@ -99,6 +102,12 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sigwatch verify: %v\n", err)
 		printDigestHint(stderr, ref)
 		return exitUndecided
+	}
+	for _, d := range f.indexes {
+		if !imageref.ValidDigest(d) {
+			fmt.Fprintf(stderr, "sigwatch verify: --index %q: want sha256: and 64 lower-case hex characters\n", d)
+			return exitUndecided
+		}
 	}
 	if f.allowInsecure {
 		host := registryHost(img)
@@ -206,7 +215,7 @@ func verifyImage(ctx context.Context, img imageref.Image, f verifyFlags, stderr 
 		UserAgent:      "sigwatch/" + versionString(),
 	})
 	eng := verification.New(verification.Options{Registry: reg, Roots: roots, Timeout: f.timeout})
-	out.Result = eng.Verify(ctx, verification.Request{Image: img, Policies: pols})
+	out.Result = eng.Verify(ctx, verification.Request{Image: img, Policies: pols, Indexes: f.indexes})
 	return out, nil
 }
 
@@ -318,6 +327,9 @@ func printText(w io.Writer, res *verifyOutcome) {
 			kind := "signature"
 			if s.PredicateType != "" {
 				kind = "attestation " + s.PredicateType
+			}
+			if s.SignedDigest != "" {
+				kind += " (on index " + s.SignedDigest[:len("sha256:")+12] + ")"
 			}
 			signer := verification.Signer(s.Subject, s.KeyID)
 			accepted := "yes, by " + s.Authority

@@ -121,6 +121,11 @@ type Request struct {
 	// Credentials read the registry (zero: the registry client's own keychain), for example the pull
 	// secrets of the pods that run the image.
 	Credentials registry.Credentials
+	// Indexes are digests of image indexes, in the image's repository, that the specs of the pods running
+	// the digest pin (a multi-arch image whose runtime reports the platform manifest's digest): when the
+	// digest has no signature of its own, the signatures of one that lists it count. At most MaxIndexes
+	// are looked at.
+	Indexes []string
 }
 
 // session finds signatures with one request's credentials.
@@ -162,7 +167,15 @@ type cachedVerdict struct {
 // decided is an Unknown policy result with its reason. When a registry host it reads has
 // Options.MaxPerHost verifications in flight, it returns a Result with Deferred set and no verdict: at
 // once, or after waiting up to Options.HostWait for a slot of a host that answers promptly.
+//
+// When the digest has no signature for any policy and req.Indexes names image indexes, the first one that
+// lists the digest and has signatures gives the verdict (see verifyWithIndexes).
 func (e *Engine) Verify(ctx context.Context, req Request) *Result {
+	return e.verifyWithIndexes(ctx, req)
+}
+
+// verifyDigest is Verify of the digest alone.
+func (e *Engine) verifyDigest(ctx context.Context, req Request) *Result {
 	res := &Result{Image: req.Image, Time: e.opts.Clock(), Cached: len(req.Policies) > 0}
 	if !imageref.ValidDigest(req.Image.Digest) {
 		for _, p := range req.Policies {

@@ -29,6 +29,9 @@ type Signature struct {
 	IntegratedTime       *time.Time                          `json:"integratedTime,omitempty"`
 	TimestampTime        *time.Time                          `json:"timestampTime,omitempty"`
 	ManifestDigest       string                              `json:"signatureDigest,omitempty"`
+	// SignedDigest is the digest the signature is over when it is not the image's: the image index, pinned
+	// in the pod spec, that lists the running platform manifest.
+	SignedDigest string `json:"signedDigest,omitempty"`
 	// TimeSource says what certified the certificate's validity (TimeSourceTlog or TimeSourceTSA).
 	TimeSource string `json:"timeSource,omitempty"`
 	// Authority is the authority it satisfied; Reason and Message say why not when it satisfied none.

@@ -209,6 +209,46 @@ func (w *Writer) PushRandomImage(ctx context.Context, ref string) (name.Digest, 
 	return r.Digest(d.String()), nil
 }
 
+// PushRandomIndex pushes a multi-arch image to ref (as PushRandomImage): an OCI image index of one small
+// random image per platform ("linux/amd64", "linux/arm64"...), and returns the index's digest and the
+// platform manifests' digests, in the order of platforms.
+func (w *Writer) PushRandomIndex(ctx context.Context, ref string, platforms ...string) (name.Digest, []name.Digest, error) {
+	repo, tag := ref, "latest"
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		repo, tag = ref[:i], ref[i+1:]
+	}
+	r, err := w.Repository(repo)
+	if err != nil {
+		return name.Digest{}, nil, err
+	}
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	var digests []name.Digest
+	for _, p := range platforms {
+		platform, err := v1.ParsePlatform(p)
+		if err != nil {
+			return name.Digest{}, nil, err
+		}
+		img, err := random.Image(256, 1)
+		if err != nil {
+			return name.Digest{}, nil, err
+		}
+		d, err := img.Digest()
+		if err != nil {
+			return name.Digest{}, nil, err
+		}
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: platform}})
+		digests = append(digests, r.Digest(d.String()))
+	}
+	if err := remote.WriteIndex(r.Tag(tag), idx, w.options(ctx)...); err != nil {
+		return name.Digest{}, nil, fmt.Errorf("pushing %s: %w", r.Tag(tag), err)
+	}
+	d, err := idx.Digest()
+	if err != nil {
+		return name.Digest{}, nil, err
+	}
+	return r.Digest(d.String()), digests, nil
+}
+
 // SignLegacy signs img as `cosign sign --new-bundle-format=false`: it appends a simple-signing layer to
 // the sha256-<hex>.sig manifest of the signature repository. Unlike cosign, it always appends: cosign
 // skips a signature when a layer with the same payload already verifies with the same key.

@@ -26,6 +26,9 @@ type SignOptions struct {
 	// SignatureRepository, if set, is where cosign stores the bundle (COSIGN_REPOSITORY), e.g.
 	// "127.0.0.1:5000/signatures"; by default it goes to the image's own repository.
 	SignatureRepository string
+	// Recursive signs, besides an image index, every manifest it lists (cosign sign --recursive); not
+	// for Attest.
+	Recursive bool
 }
 
 // Sign signs image ("registry/repo@sha256:...") keyless as the signer of claims (a GitHub workflow, a
@@ -35,6 +38,9 @@ type SignOptions struct {
 // output.
 func (s *Stack) Sign(ctx context.Context, image string, claims Claims, opts SignOptions) ([]byte, error) {
 	args := []string{"sign"}
+	if opts.Recursive {
+		args = append(args, "--recursive")
+	}
 	keys := make([]string, 0, len(opts.Annotations))
 	for k := range opts.Annotations {
 		keys = append(keys, k)
@@ -54,8 +60,8 @@ func (s *Stack) Sign(ctx context.Context, image string, claims Claims, opts Sign
 // of claims, like Sign. predicateType is anything `cosign attest --type` accepts: a full URI, or a short
 // name such as slsaprovenance1 (https://slsa.dev/provenance/v1).
 func (s *Stack) Attest(ctx context.Context, image string, claims Claims, predicateType string, predicateJSON []byte, opts SignOptions) ([]byte, error) {
-	if len(opts.Annotations) > 0 {
-		return nil, fmt.Errorf("attesting %s: cosign attest does not take annotations", image)
+	if len(opts.Annotations) > 0 || opts.Recursive {
+		return nil, fmt.Errorf("attesting %s: Annotations and Recursive are for Sign", image)
 	}
 	predicate := func(dir string) ([]string, error) {
 		path := filepath.Join(dir, "predicate.json")
