@@ -74,8 +74,11 @@ func SetupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 
 func policyReferences(p *sigwatchv1alpha1.ImageSignaturePolicy) []string {
 	var refs []string
-	if tr := p.Spec.TrustedRoot; tr != nil {
+	if tr := p.Spec.TrustedRoot; tr != nil && tr.ConfigMapRef.Name != "" {
 		refs = append(refs, "ConfigMap/"+tr.ConfigMapRef.Namespace+"/"+tr.ConfigMapRef.Name)
+	}
+	if tr := p.Spec.TrustedRoot; tr != nil && tr.TUF != nil {
+		refs = append(refs, "ConfigMap/"+tr.TUF.RootRef.Namespace+"/"+tr.TUF.RootRef.Name)
 	}
 	for _, a := range p.Spec.Authorities {
 		if a.Key != nil && a.Key.SecretRef != nil {

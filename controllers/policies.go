@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -75,10 +77,31 @@ type PolicyStore struct {
 	// PublicGood is the public-good trust root, for policies without trustedRoot.
 	PublicGood func(ctx context.Context) (*trust.Root, error)
 
-	mu       sync.Mutex
-	compiled map[string]compiledPolicy           // by policy name (cluster-scoped)
-	roots    map[types.NamespacedName]loadedRoot // by ConfigMap
+	// TUFCacheDir keeps the metadata of the policies' TUF repositories on disk (one directory per
+	// repository and initial root); empty: in memory only.
+	TUFCacheDir string
+	// TUFRefresh is how often a policy's TUF repository is asked again (default DefaultTUFRefresh).
+	TUFRefresh time.Duration
+	// TUFMaxAge bounds how old the root a TUF repository last delivered may be and still stand in while
+	// the repository fails (0: no bound).
+	TUFMaxAge time.Duration
+
+	mu         sync.Mutex
+	compiled   map[string]compiledPolicy            // by policy name (cluster-scoped)
+	roots      map[types.NamespacedName]loadedRoot  // by ConfigMap
+	tufs       map[string]*trust.PublicGoodCache    // by mirror and initial root
+	tufInitial map[types.NamespacedName]initialRoot // initial root.json, by ConfigMap
 }
+
+type initialRoot struct {
+	resourceVersion, key, data string
+}
+
+// DefaultTUFRefresh is how often a policy's TUF repository is asked for updates.
+const DefaultTUFRefresh = time.Hour
+
+// maxTUFRepositories bounds the TUF caches the store keeps (policies rarely name more than a few).
+const maxTUFRepositories = 64
 
 type compiledPolicy struct {
 	uid        types.UID
@@ -161,6 +184,7 @@ func (s *PolicyStore) Forget(name string) {
 		if c.policy != nil && c.policy.TrustedRoot != nil {
 			used[types.NamespacedName{Namespace: c.policy.TrustedRoot.Namespace, Name: c.policy.TrustedRoot.Name}] = true
 		}
+		// TUF caches are kept: they are few (maxTUFRepositories), and their roots are costly to build again.
 	}
 	for nn := range s.roots {
 		if !used[nn] {
@@ -217,6 +241,9 @@ func (s *PolicyStore) Root(ctx context.Context, p *policy.Policy) (*trust.Root, 
 const trustedRootField = "spec.trustedRoot.configMapRef"
 
 func (s *PolicyStore) root(ctx context.Context, p *policy.Policy) (*trust.Root, error) {
+	if p.TrustedRootTUF != nil {
+		return s.tufRoot(ctx, p)
+	}
 	if p.TrustedRoot == nil {
 		r, err := s.PublicGood(ctx)
 		if err != nil {
@@ -262,5 +289,75 @@ func (s *PolicyStore) root(ctx context.Context, p *policy.Policy) (*trust.Root, 
 		s.roots = map[types.NamespacedName]loadedRoot{}
 	}
 	s.roots[nn] = loadedRoot{resourceVersion: cm.ResourceVersion, key: ref.Key, root: r}
+	return r, nil
+}
+
+const tufRootField = "spec.trustedRoot.tuf.rootRef"
+
+// tufRoot returns the trust root a policy's TUF repository delivers, through a cache per repository and
+// initial root that refreshes it every TUFRefresh and keeps the last delivered root while the repository
+// fails (reported as a fallback, up to TUFMaxAge).
+func (s *PolicyStore) tufRoot(ctx context.Context, p *policy.Policy) (*trust.Root, error) {
+	ref := p.TrustedRootTUF.RootRef
+	nn := types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
+	// The ConfigMap's metadata comes from the cache; its content is read only when it changed.
+	md := &metav1.PartialObjectMetadata{}
+	md.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
+	if err := s.Reader.Get(ctx, nn, md); err != nil {
+		return nil, readFailure(p.Name, sigwatchv1alpha1.TrustedRootUnavailableReason, tufRootField, fmt.Errorf("reading ConfigMap %s: %w", nn, err))
+	}
+	s.mu.Lock()
+	known, ok := s.tufInitial[nn]
+	s.mu.Unlock()
+	if !ok || known.resourceVersion != md.ResourceVersion || known.key != ref.Key {
+		var cm corev1.ConfigMap
+		if err := s.APIReader.Get(ctx, nn, &cm); err != nil {
+			return nil, readFailure(p.Name, sigwatchv1alpha1.TrustedRootUnavailableReason, tufRootField, fmt.Errorf("reading ConfigMap %s: %w", nn, err))
+		}
+		data, ok := cm.Data[ref.Key]
+		if !ok {
+			bin, okBin := cm.BinaryData[ref.Key]
+			if !okBin {
+				return nil, &policy.Error{Policy: p.Name, Reason: sigwatchv1alpha1.TrustedRootUnavailableReason, Field: tufRootField,
+					Err: fmt.Errorf("ConfigMap %s has no key %q", nn, ref.Key)}
+			}
+			data = string(bin)
+		}
+		known = initialRoot{resourceVersion: cm.ResourceVersion, key: ref.Key, data: data}
+		s.mu.Lock()
+		if s.tufInitial == nil || len(s.tufInitial) >= maxTUFRepositories {
+			s.tufInitial = map[types.NamespacedName]initialRoot{}
+		}
+		s.tufInitial[nn] = known
+		s.mu.Unlock()
+	}
+	initial := known.data
+	sum := sha256.Sum256([]byte(p.TrustedRootTUF.Mirror + "\x00" + initial))
+	key := hex.EncodeToString(sum[:])
+	s.mu.Lock()
+	c, ok := s.tufs[key]
+	if !ok {
+		if s.tufs == nil || len(s.tufs) >= maxTUFRepositories {
+			s.tufs = map[string]*trust.PublicGoodCache{}
+		}
+		opts := trust.TUFOptions{Mirror: p.TrustedRootTUF.Mirror, Root: []byte(initial)}
+		if s.TUFCacheDir != "" {
+			opts.CacheDir = filepath.Join(s.TUFCacheDir, key[:16])
+		}
+		refresh := s.TUFRefresh
+		if refresh <= 0 {
+			refresh = DefaultTUFRefresh
+		}
+		c = &trust.PublicGoodCache{Name: trust.SourceOfTUF(opts.Mirror), Refresh: refresh, FallbackRetry: min(refresh, trust.DefaultFallbackRetry),
+			MaxAge: s.TUFMaxAge, Loader: func(ctx context.Context) (*trust.Root, error) { return trust.FromTUF(ctx, opts) }}
+		s.tufs[key] = c
+	}
+	s.mu.Unlock()
+	r, err := c.Get(ctx)
+	if err != nil {
+		// It may pass by itself (the repository answers again): retried, and said as a trust root problem.
+		return nil, &transientError{err: fmt.Errorf("policy %s: the trust root of TUF repository %s: %w", p.Name, p.TrustedRootTUF.Mirror, err),
+			reason: sigwatchv1alpha1.TrustedRootUnavailableReason}
+	}
 	return r, nil
 }

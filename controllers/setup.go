@@ -22,6 +22,11 @@ type Config struct {
 	PublicGood func(ctx context.Context) (*trust.Root, error)
 	// PublicGoodStatus, if set, describes it for the metrics (fallback, age).
 	PublicGoodStatus func() trust.PublicGoodStatus
+	// TUFCacheDir, TUFRefresh and TUFMaxAge configure the policies' own TUF repositories
+	// (spec.trustedRoot.tuf): see PolicyStore.
+	TUFCacheDir string
+	TUFRefresh  time.Duration
+	TUFMaxAge   time.Duration
 	// Registry configures registry access (Observer is set to the metrics).
 	Registry registry.Options
 	// Keychain is used after the pods' pull secrets (nil: none).
@@ -97,7 +102,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, c Config) (*registry.Client, e
 	// Every read of a Secret goes through the gate: one the mode leaves out is refused before the cache
 	// (which would wait for ever on a watch RBAC forbids) or the API server is asked.
 	store := &PolicyStore{Reader: secretGate{mgr.GetCache(), c.SecretAccess}, APIReader: secretGate{mgr.GetAPIReader(), c.SecretAccess},
-		PublicGood: c.PublicGood}
+		PublicGood: c.PublicGood, TUFCacheDir: c.TUFCacheDir, TUFRefresh: c.TUFRefresh, TUFMaxAge: c.TUFMaxAge}
 	if c.Clock == nil {
 		c.Clock = clock.RealClock{}
 	}

@@ -444,11 +444,61 @@ type Attestation struct {
 	Conditions []string `json:"conditions,omitempty"` //nolint:kubeapilinter // CEL conditions on the predicate, not metav1.Conditions; renaming would break every policy
 }
 
-// TrustedRootSource says where a Sigstore trusted_root.json comes from.
+// TrustedRootSource says where a Sigstore trusted_root.json comes from: exactly one of configMapRef (the
+// file itself) or tuf (a TUF repository that publishes it, as the public-good Sigstore does).
+// +kubebuilder:validation:XValidation:rule="(has(self.configMapRef)?1:0)+(has(self.tuf)?1:0)==1",message="exactly one of configMapRef or tuf must be set"
 type TrustedRootSource struct {
 	// configMapRef names the ConfigMap key that holds the trusted_root.json.
+	// +optional
+	ConfigMapRef ConfigMapKeyReference `json:"configMapRef,omitzero"` //nolint:kubeapilinter // one of configMapRef or tuf (CEL); a value, as it was when it was the only source, omitted when zero
+
+	// tuf is a TUF repository that publishes the trusted_root.json of a private Sigstore (the target
+	// `trusted_root.json`, as sigstore-go's TUF client reads it). sigwatch refreshes it hourly, follows
+	// the repository's root rotations, keeps it on disk, and refuses metadata that does not verify (an
+	// expired or tampered timestamp, snapshot or targets). When the repository cannot be read or refuses
+	// to verify, the root it last delivered stays in use, reported as a fallback (the policy's Ready
+	// reason TrustRootFallback, with why), up to the manager's --max-trust-root-age.
+	// +optional
+	TUF *TUFSource `json:"tuf,omitzero"` //nolint:kubeapilinter // a pointer: absent and present are told apart in Go by nil, as everywhere in sigwatch
+}
+
+// TUFSource is a TUF repository and the root.json it is first trusted with.
+type TUFSource struct {
+	// mirror is the repository's URL: its metadata is at MIRROR/N.root.json, MIRROR/timestamp.json and
+	// so on, its targets under MIRROR/targets/.
 	// +required
-	ConfigMapRef ConfigMapKeyReference `json:"configMapRef,omitzero"`
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (self.startsWith('https://') || self.startsWith('http://'))",message="mirror must be an http(s) URL"
+	Mirror string `json:"mirror,omitempty"`
+
+	// rootRef names the ConfigMap key that holds the repository's initial root.json, distributed out of
+	// band. Later roots are followed through the repository's own rotations, each signed by the one
+	// before.
+	// +required
+	RootRef TUFRootReference `json:"rootRef,omitzero"`
+}
+
+// TUFRootReference names the ConfigMap key of a TUF root.json.
+type TUFRootReference struct {
+	// name of the ConfigMap.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name,omitempty"`
+
+	// namespace of the ConfigMap.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace,omitempty"`
+
+	// key in the ConfigMap's data; `root.json` by default.
+	// +optional
+	// +kubebuilder:default="root.json"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key,omitempty"`
 }
 
 // ConfigMapKeyReference names one key of a ConfigMap.

@@ -37,18 +37,21 @@ import (
 
 // ManagerOptions are the manager's settings (its flags).
 type ManagerOptions struct {
-	MetricsAddr          string
-	SecureMetrics        bool
-	ProbeAddr            string
-	LeaderElection       bool
-	LeaderElectionNS     string
-	MaxConcurrent        int
-	MaxPerRegistry       int
-	GCGrace              time.Duration
-	NoMatchPolicy        string
-	InsecureRegistries   []string
-	OfflineTrustRoot     bool
-	TUFCacheDir          string
+	MetricsAddr        string
+	SecureMetrics      bool
+	ProbeAddr          string
+	LeaderElection     bool
+	LeaderElectionNS   string
+	MaxConcurrent      int
+	MaxPerRegistry     int
+	GCGrace            time.Duration
+	NoMatchPolicy      string
+	InsecureRegistries []string
+	OfflineTrustRoot   bool
+	TUFCacheDir        string
+	// TUFMirror and TUFRoot name a private Sigstore's TUF repository (its URL and a file with its initial
+	// root.json), which then gives the default trust root instead of the public-good one.
+	TUFMirror, TUFRoot   string
 	KubeConfig           string
 	RegistryTimeout      time.Duration
 	VerificationDeadline time.Duration
@@ -100,7 +103,9 @@ func (o *ManagerOptions) bind(fs *flag.FlagSet) {
 	})
 	fs.BoolVar(&o.OfflineTrustRoot, "offline-trust-root", false, "use the embedded public-good trust root, without TUF")
 	fs.StringVar(&o.KubeConfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, or $KUBECONFIG, or ~/.kube/config)")
-	fs.StringVar(&o.TUFCacheDir, "tuf-cache-dir", "", "TUF cache directory (default $HOME/.sigstore/root)")
+	fs.StringVar(&o.TUFCacheDir, "tuf-cache-dir", "", "TUF cache directory (default $HOME/.sigstore/root); the policies' own TUF repositories are kept under it too")
+	fs.StringVar(&o.TUFMirror, "tuf-mirror", "", "`URL` of a private Sigstore's TUF repository whose trusted_root.json is the default trust root, instead of the public-good one (with --tuf-root; --offline-trust-root then has no effect)")
+	fs.StringVar(&o.TUFRoot, "tuf-root", "", "`FILE` with the initial root.json of --tuf-mirror")
 	fs.DurationVar(&o.RegistryTimeout, "registry-timeout", 20*time.Second, "timeout of one registry request")
 	fs.DurationVar(&o.VerificationDeadline, "verification-timeout", time.Minute, "deadline of one image verification")
 	fs.DurationVar(&o.MaxTrustRootAge, "max-trust-root-age", 0, "oldest public-good trust root used when TUF cannot deliver a current one: the last root TUF delivered counts from then, the embedded snapshot from its date; older fails verification as TrustedRootUnavailable (0: no bound; not applied with --offline-trust-root)")
@@ -174,6 +179,10 @@ func (o *ManagerOptions) validate() error {
 	if o.MaxTrustRootAge < 0 {
 		return errors.New("--max-trust-root-age must not be negative")
 	}
+	if (o.TUFMirror == "") != (o.TUFRoot == "") {
+		return errors.New("--tuf-mirror and --tuf-root go together")
+	}
+
 	if o.PodWorkers < 1 {
 		return errors.New("--pod-workers must be at least 1")
 	}
@@ -302,8 +311,21 @@ func RunManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) error {
 		Options: trust.PublicGoodOptions{Offline: o.OfflineTrustRoot, CacheDir: o.TUFCacheDir},
 		MaxAge:  o.MaxTrustRootAge,
 		Warn: func(err error) {
-			logger.Error(err, "public-good trust root: TUF failed, an older root stands in (sigwatch_trust_root_fallback is 1)")
+			logger.Error(err, "default trust root: TUF failed, an older root stands in (sigwatch_trust_root_fallback is 1)")
 		},
+	}
+	if o.TUFMirror != "" {
+		initial, err := os.ReadFile(o.TUFRoot)
+		if err != nil {
+			return fmt.Errorf("--tuf-root: %w", err)
+		}
+		opts := trust.TUFOptions{Mirror: o.TUFMirror, Root: initial, CacheDir: o.TUFCacheDir}
+		publicGood.Name = trust.SourceOfTUF(o.TUFMirror)
+		publicGood.Loader = func(ctx context.Context) (*trust.Root, error) { return trust.FromTUF(ctx, opts) }
+	}
+	policyTUFCache := ""
+	if o.TUFCacheDir != "" {
+		policyTUFCache = filepath.Join(o.TUFCacheDir, "policies")
 	}
 	cloudOpts, err := o.cloudOptions()
 	if err != nil {
@@ -324,6 +346,8 @@ func RunManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) error {
 		Keychain:         cloud,
 		PublicGood:       publicGood.Get,
 		PublicGoodStatus: publicGood.Status,
+		TUFCacheDir:      policyTUFCache,
+		TUFMaxAge:        o.MaxTrustRootAge,
 		Registry: registry.Options{
 			Insecure:       o.InsecureRegistries,
 			RequestTimeout: o.RegistryTimeout,

@@ -273,6 +273,10 @@ func cliRoots(ctx context.Context, f verifyFlags, stderr io.Writer) (verificatio
 	publicGood := &trust.PublicGoodCache{Options: trust.PublicGoodOptions{Offline: f.offline},
 		Warn: func(err error) { fmt.Fprintf(stderr, "sigwatch verify: %v; using the embedded snapshot\n", err) }}
 	return func(ctx context.Context, p *policy.Policy) (*trust.Root, error) {
+		if p.TrustedRootTUF != nil {
+			return nil, fmt.Errorf("%w: policy %s uses the trusted root of TUF repository %s; pass the root it publishes with --trusted-root",
+				trust.ErrUnavailable, p.Name, p.TrustedRootTUF.Mirror)
+		}
 		if p.TrustedRoot != nil {
 			return nil, fmt.Errorf("%w: policy %s uses the trusted root in ConfigMap %s/%s; pass it with --trusted-root",
 				trust.ErrUnavailable, p.Name, p.TrustedRoot.Namespace, p.TrustedRoot.Name)

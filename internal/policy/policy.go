@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
@@ -45,7 +46,8 @@ type Policy struct {
 	Scope
 	Authorities         []*Authority
 	Attestations        []*Attestation
-	TrustedRoot         *sigwatchv1alpha1.ConfigMapKeyReference // nil: the public-good root
+	TrustedRoot         *sigwatchv1alpha1.ConfigMapKeyReference // nil: the public-good root, or TrustedRootTUF
+	TrustedRootTUF      *TUFRoot                                // nil: the public-good root, or TrustedRoot
 	SignatureRepository string                                  // "" : beside the image
 	ReverifyInterval    time.Duration
 	// Hash identifies the policy's content (spec and resolved keys): a cached verdict is reused only for
@@ -81,8 +83,19 @@ func Compile(p *sigwatchv1alpha1.ImageSignaturePolicy, in Inputs) (*Policy, erro
 		Name:                p.Name,
 		Generation:          p.Generation,
 		TrustedRoot:         trustedRootRef(p.Spec.TrustedRoot),
+		TrustedRootTUF:      trustedRootTUF(p.Spec.TrustedRoot),
 		SignatureRepository: p.Spec.SignatureRepository,
 		ReverifyInterval:    DefaultReverifyInterval,
+	}
+	if tr := p.Spec.TrustedRoot; tr != nil {
+		if (tr.ConfigMapRef.Name != "") == (tr.TUF != nil) {
+			return nil, c.fail(sigwatchv1alpha1.InvalidPolicyReason, "spec.trustedRoot", errors.New("exactly one of configMapRef or tuf must be set"))
+		}
+		if tr.TUF != nil {
+			if u, err := url.Parse(tr.TUF.Mirror); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				return nil, c.fail(sigwatchv1alpha1.InvalidPolicyReason, "spec.trustedRoot.tuf.mirror", fmt.Errorf("%q is not an http(s) URL", tr.TUF.Mirror))
+			}
+		}
 	}
 	if len(p.Spec.Images) == 0 {
 		return nil, c.fail(sigwatchv1alpha1.InvalidPolicyReason, "spec.images", errors.New("at least one image pattern is required"))
@@ -138,8 +151,26 @@ func (c *compiler) fail(reason, field string, err error) error {
 	return &Error{Policy: c.name, Reason: reason, Field: field, Err: err}
 }
 
+// TUFRoot is a TUF repository that publishes a policy's trust root.
+type TUFRoot struct {
+	Mirror string
+	// RootRef holds the initial root.json (its Key defaulted).
+	RootRef sigwatchv1alpha1.TUFRootReference
+}
+
+func trustedRootTUF(tr *sigwatchv1alpha1.TrustedRootSource) *TUFRoot {
+	if tr == nil || tr.TUF == nil {
+		return nil
+	}
+	out := &TUFRoot{Mirror: tr.TUF.Mirror, RootRef: tr.TUF.RootRef}
+	if out.RootRef.Key == "" {
+		out.RootRef.Key = "root.json"
+	}
+	return out
+}
+
 func trustedRootRef(tr *sigwatchv1alpha1.TrustedRootSource) *sigwatchv1alpha1.ConfigMapKeyReference {
-	if tr == nil {
+	if tr == nil || tr.ConfigMapRef.Name == "" {
 		return nil
 	}
 	ref := tr.ConfigMapRef

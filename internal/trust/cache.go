@@ -36,6 +36,11 @@ type PublicGoodCache struct {
 	Warn func(err error)
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Loader, if set, loads the root instead of PublicGood: a private Sigstore's TUF repository (FromTUF),
+	// which has no snapshot to fall back to. A failure keeps the last root it delivered, bounded by
+	// MaxAge, as for the public-good root. Name then names it in messages ("public-good" when unset).
+	Loader func(ctx context.Context) (*Root, error)
+	Name   string
 
 	// load is PublicGood; tests of this package replace it. background runs a refresh (default: in a
 	// goroutine); tests run it inline.
@@ -113,16 +118,19 @@ func (c *PublicGoodCache) tooOldLocked() error {
 	if st.FallbackReason != "" {
 		why = st.FallbackReason
 	}
-	return fmt.Errorf("the public-good trust root in use (%s) is %s old, more than the %s allowed (--max-trust-root-age): %s",
-		st.Source, st.Age.Round(time.Hour), c.MaxAge, why)
+	return fmt.Errorf("the %s trust root in use (%s) is %s old, more than the %s allowed: %s",
+		c.name(), st.Source, st.Age.Round(time.Hour), c.MaxAge, why)
 }
 
 // loadLocked loads the root once. Called with c.mu held; the lock is released while TUF is asked, so
 // that Get keeps answering, and taken again to store the result.
 func (c *PublicGoodCache) loadLocked(ctx context.Context) error {
 	load := PublicGood
-	if c.load != nil {
+	switch {
+	case c.load != nil:
 		load = c.load
+	case c.Loader != nil:
+		load = func(ctx context.Context, _ PublicGoodOptions) (*Root, error) { return c.Loader(ctx) }
 	}
 	first := c.root == nil
 	if !first {
@@ -215,7 +223,15 @@ func (c *PublicGoodCache) now() time.Time {
 	return time.Now()
 }
 
-func (r *Root) isTUF() bool { return r != nil && r.Source == SourceTUF }
+// isTUF reports whether a TUF repository delivered the root (anything but the embedded snapshot).
+func (r *Root) isTUF() bool { return r != nil && r.Source != SourceEmbedded }
+
+func (c *PublicGoodCache) name() string {
+	if c.Name != "" {
+		return c.Name
+	}
+	return "public-good"
+}
 
 func (c *PublicGoodCache) retry() time.Duration {
 	if c.FallbackRetry > 0 {

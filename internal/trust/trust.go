@@ -93,6 +93,21 @@ func PublicGood(ctx context.Context, opts PublicGoodOptions) (*Root, error) {
 	if opts.CacheDir != "" {
 		tufOpts = tufOpts.WithCachePath(opts.CacheDir)
 	}
+	data, err := fetchTarget(ctx, tufOpts, timeout, "trusted_root.json")
+	if err != nil {
+		return snapshot, err
+	}
+	tr, err := FromJSON(data, SourceTUF)
+	if err != nil {
+		return snapshot, fmt.Errorf("TUF trusted_root.json unusable: %w", err)
+	}
+	return tr, nil
+}
+
+// fetchTarget updates the TUF metadata (root rotations, timestamp, snapshot, targets, each verified as
+// TUF specifies: signatures, thresholds, versions, expiry) and returns the target, hash-checked against
+// the targets metadata. ctx and timeout bound it all.
+func fetchTarget(ctx context.Context, tufOpts *tuf.Options, timeout time.Duration, target string) ([]byte, error) {
 	f := fetcher.NewDefaultFetcher()
 	f.SetHTTPClient(&http.Client{Timeout: timeout})
 	tufOpts = tufOpts.WithFetcher(f)
@@ -108,20 +123,56 @@ func PublicGood(ctx context.Context, opts PublicGoodOptions) (*Root, error) {
 			done <- result{err: err}
 			return
 		}
-		data, err := c.GetTarget("trusted_root.json")
+		data, err := c.GetTarget(target)
 		done <- result{data: data, err: err}
 	}()
 	select {
 	case r := <-done:
 		if r.err != nil {
-			return snapshot, fmt.Errorf("TUF update failed: %w", r.err)
+			return nil, fmt.Errorf("TUF update failed: %w", r.err)
 		}
-		tr, err := FromJSON(r.data, SourceTUF)
-		if err != nil {
-			return snapshot, fmt.Errorf("TUF trusted_root.json unusable: %w", err)
-		}
-		return tr, nil
+		return r.data, nil
 	case <-ctx.Done():
-		return snapshot, fmt.Errorf("TUF update timed out after %s", timeout)
+		return nil, fmt.Errorf("TUF update timed out after %s", timeout)
 	}
+}
+
+// TUFOptions name a TUF repository that publishes a Sigstore trusted_root.json: a private Sigstore's,
+// as sigstore-go's TUF client takes it.
+type TUFOptions struct {
+	// Mirror is the repository's base URL: metadata at MIRROR/N.root.json, MIRROR/timestamp.json...
+	Mirror string
+	// Root is the initial root.json the repository is first trusted with; later roots are followed
+	// through the repository's own rotations (each signed by the root before it).
+	Root []byte
+	// CacheDir keeps the metadata and the target on disk, so that a restart continues from the last
+	// verified root; empty: in memory only.
+	CacheDir string
+	// Timeout bounds the whole update (default 30s).
+	Timeout time.Duration
+}
+
+// SourceOfTUF is how a root from the TUF repository at mirror is named.
+func SourceOfTUF(mirror string) string { return "TUF " + mirror }
+
+// FromTUF loads the trusted_root.json target of a TUF repository. Unlike PublicGood there is no
+// snapshot to fall back to: the error says why the repository could not deliver.
+func FromTUF(ctx context.Context, opts TUFOptions) (*Root, error) {
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tufOpts := tuf.DefaultOptions().WithContext(ctx).WithRepositoryBaseURL(opts.Mirror).WithRoot(opts.Root)
+	if opts.CacheDir != "" {
+		tufOpts = tufOpts.WithCachePath(opts.CacheDir)
+	} else {
+		tufOpts = tufOpts.WithDisableLocalCache()
+	}
+	data, err := fetchTarget(ctx, tufOpts, timeout, "trusted_root.json")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrUnavailable, opts.Mirror, err)
+	}
+	return FromJSON(data, SourceOfTUF(opts.Mirror))
 }

@@ -42,7 +42,7 @@ func TestPublicGoodFallsBackWhenTUFIsUnreachable(t *testing.T) {
 	g.Expect(r).NotTo(BeNil())
 	g.Expect(r.Source).To(Equal(SourceEmbedded))
 	g.Expect(err).To(HaveOccurred())
-	g.Expect(err.Error()).To(ContainSubstring("TUF update failed"))
+	g.Expect(err.Error()).To(ContainSubstring("TUF update")) // failed (no network) or timed out, whichever comes first
 
 	r, err = PublicGood(context.Background(), PublicGoodOptions{Offline: true})
 	g.Expect(err).NotTo(HaveOccurred())

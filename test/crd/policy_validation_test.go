@@ -216,6 +216,26 @@ authorities:
   - name: ci
     keyless: {identities: [{issuer: https://a, subject: s, claimsRegExp: {buildSignerURI: ` + strings.Repeat("a", 1025) + `}}]}`,
 			[]string{"spec.authorities[0].keyless.identities[0].claimsRegExp.buildSignerURI", "may not be more than 1024 bytes"}},
+		{"trustedRoot with neither source", `images: [ghcr.io/o/**]
+authorities:` + keylessAuthority + `
+trustedRoot: {}`,
+			[]string{"spec.trustedRoot", "exactly one of configMapRef or tuf must be set"}},
+		{"trustedRoot with both sources", `images: [ghcr.io/o/**]
+authorities:` + keylessAuthority + `
+trustedRoot:
+  configMapRef: {name: private-sigstore, namespace: sigwatch-system}
+  tuf: {mirror: "https://tuf.example.com", rootRef: {name: private-tuf, namespace: sigwatch-system}}`,
+			[]string{"spec.trustedRoot", "exactly one of configMapRef or tuf must be set"}},
+		{"tuf mirror not an http URL", `images: [ghcr.io/o/**]
+authorities:` + keylessAuthority + `
+trustedRoot:
+  tuf: {mirror: "file:///etc/tuf", rootRef: {name: private-tuf, namespace: sigwatch-system}}`,
+			[]string{"spec.trustedRoot.tuf.mirror", "mirror must be an http(s) URL"}},
+		{"tuf without rootRef", `images: [ghcr.io/o/**]
+authorities:` + keylessAuthority + `
+trustedRoot:
+  tuf: {mirror: "https://tuf.example.com"}`,
+			[]string{"spec.trustedRoot.tuf.rootRef", "Required value"}},
 		{"key with publicKey and secretRef", `images: [ghcr.io/o/**]
 authorities:
   - name: k
@@ -329,6 +349,10 @@ authorities:
             sourceRepositoryOwnerIdentifier: "2", buildConfigURI: h, buildConfigDigest: i, buildTrigger: j,
             runInvocationURI: k, sourceRepositoryVisibilityAtSigning: public}
           claimsRegExp: {sourceRepositoryRef: "refs/tags/v.*", buildConfigURI: "https://github\\.com/yourorg/.+"}`,
+		"trust root from a TUF repository": `images: [registry.example.com/**]
+authorities:` + keylessAuthority + `
+trustedRoot:
+  tuf: {mirror: "https://tuf.sigstore.example.com", rootRef: {name: private-tuf, namespace: sigwatch-system}}`,
 		"key from secret without log": `images: [registry.example.com/**]
 namespaceSelector: {matchExpressions: [{key: team, operator: In, values: [a, b]}]}
 authorities:

@@ -93,7 +93,10 @@ func TestControllersOnRealKeylessSignatures(t *testing.T) {
 	}).WithTimeout(30 * time.Second).WithPolling(200 * time.Millisecond).Should(Succeed())
 }
 
-func startManager(t *testing.T) {
+func startManager(t *testing.T) { startManagerWith(t, nil) }
+
+// startManagerWith starts the manager with the suite's configuration, changed by configure when not nil.
+func startManagerWith(t *testing.T, configure func(*controllers.Config)) {
 	t.Helper()
 	mgr, err := ctrl.NewManager(s.env.Config, ctrl.Options{
 		Scheme:                 s.env.Scheme,
@@ -110,12 +113,16 @@ func startManager(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if _, err := controllers.Setup(ctx, mgr, controllers.Config{
+	cfg := controllers.Config{
 		PublicGood:        func(context.Context) (*trust.Root, error) { return embedded, nil },
 		Registry:          registry.Options{Insecure: []string{"127.0.0.1:*"}},
 		MetricsRegisterer: prometheus.NewRegistry(),
 		MaxConcurrent:     4, GCGrace: time.Hour, NoMatch: controllers.NoMatchIgnore,
-	}); err != nil {
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	if _, err := controllers.Setup(ctx, mgr, cfg); err != nil {
 		cancel()
 		t.Fatal(err)
 	}

@@ -119,6 +119,13 @@ config/default's: manager --leader-elect --metrics-bind-address=:8443 --health-p
 - --offline-trust-root
 {{- end }}
 {{- include "sigwatch.flag" (list "tuf-cache-dir" $m.tufCacheDir) }}
+{{- if or $m.tufMirror $m.tufRootConfigMap }}
+{{- if not (and $m.tufMirror $m.tufRootConfigMap) }}
+{{- fail "manager.tufMirror and manager.tufRootConfigMap go together" }}
+{{- end }}
+{{- include "sigwatch.flag" (list "tuf-mirror" $m.tufMirror) }}
+- --tuf-root=/etc/sigwatch/tuf-root/root.json
+{{- end }}
 {{- include "sigwatch.flag" (list "max-trust-root-age" $m.maxTrustRootAge) }}
 {{- include "sigwatch.flag" (list "registry-timeout" $m.registryTimeout) }}
 {{- include "sigwatch.flag" (list "verification-timeout" $m.verificationTimeout) }}
@@ -267,6 +274,11 @@ spec:
           mountPath: /etc/sigwatch/registry
           readOnly: true
         {{- end }}
+        {{- if .Values.manager.tufRootConfigMap }}
+        - name: tuf-root
+          mountPath: /etc/sigwatch/tuf-root
+          readOnly: true
+        {{- end }}
         {{- with .Values.extraVolumeMounts }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -292,6 +304,15 @@ spec:
       emptyDir: {}
     - name: tmp
       emptyDir: {}
+    {{- with .Values.manager.tufRootConfigMap }}
+    # --tuf-root: the initial root.json of --tuf-mirror.
+    - name: tuf-root
+      configMap:
+        name: {{ . }}
+        items:
+          - key: root.json
+            path: root.json
+    {{- end }}
     {{- with .Values.registryConfig.secretName }}
     # --registry-config: optional, so that the manager starts without it (no credentials from it).
     - name: registry-config
