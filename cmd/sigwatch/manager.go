@@ -320,6 +320,7 @@ func RunManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) error {
 			return fmt.Errorf("--tuf-root: %w", err)
 		}
 		opts := trust.TUFOptions{Mirror: o.TUFMirror, Root: initial, CacheDir: o.TUFCacheDir}
+		publicGood.Options.Offline = false // there is no snapshot to be offline with: fallbacks are said, and bounded
 		publicGood.Name = trust.SourceOfTUF(o.TUFMirror)
 		publicGood.Loader = func(ctx context.Context) (*trust.Root, error) { return trust.FromTUF(ctx, opts) }
 	}

@@ -9,6 +9,9 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 )
 
+// firstRetry is how long the error of a first load that failed stands before the next caller tries again.
+const firstRetry = 30 * time.Second
+
 // Refresh periods of PublicGoodCache.
 const (
 	// DefaultRefresh is how long a root that TUF delivered is kept.
@@ -73,6 +76,13 @@ type PublicGoodStatus struct {
 func (c *PublicGoodCache) Get(ctx context.Context) (*Root, error) {
 	c.mu.Lock()
 	if c.root == nil {
+		// A first load that failed is not tried again by every caller (a repository that is down would
+		// hold each for its timeout): its error stands until firstRetry has passed.
+		if c.lastErr != nil && c.now().Before(c.until) {
+			err := c.lastErr
+			c.mu.Unlock()
+			return nil, err
+		}
 		if err := c.loadLocked(ctx); err != nil {
 			c.mu.Unlock()
 			return nil, err
@@ -147,6 +157,7 @@ func (c *PublicGoodCache) loadLocked(ctx context.Context) error {
 	now := c.now()
 	switch {
 	case r == nil && c.root == nil:
+		c.until = now.Add(firstRetry)
 		return err
 	case r == nil, r.Source == SourceEmbedded && c.root.isTUF():
 		// Keep what we have (a broken build, or a fallback after TUF worked).

@@ -135,3 +135,28 @@ func TestTUFCacheKeepsTheLastRootWhenTheRepositoryFails(t *testing.T) {
 	_, err = c.Get(context.Background())
 	g.Expect(err).To(MatchError(ContainSubstring("more than the 48h0m0s allowed")), "bounded: too old a stand-in is refused")
 }
+
+// TestTUFCacheFirstLoadFailureIsRemembered: a repository that cannot deliver the first root is asked
+// again only after a while, not by every caller; then it is, and a root it delivers is used.
+func TestTUFCacheFirstLoadFailureIsRemembered(t *testing.T) {
+	g := NewWithT(t)
+	root := stackRoot(t)
+	repo := tufrepo.Start(t, root)
+	repo.ExpireTimestamp(t)
+	opts := TUFOptions{Mirror: repo.URL, Root: repo.InitialRoot(), Timeout: 10 * time.Second}
+	now := time.Now()
+	loads := 0
+	c := &PublicGoodCache{Name: "TUF " + repo.URL, Now: func() time.Time { return now }, background: func(f func()) { f() },
+		Loader: func(ctx context.Context) (*Root, error) { loads++; return FromTUF(ctx, opts) }}
+	for range 5 {
+		_, err := c.Get(context.Background())
+		g.Expect(err).To(MatchError(ContainSubstring("timestamp.json is expired")))
+	}
+	g.Expect(loads).To(Equal(1), "the failure stands for a while")
+	repo.Publish(t, root) // a fresh timestamp
+	now = now.Add(firstRetry)
+	r, err := c.Get(context.Background())
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(r.Version).To(Equal(versionOf(root)))
+	g.Expect(loads).To(Equal(2))
+}

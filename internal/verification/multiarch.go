@@ -3,7 +3,9 @@ package verification
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -12,6 +14,7 @@ import (
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
 	"github.com/sigwatch/sigwatch/internal/imageref"
+	"github.com/sigwatch/sigwatch/internal/policy"
 	"github.com/sigwatch/sigwatch/internal/registry"
 )
 
@@ -28,26 +31,44 @@ const maxIndexManifests = 256
 // count for it, provided the index (read by digest, so hash-checked) lists the platform digest. A tag is
 // never resolved: an index named only by tag is not looked at.
 
-// verifyWithIndexes is Verify for a request that names indexes: the digest's own verdict, unless it has no
-// signature for any policy, in which case the verdict of the first named index that lists the digest and
-// has signatures.
+// verifyWithIndexes is Verify for a request that names indexes: the digest's own verdict, except for the
+// policies under which it has no signature at all. For those, every named index that lists the digest is
+// judged, and the one that satisfies the most of them gives their verdict. An index that cannot be read
+// (the registry fails, or answers with bytes that are not the digest's, or says it does not exist although
+// a pod runs from it) leaves those policies Unknown unless another index satisfies them all.
 func (e *Engine) verifyWithIndexes(ctx context.Context, req Request) *Result {
 	res := e.verifyDigest(ctx, req)
-	if res.Deferred != "" || !unsigned(res) {
+	if res.Deferred != "" {
+		return res
+	}
+	var missing []*policy.Policy
+	at := map[string]int{} // policy name -> index in res.Policies
+	for i, pr := range res.Policies {
+		if pr.Reason == sigwatchv1alpha1.SignatureMissingReason {
+			at[pr.Policy] = i
+			for _, p := range req.Policies {
+				if p.Name == pr.Policy {
+					missing = append(missing, p)
+				}
+			}
+		}
+	}
+	if len(missing) == 0 {
 		return res
 	}
 	var notes []string
+	var best *Result
+	var bestIndex, unreadable string
+	var unreadableErr error
+	bestScore := -1
 	for _, idx := range firstIndexes(req) {
 		listed, err := e.indexLists(ctx, req, idx)
 		switch {
-		case err != nil && (registry.IsUnavailable(err) || ctx.Err() != nil):
-			// Could not verify, which is not unsigned: the verdict waits for the registry.
-			out := &Result{Image: req.Image, Time: res.Time}
-			for _, p := range req.Policies {
-				out.Policies = append(out.Policies, unknown(p.Name, sigwatchv1alpha1.RegistryUnavailableReason,
-					"%s has no signature of its own, and the image index %s pinned in the pod spec could not be read: %v", req.Image, idx, err))
+		case err != nil && indexUnreadable(ctx, err):
+			if unreadableErr == nil {
+				unreadable, unreadableErr = idx, err
 			}
-			return out
+			continue
 		case err != nil:
 			notes = append(notes, fmt.Sprintf("the image index %s pinned in the pod spec was not used: %v", idx, err))
 			continue
@@ -56,23 +77,54 @@ func (e *Engine) verifyWithIndexes(ctx context.Context, req Request) *Result {
 			continue
 		}
 		ires := e.verifyDigest(ctx, Request{Image: imageref.Image{Repository: req.Image.Repository, Digest: idx},
-			Policies: req.Policies, Fresh: req.Fresh, Credentials: req.Credentials})
+			Policies: missing, Fresh: req.Fresh, Credentials: req.Credentials})
 		if ires.Deferred != "" {
+			ires.Image = req.Image
 			return ires
 		}
 		if unsigned(ires) {
 			notes = append(notes, fmt.Sprintf("the image index %s pinned in the pod spec, which lists it, has no signature either", idx))
 			continue
 		}
-		return fromIndex(req.Image, idx, ires)
+		if score := verifiedCount(ires); score > bestScore {
+			best, bestIndex, bestScore = ires, idx, score
+		}
+	}
+	switch {
+	case best != nil && (bestScore == len(missing) || unreadableErr == nil):
+		return merge(res, at, req.Image, bestIndex, best)
+	case unreadableErr != nil:
+		// Could not verify, which is not unsigned: the verdict waits for the registry.
+		for _, p := range missing {
+			res.Policies[at[p.Name]] = unknown(p.Name, sigwatchv1alpha1.RegistryUnavailableReason,
+				"%s has no signature of its own, and the image index %s pinned in the pod spec could not be read: %v", req.Image, unreadable, unreadableErr)
+		}
+		return res
 	}
 	if len(notes) == 0 {
 		notes = append(notes, unsignedPlatformHint)
 	}
-	for i := range res.Policies {
-		res.Policies[i].Message += "; " + strings.Join(notes, "; ")
+	for _, p := range missing {
+		res.Policies[at[p.Name]].Message += "; " + strings.Join(notes, "; ")
 	}
 	return res
+}
+
+// indexUnreadable reports whether reading an index failed in a way that says nothing about the image: the
+// registry could not be read, or answered with other bytes than the digest's, or without the index that a
+// pod runs from.
+func indexUnreadable(ctx context.Context, err error) bool {
+	return registry.IsUnavailable(err) || ctx.Err() != nil || errors.Is(err, registry.ErrDigestMismatch) || errors.Is(err, registry.ErrNotFound)
+}
+
+func verifiedCount(res *Result) int {
+	n := 0
+	for _, p := range res.Policies {
+		if p.Result == sigwatchv1alpha1.PolicyVerified {
+			n++
+		}
+	}
+	return n
 }
 
 // unsignedPlatformHint ends the message of an unsigned digest that no pinned index vouches for.
@@ -127,20 +179,28 @@ func (e *Engine) indexLists(ctx context.Context, req Request, index string) (boo
 	if err != nil {
 		return false, err
 	}
-	body, mt, err := e.opts.Registry.With(req.Credentials).Manifest(ctx, repo, h, 0)
+	body, _, err := e.opts.Registry.With(req.Credentials).Manifest(ctx, repo, h, 0)
 	if err != nil {
 		return false, err
 	}
-	if mt != types.OCIImageIndex && mt != types.DockerManifestList {
-		return false, fmt.Errorf("it is a %s, not an image index", mt)
-	}
+	// What it is comes from the bytes the digest covers, never from the Content-Type header.
 	var m struct {
+		MediaType string `json:"mediaType"`
 		Manifests []struct {
 			Digest string `json:"digest"`
 		} `json:"manifests"`
+		Layers json.RawMessage `json:"layers"`
 	}
 	if err := json.Unmarshal(body, &m); err != nil {
 		return false, fmt.Errorf("parsing it: %w", err)
+	}
+	switch mt := types.MediaType(m.MediaType); {
+	case mt == types.OCIImageIndex, mt == types.DockerManifestList, mt == "" && m.Manifests != nil && m.Layers == nil:
+	default:
+		if mt == "" {
+			mt = "manifest without a media type or manifests"
+		}
+		return false, fmt.Errorf("it is a %s, not an image index", mt)
 	}
 	if len(m.Manifests) > maxIndexManifests {
 		return false, fmt.Errorf("it lists %d manifests, more than the %d sigwatch reads", len(m.Manifests), maxIndexManifests)
@@ -153,19 +213,20 @@ func (e *Engine) indexLists(ctx context.Context, req Request, index string) (boo
 	return false, nil
 }
 
-// fromIndex is the index's verdict, said of the platform digest img: each message says where the
-// signature was, and each signature carries the index's digest.
-func fromIndex(img imageref.Image, index string, ires *Result) *Result {
-	res := *ires
-	res.Image = img
-	res.Policies = append([]PolicyResult(nil), ires.Policies...)
-	for i := range res.Policies {
-		res.Policies[i].Message = fmt.Sprintf("via the image index %s pinned in the pod spec, which lists %s: %s",
-			index, img.Digest, res.Policies[i].Message)
+// merge puts the index's verdicts in res for the policies it was judged under: each message says where
+// the signature was, and each of its signatures carries the index's digest.
+func merge(res *Result, at map[string]int, img imageref.Image, index string, ires *Result) *Result {
+	for _, pr := range ires.Policies {
+		pr.Message = fmt.Sprintf("via the image index %s pinned in the pod spec, which lists %s: %s", index, img.Digest, pr.Message)
+		res.Policies[at[pr.Policy]] = pr
 	}
-	res.Signatures = append([]Signature(nil), ires.Signatures...)
-	for i := range res.Signatures {
-		res.Signatures[i].SignedDigest = index
+	for _, sg := range ires.Signatures {
+		sg.SignedDigest = index
+		res.Signatures = append(res.Signatures, sg)
 	}
-	return &res
+	res.Cached = res.Cached && ires.Cached
+	sort.SliceStable(res.Signatures, func(i, j int) bool {
+		return res.Signatures[i].Verified() && !res.Signatures[j].Verified()
+	})
+	return res
 }

@@ -540,3 +540,42 @@ func TestKeySignatureReasons(t *testing.T) {
 	pr, _ = k.verify(t, foreign, p)
 	expectFailed(t, pr, sigwatchv1alpha1.UntrustedSignerReason, "not signed by the key")
 }
+
+// TestKeylessClaims: sigstore-go verifies everything but the identity, which sigwatch matches with every
+// claim: a certificate whose claims the identity pins verifies; one claim off, pinned exactly or by an
+// expression, is UntrustedSigner naming that claim, with both values.
+func TestKeylessClaims(t *testing.T) {
+	k := newKeyless(t, true)
+	ci := sigstore.GitHubActions("yourorg/app", "release.yml", "refs/heads/main")
+	base := sigwatchv1alpha1.Identity{Issuer: ghIssuer, Subject: release}
+	cases := []struct {
+		name string
+		id   func(sigwatchv1alpha1.Identity) sigwatchv1alpha1.Identity
+		says string // "": verified
+	}{
+		{"the repository by name and ID", func(id sigwatchv1alpha1.Identity) sigwatchv1alpha1.Identity {
+			id.Claims = &sigwatchv1alpha1.CertificateClaims{SourceRepositoryURI: "https://github.com/yourorg/app", SourceRepositoryIdentifier: ci.RepositoryID}
+			id.ClaimsRegExp = &sigwatchv1alpha1.CertificateClaims{SourceRepositoryRef: "refs/heads/(main|release-.+)"}
+			return id
+		}, ""},
+		{"another repository ID", func(id sigwatchv1alpha1.Identity) sigwatchv1alpha1.Identity {
+			id.Claims = &sigwatchv1alpha1.CertificateClaims{SourceRepositoryIdentifier: "1"}
+			return id
+		}, `sourceRepositoryIdentifier must be "1", the certificate's is "` + ci.RepositoryID + `"`},
+		{"a ref the expression does not match", func(id sigwatchv1alpha1.Identity) sigwatchv1alpha1.Identity {
+			id.ClaimsRegExp = &sigwatchv1alpha1.CertificateClaims{SourceRepositoryRef: "refs/tags/v.+|refs/heads/mai"}
+			return id
+		}, `sourceRepositoryRef must match "refs/tags/v.+|refs/heads/mai", the certificate's is "refs/heads/main"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := k.push(t, "yourorg/app")
+			pr := k.signAndVerify(t, d, ci, identityPolicy(t, tc.id(base), sigwatchv1alpha1.TransparencyLogRequired))
+			if tc.says == "" {
+				NewWithT(t).Expect(pr.Result).To(Equal(sigwatchv1alpha1.PolicyVerified), pr.Message)
+				return
+			}
+			expectFailed(t, pr, sigwatchv1alpha1.UntrustedSignerReason, tc.says)
+		})
+	}
+}

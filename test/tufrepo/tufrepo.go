@@ -176,6 +176,7 @@ func (r *Repo) publishLocked(trustedRoot []byte) error {
 		r.timestamp.Signed.Version++
 	}
 	r.timestamp.Signed.Meta["snapshot.json"] = metadata.MetaFile(r.snapshot.Signed.Version)
+	r.timestamp.Signed.Expires = time.Now().Add(24 * time.Hour) // a fresh one, after an expired one too
 	return r.writeTimestamp()
 }
 
