@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+
+	"github.com/sigwatch/sigwatch/internal/policy"
 )
 
 // embedMarker precedes each embedded example in the guide: <!-- example: FILE -->, then a ```yaml block.
@@ -90,4 +92,16 @@ func ExpectEmbeddedVerbatim(t *testing.T, guide string) {
 	for f := range blocks {
 		g.Expect(files).To(ContainElement(f), "%s embeds %s, which is not beside the test", guide, f)
 	}
+}
+
+// ExpectOnePolicy checks that file holds one ImageSignaturePolicy that decodes strictly (as `sigwatch
+// verify` reads it) and compiles.
+func ExpectOnePolicy(g Gomega, file string) {
+	data, err := os.ReadFile(file)
+	g.Expect(err).NotTo(HaveOccurred())
+	policies, err := policy.Decode(data)
+	g.Expect(err).NotTo(HaveOccurred(), file)
+	g.Expect(policies).To(HaveLen(1), file)
+	_, err = policy.Compile(policies[0], policy.Inputs{})
+	g.Expect(err).NotTo(HaveOccurred(), file)
 }

@@ -4,12 +4,10 @@
 package ci
 
 import (
-	"os"
 	"testing"
 
 	. "github.com/onsi/gomega"
 
-	"github.com/sigwatch/sigwatch/internal/policy"
 	"github.com/sigwatch/sigwatch/test/docexample"
 )
 
@@ -23,12 +21,6 @@ func TestGuideEmbedsEveryExampleVerbatim(t *testing.T) { docexample.ExpectEmbedd
 func TestPoliciesCompile(t *testing.T) {
 	g := NewWithT(t)
 	for _, f := range docexample.Files(t) {
-		data, err := os.ReadFile(f)
-		g.Expect(err).NotTo(HaveOccurred())
-		policies, err := policy.Decode(data)
-		g.Expect(err).NotTo(HaveOccurred(), f)
-		g.Expect(policies).To(HaveLen(1), f)
-		_, err = policy.Compile(policies[0], policy.Inputs{})
-		g.Expect(err).NotTo(HaveOccurred(), f)
+		docexample.ExpectOnePolicy(g, f)
 	}
 }

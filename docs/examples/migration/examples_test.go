@@ -12,7 +12,6 @@ import (
 	. "github.com/onsi/gomega"
 	"sigs.k8s.io/yaml"
 
-	"github.com/sigwatch/sigwatch/internal/policy"
 	"github.com/sigwatch/sigwatch/test/docexample"
 )
 
@@ -30,13 +29,7 @@ func TestTranslationsCompile(t *testing.T) {
 		switch {
 		case strings.HasSuffix(f, ".sigwatch.yaml"):
 			g.Expect(strings.TrimSuffix(f, ".sigwatch.yaml")+".source.yaml").To(BeAnExistingFile(), "%s has no source", f)
-			data, err := os.ReadFile(f)
-			g.Expect(err).NotTo(HaveOccurred())
-			policies, err := policy.Decode(data)
-			g.Expect(err).NotTo(HaveOccurred(), f)
-			g.Expect(policies).To(HaveLen(1), f)
-			_, err = policy.Compile(policies[0], policy.Inputs{})
-			g.Expect(err).NotTo(HaveOccurred(), f)
+			docexample.ExpectOnePolicy(g, f)
 		case strings.HasSuffix(f, ".source.yaml"):
 			g.Expect(strings.TrimSuffix(f, ".source.yaml")+".sigwatch.yaml").To(BeAnExistingFile(), "%s has no translation", f)
 		default:
