@@ -25,16 +25,7 @@ type runningImage struct {
 // ephemeral containers); a container without an imageID yet counts when its spec image is pinned by
 // digest. Tags are never resolved: a container known only by tag is skipped.
 func podImages(pod *corev1.Pod) []runningImage {
-	specImages := map[string]string{}
-	for _, c := range pod.Spec.InitContainers {
-		specImages[c.Name] = c.Image
-	}
-	for _, c := range pod.Spec.Containers {
-		specImages[c.Name] = c.Image
-	}
-	for _, c := range pod.Spec.EphemeralContainers {
-		specImages[c.Name] = c.Image
-	}
+	specImages := specImagesOf(pod)
 	byImage := map[imageref.Image][]string{}
 	seen := map[string]bool{}
 	add := func(container, imageID, specImage string) {
@@ -67,6 +58,21 @@ func podImages(pod *corev1.Pod) []runningImage {
 		out = append(out, runningImage{Image: img, Containers: cs})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Image.String() < out[j].Image.String() })
+	return out
+}
+
+// specImagesOf is the spec image of each container of the pod (init, regular and ephemeral), by name.
+func specImagesOf(pod *corev1.Pod) map[string]string {
+	out := map[string]string{}
+	for _, c := range pod.Spec.InitContainers {
+		out[c.Name] = c.Image
+	}
+	for _, c := range pod.Spec.Containers {
+		out[c.Name] = c.Image
+	}
+	for _, c := range pod.Spec.EphemeralContainers {
+		out[c.Name] = c.Image
+	}
 	return out
 }
 
@@ -104,15 +110,7 @@ func pinnedIndexes(pods []corev1.Pod, img imageref.Image) []string {
 	var out []string
 	for i := range pods {
 		pod := &pods[i]
-		specs := map[string]string{}
-		for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
-			for _, c := range cs {
-				specs[c.Name] = c.Image
-			}
-		}
-		for _, c := range pod.Spec.EphemeralContainers {
-			specs[c.Name] = c.Image
-		}
+		specs := specImagesOf(pod)
 		for _, statuses := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses, pod.Status.EphemeralContainerStatuses} {
 			for _, st := range statuses {
 				running, err := imageref.FromContainerStatus(st.ImageID, specs[st.Name])

@@ -255,29 +255,19 @@ func (s *PolicyStore) root(ctx context.Context, p *policy.Policy) (*trust.Root, 
 	}
 	ref := p.TrustedRoot
 	nn := types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
-	md := &metav1.PartialObjectMetadata{}
-	md.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
-	if err := s.Reader.Get(ctx, nn, md); err != nil {
-		return nil, readFailure(p.Name, sigwatchv1alpha1.TrustedRootUnavailableReason, trustedRootField, fmt.Errorf("reading ConfigMap %s: %w", nn, err))
+	version, err := s.configMapVersion(ctx, p.Name, trustedRootField, nn)
+	if err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
-	if r, ok := s.roots[nn]; ok && r.resourceVersion == md.ResourceVersion && r.key == ref.Key {
+	if r, ok := s.roots[nn]; ok && r.resourceVersion == version && r.key == ref.Key {
 		s.mu.Unlock()
 		return r.root, nil
 	}
 	s.mu.Unlock()
-	var cm corev1.ConfigMap
-	if err := s.APIReader.Get(ctx, nn, &cm); err != nil {
-		return nil, readFailure(p.Name, sigwatchv1alpha1.TrustedRootUnavailableReason, trustedRootField, fmt.Errorf("reading ConfigMap %s: %w", nn, err))
-	}
-	data, ok := cm.Data[ref.Key]
-	if !ok {
-		bin, okBin := cm.BinaryData[ref.Key]
-		if !okBin {
-			return nil, &policy.Error{Policy: p.Name, Reason: sigwatchv1alpha1.TrustedRootUnavailableReason, Field: trustedRootField,
-				Err: fmt.Errorf("ConfigMap %s has no key %q", nn, ref.Key)}
-		}
-		data = string(bin)
+	data, version, err := s.configMapValue(ctx, p.Name, trustedRootField, nn, ref.Key)
+	if err != nil {
+		return nil, err
 	}
 	r, err := trust.FromJSON([]byte(data), fmt.Sprintf("ConfigMap %s", nn))
 	if err != nil {
@@ -288,8 +278,35 @@ func (s *PolicyStore) root(ctx context.Context, p *policy.Policy) (*trust.Root, 
 	if s.roots == nil {
 		s.roots = map[types.NamespacedName]loadedRoot{}
 	}
-	s.roots[nn] = loadedRoot{resourceVersion: cm.ResourceVersion, key: ref.Key, root: r}
+	s.roots[nn] = loadedRoot{resourceVersion: version, key: ref.Key, root: r}
 	return r, nil
+}
+
+// configMapVersion is the resource version of a ConfigMap a policy reads, from the metadata cache.
+func (s *PolicyStore) configMapVersion(ctx context.Context, policyName, field string, nn types.NamespacedName) (string, error) {
+	md := &metav1.PartialObjectMetadata{}
+	md.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
+	if err := s.Reader.Get(ctx, nn, md); err != nil {
+		return "", readFailure(policyName, sigwatchv1alpha1.TrustedRootUnavailableReason, field, fmt.Errorf("reading ConfigMap %s: %w", nn, err))
+	}
+	return md.ResourceVersion, nil
+}
+
+// configMapValue reads one key of a ConfigMap a policy reads (data or binaryData) from the API server,
+// with the ConfigMap's resource version.
+func (s *PolicyStore) configMapValue(ctx context.Context, policyName, field string, nn types.NamespacedName, key string) (string, string, error) {
+	var cm corev1.ConfigMap
+	if err := s.APIReader.Get(ctx, nn, &cm); err != nil {
+		return "", "", readFailure(policyName, sigwatchv1alpha1.TrustedRootUnavailableReason, field, fmt.Errorf("reading ConfigMap %s: %w", nn, err))
+	}
+	if data, ok := cm.Data[key]; ok {
+		return data, cm.ResourceVersion, nil
+	}
+	if bin, ok := cm.BinaryData[key]; ok {
+		return string(bin), cm.ResourceVersion, nil
+	}
+	return "", "", &policy.Error{Policy: policyName, Reason: sigwatchv1alpha1.TrustedRootUnavailableReason, Field: field,
+		Err: fmt.Errorf("ConfigMap %s has no key %q", nn, key)}
 }
 
 const tufRootField = "spec.trustedRoot.tuf.rootRef"
@@ -301,29 +318,19 @@ func (s *PolicyStore) tufRoot(ctx context.Context, p *policy.Policy) (*trust.Roo
 	ref := p.TrustedRootTUF.RootRef
 	nn := types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
 	// The ConfigMap's metadata comes from the cache; its content is read only when it changed.
-	md := &metav1.PartialObjectMetadata{}
-	md.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
-	if err := s.Reader.Get(ctx, nn, md); err != nil {
-		return nil, readFailure(p.Name, sigwatchv1alpha1.TrustedRootUnavailableReason, tufRootField, fmt.Errorf("reading ConfigMap %s: %w", nn, err))
+	version, err := s.configMapVersion(ctx, p.Name, tufRootField, nn)
+	if err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
 	known, ok := s.tufInitial[nn]
 	s.mu.Unlock()
-	if !ok || known.resourceVersion != md.ResourceVersion || known.key != ref.Key {
-		var cm corev1.ConfigMap
-		if err := s.APIReader.Get(ctx, nn, &cm); err != nil {
-			return nil, readFailure(p.Name, sigwatchv1alpha1.TrustedRootUnavailableReason, tufRootField, fmt.Errorf("reading ConfigMap %s: %w", nn, err))
+	if !ok || known.resourceVersion != version || known.key != ref.Key {
+		data, version, err := s.configMapValue(ctx, p.Name, tufRootField, nn, ref.Key)
+		if err != nil {
+			return nil, err
 		}
-		data, ok := cm.Data[ref.Key]
-		if !ok {
-			bin, okBin := cm.BinaryData[ref.Key]
-			if !okBin {
-				return nil, &policy.Error{Policy: p.Name, Reason: sigwatchv1alpha1.TrustedRootUnavailableReason, Field: tufRootField,
-					Err: fmt.Errorf("ConfigMap %s has no key %q", nn, ref.Key)}
-			}
-			data = string(bin)
-		}
-		known = initialRoot{resourceVersion: cm.ResourceVersion, key: ref.Key, data: data}
+		known = initialRoot{resourceVersion: version, key: ref.Key, data: data}
 		s.mu.Lock()
 		if s.tufInitial == nil || len(s.tufInitial) >= maxTUFRepositories {
 			s.tufInitial = map[types.NamespacedName]initialRoot{}

@@ -56,15 +56,18 @@ func (e *Engine) verifyWithIndexes(ctx context.Context, req Request) *Result {
 	if len(missing) == 0 {
 		return res
 	}
+	// The index reads have the deadline of one verification, as the digest's own reads do.
+	ictx, cancel := context.WithTimeout(ctx, e.hosts.timeout(hostOf(req.Image.Repository)))
+	defer cancel()
 	var notes []string
 	var best *Result
 	var bestIndex, unreadable string
 	var unreadableErr error
 	bestScore := -1
 	for _, idx := range firstIndexes(req) {
-		listed, err := e.indexLists(ctx, req, idx)
+		listed, err := e.indexLists(ictx, req, idx)
 		switch {
-		case err != nil && indexUnreadable(ctx, err):
+		case err != nil && indexUnreadable(ictx, err):
 			if unreadableErr == nil {
 				unreadable, unreadableErr = idx, err
 			}
