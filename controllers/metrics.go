@@ -29,6 +29,7 @@ type Metrics struct {
 	statusWrites     *prometheus.CounterVec
 	signedImages     *signedImageCollector
 	policies         *cacheGauge
+	logs             *logMetrics
 }
 
 // MetricsOption changes what NewMetrics registers.
@@ -78,6 +79,7 @@ func NewMetrics(reg prometheus.Registerer, reader client.Reader, shard sharding.
 			Help: "Status patches that failed (conflicts and deleted objects aside), by kind and API reason (Invalid: the API server rejected the status); the statuses they carried are not shown.",
 		}, []string{"kind", "reason"}),
 		signedImages: images,
+		logs:         newLogMetrics(),
 		policies: &cacheGauge{count: countPolicies(reader), desc: prometheus.NewDesc("sigwatch_imagesignaturepolicy_ready",
 			"1 for each ImageSignaturePolicy, labelled with its Ready condition status and reason.", []string{"policy", "ready", "reason"}, nil)},
 	}
@@ -88,6 +90,7 @@ func NewMetrics(reg prometheus.Registerer, reader client.Reader, shard sharding.
 	shards.WithLabelValues(strconv.Itoa(shard.Index)).Set(float64(max(1, shard.Total)))
 	collectors := []prometheus.Collector{m.verifications, m.duration, m.registryRequests, m.cacheHits, m.deferred, m.statusWrites,
 		m.signedImages, shards, buildInfo(version.Get())}
+	collectors = append(collectors, m.logs.collectors()...)
 	if shard.Counts() {
 		collectors = append(collectors, m.policies)
 	}
@@ -105,9 +108,10 @@ var knownVerdicts = map[sigwatchv1alpha1.PolicyResultType][]string{
 	sigwatchv1alpha1.PolicyVerified: {sigwatchv1alpha1.VerifiedReason},
 	sigwatchv1alpha1.PolicyFailed: {sigwatchv1alpha1.SignatureMissingReason, sigwatchv1alpha1.UntrustedSignerReason,
 		sigwatchv1alpha1.InvalidSignatureReason, sigwatchv1alpha1.TransparencyLogMissingReason,
-		sigwatchv1alpha1.AttestationMissingReason, sigwatchv1alpha1.AttestationFailedReason, sigwatchv1alpha1.TrustRootMismatchReason},
+		sigwatchv1alpha1.AttestationMissingReason, sigwatchv1alpha1.AttestationFailedReason, sigwatchv1alpha1.TrustRootMismatchReason,
+		sigwatchv1alpha1.EntryNotInLogReason, sigwatchv1alpha1.LogInconsistentReason},
 	sigwatchv1alpha1.PolicyUnknown: {sigwatchv1alpha1.RegistryUnavailableReason, sigwatchv1alpha1.TrustedRootUnavailableReason,
-		sigwatchv1alpha1.VerificationErrorReason, sigwatchv1alpha1.NoMatchingPolicyReason},
+		sigwatchv1alpha1.VerificationErrorReason, sigwatchv1alpha1.NoMatchingPolicyReason, sigwatchv1alpha1.LogUnavailableReason},
 }
 
 // initCounters makes the series whose labels are known up front exist at 0 from the start, so that

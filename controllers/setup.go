@@ -10,6 +10,7 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/sigwatch/sigwatch/internal/logmonitor"
 	"github.com/sigwatch/sigwatch/internal/registry"
 	"github.com/sigwatch/sigwatch/internal/sharding"
 	"github.com/sigwatch/sigwatch/internal/trust"
@@ -71,6 +72,14 @@ type Config struct {
 	// into one write (0: 5s).
 	PolicyReports     bool
 	PolicyReportDelay time.Duration
+	// LogURLs replaces, by checkpoint origin, where a Rekor v2 log's checkpoint and tiles are read (by
+	// default its baseUrl in the trust root).
+	LogURLs map[string]string
+	// LogInterval is how long a log's verified checkpoint is used before it is read again (0: 1m).
+	LogInterval time.Duration
+	// LogsOff turns the live transparency log checks off whatever the policies say (--transparency-log-
+	// checks=false).
+	LogsOff bool
 }
 
 // PerRegistryLimit is the bound on the verifications in flight per registry host with maxConcurrent
@@ -113,9 +122,14 @@ func Setup(ctx context.Context, mgr ctrl.Manager, c Config) (*registry.Client, e
 	if c.StateTTL == 0 {
 		c.StateTTL = 30 * time.Second
 	}
+	var logs verification.LogChecker
+	if !c.LogsOff {
+		logs = logmonitor.New(logmonitor.Options{Interval: c.LogInterval, Clock: c.Clock.Now, Observe: m.ObserveLogRequest,
+			Store: &TransparencyLogStore{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("sigwatch"), Metrics: m}})
+	}
 	engine := verification.New(verification.Options{Registry: reg, Roots: store.Root, Timeout: c.VerificationDeadline,
 		StateTTL: c.StateTTL, Clock: c.Clock.Now, MaxBytes: c.MaxSignatureBytes, MemoryBudget: c.MemoryBudget,
-		MaxPerHost: PerRegistryLimit(c.MaxConcurrent, c.MaxPerRegistry)})
+		MaxPerHost: PerRegistryLimit(c.MaxConcurrent, c.MaxPerRegistry), Logs: logs, LogURLs: c.LogURLs})
 	if err := SetupIndexes(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("registering field indexes: %w", err)
 	}

@@ -176,6 +176,7 @@ func (r *SignedImageReconciler) writeStatus(ctx context.Context, v *visit) (retr
 		return statusPatchFailed(ctx, r.Recorder, r.Metrics, "SignedImage", v.si, err)
 	}
 	r.emitEvents(ctx, v.si, v.before.Status.Conditions, v.pods)
+	r.emitLogEvents(v.si, v.before.Status.Conditions)
 	return 0, r.writeVerifiedLabel(ctx, v.si)
 }
 
@@ -331,6 +332,7 @@ func (r *SignedImageReconciler) verifyWhenDue(ctx context.Context, v *visit) (bo
 
 	out := applyResult(&si.Status, res, v.matched, v.now)
 	setConditions(&si.Status, out, si.Generation, r.NoMatch, v.now)
+	setInclusionCondition(&si.Status, res, out, si.Generation, v.now)
 	si.Status.ObservedGeneration = si.Generation
 	si.Status.LastHandledReverify = reverifyToken(si)
 	si.Status.IndexDigests = v.indexes
@@ -428,6 +430,23 @@ func (r *SignedImageReconciler) emitEvents(ctx context.Context, si *sigwatchv1al
 			truncate(fmt.Sprintf("image %s@%s: %s", si.Spec.Image, si.Status.Summary.ShortDigest, note), 1024))
 	}
 	log.FromContext(ctx).Info("verification changed", "verified", after.Status, "reason", after.Reason)
+}
+
+// emitLogEvents records a transition of InTransparencyLog: a Warning when an accepted signature's entry
+// is no longer proven in its live log (whatever the verdict, which only online: Require changes), a
+// Normal when it is again.
+func (r *SignedImageReconciler) emitLogEvents(si *sigwatchv1alpha1.SignedImage, beforeConditions []metav1.Condition) {
+	before := meta.FindStatusCondition(beforeConditions, sigwatchv1alpha1.InTransparencyLogCondition)
+	after := meta.FindStatusCondition(si.Status.Conditions, sigwatchv1alpha1.InTransparencyLogCondition)
+	if after == nil || (before != nil && before.Status == after.Status && before.Reason == after.Reason) {
+		return
+	}
+	switch {
+	case after.Status != metav1.ConditionTrue:
+		r.Recorder.Eventf(si, nil, corev1.EventTypeWarning, after.Reason, "CheckTransparencyLog", "%s", truncate(after.Message, 1024))
+	case before != nil:
+		r.Recorder.Eventf(si, nil, corev1.EventTypeNormal, after.Reason, "CheckTransparencyLog", "%s", truncate(after.Message, 1024))
+	}
 }
 
 // signedImagesOfPolicy maps a policy to the SignedImages it covered (status) or covers now (globs).

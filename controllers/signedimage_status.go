@@ -40,6 +40,8 @@ var transientReasons = map[string]bool{
 	sigwatchv1alpha1.VerificationErrorReason:      true,
 	// A grant of RBAC takes effect without any change sigwatch watches.
 	sigwatchv1alpha1.CredentialsForbiddenReason: true,
+	// A transparency log outage (transparencyLog.online: Require).
+	sigwatchv1alpha1.LogUnavailableReason: true,
 }
 
 // matchedPolicy is a policy that covers the image, ready or not.
@@ -352,10 +354,71 @@ func signatureInfos(sigs []verification.Signature) []sigwatchv1alpha1.SignatureI
 		}
 		if !s.Verified() {
 			info.Verdict, info.Reason, info.Authority = sigwatchv1alpha1.SignatureRejected, truncate(s.Reason, 64), ""
+		} else {
+			info.TransparencyLog, info.Inclusion = s.TransparencyLog, inclusionInfo(s.Inclusion)
 		}
 		out = append(out, info)
 	}
 	return out
+}
+
+func inclusionInfo(in *verification.Inclusion) *sigwatchv1alpha1.LogInclusion {
+	if in == nil {
+		return nil
+	}
+	return &sigwatchv1alpha1.LogInclusion{Result: in.Result, CheckedTime: &metav1.Time{Time: in.Checked}, Message: truncate(in.Message, 1024), TreeSize: in.TreeSize}
+}
+
+// inclusionCondition is the InTransparencyLog condition of the accepted signatures' live log checks:
+// False when a log is inconsistent or an entry is not in its log, else Unknown when a log could not be
+// read, else True; nil when no accepted signature was checked.
+func inclusionCondition(sigs []verification.Signature, generation int64, now time.Time) *metav1.Condition {
+	var checked []*verification.Inclusion
+	for _, s := range sigs {
+		if s.Verified() && s.PredicateType == "" && s.Inclusion != nil {
+			checked = append(checked, s.Inclusion)
+		}
+	}
+	if len(checked) == 0 {
+		return nil
+	}
+	c := &metav1.Condition{Type: sigwatchv1alpha1.InTransparencyLogCondition, ObservedGeneration: generation, LastTransitionTime: metav1.Time{Time: now}}
+	for _, rule := range []struct {
+		result sigwatchv1alpha1.LogInclusionResult
+		status metav1.ConditionStatus
+		reason string
+	}{
+		{sigwatchv1alpha1.LogInclusionInconsistent, metav1.ConditionFalse, sigwatchv1alpha1.LogInconsistentReason},
+		{sigwatchv1alpha1.LogInclusionNotInLog, metav1.ConditionFalse, sigwatchv1alpha1.EntryNotInLogReason},
+		{sigwatchv1alpha1.LogInclusionUnavailable, metav1.ConditionUnknown, sigwatchv1alpha1.LogUnavailableReason},
+	} {
+		for _, in := range checked {
+			if in.Result == rule.result {
+				c.Status, c.Reason, c.Message = rule.status, rule.reason, truncate(in.Message, 32768)
+				return c
+			}
+		}
+	}
+	in := checked[0]
+	c.Status, c.Reason = metav1.ConditionTrue, sigwatchv1alpha1.EntryInLogReason
+	c.Message = fmt.Sprintf("%s, %s", in.Message, in.Checked.UTC().Format(time.RFC3339))
+	if len(checked) > 1 {
+		c.Message += fmt.Sprintf(" (and %d more entries)", len(checked)-1)
+	}
+	return c
+}
+
+// setInclusionCondition writes the InTransparencyLog condition of a verification: as the live checks
+// say, removed when a verdict was reached without any, and kept as it was when the verification could not
+// decide for another reason (the last good result stands).
+func setInclusionCondition(st *sigwatchv1alpha1.SignedImageStatus, res *verification.Result, v verdict, generation int64, now time.Time) {
+	c := inclusionCondition(res.Signatures, generation, now)
+	switch {
+	case c != nil:
+		meta.SetStatusCondition(&st.Conditions, *c)
+	case v.status != metav1.ConditionUnknown || v.reason == sigwatchv1alpha1.NoMatchingPolicyReason || v.reason == sigwatchv1alpha1.ExemptReason:
+		meta.RemoveStatusCondition(&st.Conditions, sigwatchv1alpha1.InTransparencyLogCondition)
+	}
 }
 
 // cutClaims bounds each claim to 512 characters, as the API allows.

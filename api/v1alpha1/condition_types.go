@@ -19,6 +19,43 @@ const (
 	// not ready, or no policy covers it under --no-match-policy=warn), so kstatus reports Failed rather
 	// than InProgress.
 	StalledCondition = "Stalled"
+
+	// InTransparencyLogCondition on a SignedImage says how the live transparency log check of its
+	// accepted signatures went (policies whose transparencyLog.online is not Off): True when every entry
+	// was proven in the log's current, consistent tree (the message names the log, the entry index, the
+	// tree size and when); False (EntryNotInLog, LogInconsistent); Unknown (LogUnavailable). Absent
+	// when no accepted signature has an entry to check.
+	InTransparencyLogCondition = "InTransparencyLog"
+
+	// ConsistentCondition on a TransparencyLog is True while every checkpoint sigwatch read of the log is
+	// consistent with the last one it verified, and False (LogInconsistent) once two signed checkpoints
+	// disagree: a split view, a fork or a rollback, an incident for everyone who trusts the log.
+	ConsistentCondition = "Consistent"
+)
+
+// Reasons of the live transparency log check (InTransparencyLog, and Verified under online: Require).
+const (
+	// EntryInLogReason (InTransparencyLog=True): every entry checked is in the log's current tree, and
+	// that tree is consistent with every checkpoint verified before.
+	EntryInLogReason = "EntryInLog"
+
+	// EntryNotInLogReason (False): the log's current signed tree does not hold the signature's entry at
+	// its index (another entry is there, or the tree is smaller than the index).
+	EntryNotInLogReason = "EntryNotInLog"
+
+	// LogInconsistentReason (False): the log showed a checkpoint that is not consistent with one
+	// verified before (a fork, a split view or a rollback); the TransparencyLog keeps both as evidence.
+	LogInconsistentReason = "LogInconsistent"
+
+	// LogUnavailableReason (Unknown): the log's checkpoint or tiles could not be read, or its checkpoint
+	// does not verify with the log's key. Under Monitor the verdict is unchanged; under Require the image
+	// is Unknown, as in a registry outage, and the last good result is kept.
+	LogUnavailableReason = "LogUnavailable"
+
+	// LogConsistentReason (Consistent=True on a TransparencyLog) and LogReadyReason (Ready=True): the
+	// last checkpoint was read, its signature verified and its consistency proven.
+	LogConsistentReason = "Consistent"
+	LogReadyReason      = "CheckpointVerified"
 )
 
 // Reasons for Verified=True and Ready=True.

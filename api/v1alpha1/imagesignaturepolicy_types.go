@@ -411,12 +411,36 @@ const (
 )
 
 // TransparencyLogPolicy configures the transparency log check of an authority.
+// +kubebuilder:validation:XValidation:rule="!has(self.online) || self.online == 'Off' || !has(self.mode) || self.mode != 'Disabled'",message="online needs a transparency log: with mode Disabled it can only be Off"
 type TransparencyLogPolicy struct {
 	// mode is Required (the default), Optional or Disabled (only with key).
 	// +optional
 	// +kubebuilder:default=Required
 	Mode TransparencyLogMode `json:"mode,omitempty"`
+
+	// online says what sigwatch does, on every verification, with the live log of each accepted
+	// signature's entry: read its current signed checkpoint, prove the entry is in that tree, and prove
+	// the tree consistent with the last checkpoint sigwatch verified of the log (the InTransparencyLog
+	// condition says how it went). Monitor (the default) reports and never changes the verdict; Require
+	// also makes the image Verified=False when its entry is not in the log or the log is inconsistent,
+	// and Unknown when the log cannot be reached; Off checks the bundle's proof offline only.
+	// +optional
+	Online OnlineLogCheck `json:"online,omitempty"`
 }
+
+// OnlineLogCheck says what the live transparency log check does to the verdict.
+// +kubebuilder:validation:Enum=Off;Monitor;Require
+type OnlineLogCheck string
+
+const (
+	// OnlineLogOff: no live check; the bundle's inclusion proof or promise is verified offline.
+	OnlineLogOff OnlineLogCheck = "Off"
+	// OnlineLogMonitor: the live check is reported (InTransparencyLog, Events, metrics); the verdict is
+	// the offline one.
+	OnlineLogMonitor OnlineLogCheck = "Monitor"
+	// OnlineLogRequire: a signature counts only when its entry is proven in the live, consistent log.
+	OnlineLogRequire OnlineLogCheck = "Require"
+)
 
 // Attestation is an in-toto attestation that must be present and signed by one of the authorities.
 type Attestation struct {

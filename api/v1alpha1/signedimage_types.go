@@ -176,6 +176,17 @@ type SignatureInfo struct {
 	// +optional
 	TransparencyLogIndex *int64 `json:"transparencyLogIndex,omitempty"`
 
+	// transparencyLog is the name of the TransparencyLog that holds the entry (Accepted signatures only).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	TransparencyLog string `json:"transparencyLog,omitempty"`
+
+	// inclusion is the last live check of the entry in its log (policies whose transparencyLog.online is
+	// not Off).
+	// +optional
+	Inclusion *LogInclusion `json:"inclusion,omitzero"` //nolint:kubeapilinter // a pointer: absent and present are told apart in Go by nil, as everywhere in sigwatch
+
 	// integratedTime is when the transparency log integrated the entry.
 	// +optional
 	IntegratedTime *metav1.Time `json:"integratedTime,omitempty"`
@@ -197,6 +208,43 @@ type SignatureInfo struct {
 	// +kubebuilder:validation:MaxLength=135
 	SignatureDigest string `json:"signatureDigest,omitempty"`
 }
+
+// LogInclusion is the result of a live check of a signature's entry in its transparency log.
+type LogInclusion struct {
+	// result is InLog, NotInLog, Inconsistent or Unavailable.
+	// +required
+	Result LogInclusionResult `json:"result,omitempty"`
+
+	// treeSize is the size of the log's tree the entry was proven in (result InLog).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	TreeSize int64 `json:"treeSize,omitempty"`
+
+	// checkedTime is when the check was made.
+	// +optional
+	CheckedTime *metav1.Time `json:"checkedTime,omitempty"`
+
+	// message says what was proven or what failed.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+}
+
+// LogInclusionResult is the outcome of a live check of an entry.
+// +kubebuilder:validation:Enum=InLog;NotInLog;Inconsistent;Unavailable
+type LogInclusionResult string
+
+const (
+	// LogInclusionInLog: the entry is in the log's current signed tree, consistent with every earlier one.
+	LogInclusionInLog LogInclusionResult = "InLog"
+	// LogInclusionNotInLog: the current signed tree does not hold the entry.
+	LogInclusionNotInLog LogInclusionResult = "NotInLog"
+	// LogInclusionInconsistent: the log is inconsistent (see its TransparencyLog).
+	LogInclusionInconsistent LogInclusionResult = "Inconsistent"
+	// LogInclusionUnavailable: the log could not be read or verified.
+	LogInclusionUnavailable LogInclusionResult = "Unavailable"
+)
 
 // SignatureVerdict says whether a signature was accepted.
 // +kubebuilder:validation:Enum=Accepted;Rejected

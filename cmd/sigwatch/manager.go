@@ -85,6 +85,11 @@ type ManagerOptions struct {
 	// RegistryConfig is a docker config file of registry credentials (--registry-config).
 	SecretAccess   controllers.SecretAccess
 	RegistryConfig string
+	// LogChecks, LogURLs and LogInterval configure the live transparency log checks
+	// (--transparency-log-checks, --transparency-log-url ORIGIN=URL, --transparency-log-interval).
+	LogChecks   bool
+	LogURLs     map[string]string
+	LogInterval time.Duration
 }
 
 func (o *ManagerOptions) bind(fs *flag.FlagSet) {
@@ -143,6 +148,19 @@ func (o *ManagerOptions) bind(fs *flag.FlagSet) {
 		return nil
 	})
 	fs.StringVar(&o.RegistryConfig, "registry-config", "", "docker config JSON file ({\"auths\": ...}, a mounted kubernetes.io/dockerconfigjson Secret) of registry credentials, used after the pods' pull secrets and before cloud identity; re-read when it changes (default: none)")
+	fs.BoolVar(&o.LogChecks, "transparency-log-checks", true, "check the live transparency log of each accepted signature as the policies' transparencyLog.online says (false: never, whatever they say; for clusters that cannot reach the logs)")
+	fs.DurationVar(&o.LogInterval, "transparency-log-interval", time.Minute, "how long a log's verified checkpoint is used before the log is read again: every entry checked meanwhile is proven against it")
+	fs.Func("transparency-log-url", "ORIGIN=URL: read the checkpoint and tiles of the Rekor v2 log with this checkpoint origin (the host of its baseUrl) from URL, a mirror (repeatable; default: its baseUrl)", func(v string) error {
+		origin, u, ok := strings.Cut(v, "=")
+		if !ok || origin == "" || (!strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://")) {
+			return errors.New("want ORIGIN=URL, with an http(s) URL")
+		}
+		if o.LogURLs == nil {
+			o.LogURLs = map[string]string{}
+		}
+		o.LogURLs[origin] = u
+		return nil
+	})
 	o.MaxSignatureBytes, o.MemoryBudget = signatures.DefaultMaxBytes, verification.DefaultMemoryBudget
 	fs.Func("max-signature-bytes", "most bytes of signatures and attestations read for one image, as a quantity (default 32Mi); more fails the image (InvalidSignature)", quantity(&o.MaxSignatureBytes))
 	fs.Func("signature-memory-budget", "most bytes of signatures and attestations held by all verifications at once, as a quantity (default 32Mi); verifications wait for their share", quantity(&o.MemoryBudget))
@@ -175,6 +193,9 @@ func (o *ManagerOptions) validate() error {
 	}
 	if o.GCGrace < 0 {
 		return errors.New("--gc-grace must not be negative")
+	}
+	if o.LogInterval <= 0 {
+		return errors.New("--transparency-log-interval must be positive")
 	}
 	if o.MaxTrustRootAge < 0 {
 		return errors.New("--max-trust-root-age must not be negative")
@@ -370,6 +391,9 @@ func RunManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) error {
 		ImageMetrics:         o.ImageMetrics,
 		SecretAccess:         o.SecretAccess,
 		RegistryConfig:       registryConfig(o.RegistryConfig),
+		LogsOff:              !o.LogChecks,
+		LogURLs:              o.LogURLs,
+		LogInterval:          o.LogInterval,
 	}); err != nil {
 		return err
 	}

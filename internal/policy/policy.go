@@ -65,6 +65,9 @@ type Authority struct {
 	KeyID string
 	// TransparencyLog is Required, Optional or Disabled.
 	TransparencyLog sigwatchv1alpha1.TransparencyLogMode
+	// Online is what the live check of the log does (Off, Monitor or Require; Off when TransparencyLog
+	// is Disabled).
+	Online sigwatchv1alpha1.OnlineLogCheck
 }
 
 // Keyless reports whether the authority trusts Fulcio certificates rather than a key.
@@ -181,9 +184,15 @@ func trustedRootRef(tr *sigwatchv1alpha1.TrustedRootSource) *sigwatchv1alpha1.Co
 }
 
 func (c *compiler) authority(field string, a sigwatchv1alpha1.Authority, in Inputs) (*Authority, string, error) {
-	out := &Authority{Name: a.Name, TransparencyLog: sigwatchv1alpha1.TransparencyLogRequired}
+	out := &Authority{Name: a.Name, TransparencyLog: sigwatchv1alpha1.TransparencyLogRequired, Online: sigwatchv1alpha1.OnlineLogMonitor}
 	if a.TransparencyLog != nil && a.TransparencyLog.Mode != "" {
 		out.TransparencyLog = a.TransparencyLog.Mode
+	}
+	if a.TransparencyLog != nil && a.TransparencyLog.Online != "" {
+		out.Online = a.TransparencyLog.Online
+	}
+	if out.TransparencyLog == sigwatchv1alpha1.TransparencyLogDisabled {
+		out.Online = sigwatchv1alpha1.OnlineLogOff
 	}
 	switch {
 	case a.Keyless != nil && a.Key == nil:

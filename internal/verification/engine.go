@@ -30,6 +30,12 @@ type Options struct {
 	Registry *registry.Client
 	// Roots resolves each policy's trust root.
 	Roots RootResolver
+	// Logs, when set, checks each verified policy's accepted log entries against their live logs, on
+	// every verification (cached verdicts included); see transparencyLog.online.
+	Logs LogChecker
+	// LogURLs replaces, by checkpoint origin, where a Rekor v2 log's checkpoint and tiles are read (by
+	// default its baseUrl): a mirror, or a test's tile server.
+	LogURLs map[string]string
 	// Timeout is the deadline of one verification (default 60s).
 	Timeout time.Duration
 	// CacheSize bounds the cached verdicts (default 10000).
@@ -313,7 +319,7 @@ func (e *Engine) verifyGroup(ctx context.Context, d session, where signatures.Wh
 			return cachedVerdict{pv, false}, nil
 		})
 		cv := v.(cachedVerdict)
-		out[i] = cv.verdict
+		out[i] = e.online(ctx, p, cv.verdict)
 		allCached = allCached && cv.hit
 	}
 	return out, allCached

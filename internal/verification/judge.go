@@ -313,7 +313,7 @@ func Signer(subject, keyID string) string {
 
 // describe fills what a person wants to see about a signature: from the verified result when there is
 // one, else from the unverified certificate (display only).
-func describe(c *signatures.Candidate, o outcome, keyID string, tr *trust.Root) Signature {
+func describe(c *signatures.Candidate, o outcome, keyID string, tr *trust.Root, logURLs map[string]string) Signature {
 	s := Signature{Format: c.Format, ManifestDigest: c.ManifestDigest, Reason: o.reason, Message: o.message}
 	if c.Unreadable {
 		s.Reason = sigwatchv1alpha1.RegistryUnavailableReason
@@ -357,6 +357,10 @@ func describe(c *signatures.Candidate, o outcome, keyID string, tr *trust.Root) 
 		if entry := acceptedEntry(entries, tr); entry != nil {
 			idx := entry.LogIndex()
 			s.TransparencyLogIndex = &idx
+			s.entry = entryOf(entry, tr, logURLs)
+			if s.entry != nil && s.entry.log.Origin != "" {
+				s.TransparencyLog = s.entry.log.Name()
+			}
 			if t := entry.IntegratedTime(); !t.IsZero() && t.Unix() > 0 {
 				s.IntegratedTime = &t
 			}

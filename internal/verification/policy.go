@@ -29,7 +29,7 @@ func (e *Engine) judgePolicy(ctx context.Context, where signatures.Where, p *pol
 		}
 		examined++
 		o := e.judgeCandidate(c, digest, p, tr)
-		sigs = append(sigs, describe(c, o, keyIDOf(p, o.authority), tr))
+		sigs = append(sigs, describe(c, o, keyIDOf(p, o.authority), tr, e.opts.LogURLs))
 		if examined == 1 || candidateRank(o) < candidateRank(best) {
 			best = o
 		}
@@ -136,7 +136,7 @@ func (e *Engine) judgeAttestation(ctx context.Context, digest string, p *policy.
 			continue
 		}
 		o := e.judgeCandidate(c, digest, p, tr)
-		sigs = append(sigs, describe(c, o, keyIDOf(p, o.authority), tr))
+		sigs = append(sigs, describe(c, o, keyIDOf(p, o.authority), tr, e.opts.LogURLs))
 		if !o.verified() {
 			why = append(why, o.message)
 			continue

@@ -38,6 +38,23 @@ type Signature struct {
 	Authority string `json:"authority,omitempty"`
 	Reason    string `json:"reason,omitempty"`
 	Message   string `json:"message,omitempty"`
+	// TransparencyLog names the TransparencyLog of the accepted entry (a Rekor v2 log the trust root
+	// lists), and Inclusion is its live check (policies whose transparencyLog.online is not Off).
+	TransparencyLog string     `json:"transparencyLog,omitempty"`
+	Inclusion       *Inclusion `json:"inclusion,omitempty"`
+	// entry is the accepted entry, for the live check.
+	entry *logEntry
+}
+
+// Inclusion is the live check of a signature's entry in its transparency log.
+type Inclusion struct {
+	Result sigwatchv1alpha1.LogInclusionResult `json:"result"`
+	// Origin is the log's checkpoint origin; Index the entry's; TreeSize the tree it was proven in.
+	Origin   string    `json:"origin"`
+	Index    int64     `json:"index"`
+	TreeSize int64     `json:"treeSize,omitempty"`
+	Checked  time.Time `json:"checked"`
+	Message  string    `json:"message,omitempty"`
 }
 
 // Verified reports whether the signature satisfied an authority.

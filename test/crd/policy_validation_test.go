@@ -271,6 +271,18 @@ authorities:
     key: {secretRef: {name: cosign, namespace: ns, key: cosign.pub}}
     transparencyLog: {mode: Sometimes}`,
 			[]string{"spec.authorities[0].transparencyLog.mode", "Unsupported value", "Required", "Optional", "Disabled"}},
+		{"online check without a log", `images: [ghcr.io/o/**]
+authorities:
+  - name: k
+    key: {secretRef: {name: cosign, namespace: ns, key: cosign.pub}}
+    transparencyLog: {mode: Disabled, online: Require}`,
+			[]string{"spec.authorities[0].transparencyLog", "online needs a transparency log"}},
+		{"online check unknown", `images: [ghcr.io/o/**]
+authorities:
+  - name: k
+    key: {secretRef: {name: cosign, namespace: ns, key: cosign.pub}}
+    transparencyLog: {online: Sometimes}`,
+			[]string{"spec.authorities[0].transparencyLog.online", "Unsupported value", "Off", "Monitor", "Require"}},
 		{"attestation without predicateType", `images: [ghcr.io/o/**]
 authorities:` + keylessAuthority + `
 attestations:

@@ -272,6 +272,7 @@ func TestShortNamesAndCategory(t *testing.T) {
 	g.Expect(resources).To(HaveKeyWithValue("imagesignaturepolicies", resourceInfo{ShortNames: []string{"isp"}, Categories: []string{"sigwatch"}, Namespaced: false}))
 	g.Expect(resources).To(HaveKeyWithValue("signedimages", resourceInfo{ShortNames: []string{"si"}, Categories: []string{"sigwatch"}, Namespaced: true}))
 	g.Expect(resources).To(HaveKeyWithValue("imagesignatureexemptions", resourceInfo{ShortNames: []string{"isx"}, Categories: []string{"sigwatch"}, Namespaced: false}))
+	g.Expect(resources).To(HaveKeyWithValue("transparencylogs", resourceInfo{ShortNames: []string{"tlog"}, Categories: []string{"sigwatch"}, Namespaced: false}))
 }
 
 func TestExemptionValidationAndColumns(t *testing.T) {

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,7 +97,7 @@ func TestControllersOnRealKeylessSignatures(t *testing.T) {
 func startManager(t *testing.T) { startManagerWith(t, nil) }
 
 // startManagerWith starts the manager with the suite's configuration, changed by configure when not nil.
-func startManagerWith(t *testing.T, configure func(*controllers.Config)) {
+func startManagerWith(t *testing.T, configure func(*controllers.Config)) (stop func()) {
 	t.Helper()
 	mgr, err := ctrl.NewManager(s.env.Config, ctrl.Options{
 		Scheme:                 s.env.Scheme,
@@ -128,8 +129,10 @@ func startManagerWith(t *testing.T, configure func(*controllers.Config)) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
+	stop = sync.OnceFunc(func() {
 		cancel()
 		<-done
 	})
+	t.Cleanup(stop)
+	return stop
 }

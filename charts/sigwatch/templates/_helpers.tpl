@@ -143,6 +143,13 @@ config/default's: manager --leader-elect --metrics-bind-address=:8443 --health-p
 {{- if ne (toString $m.policyReports) "auto" }}
 {{- include "sigwatch.flag" (list "policy-reports" $m.policyReports) }}
 {{- end }}
+{{- if not $m.transparencyLogChecks }}
+- --transparency-log-checks=false
+{{- end }}
+{{- include "sigwatch.flag" (list "transparency-log-interval" $m.transparencyLogInterval) }}
+{{- range $m.transparencyLogURLs }}
+- {{ printf "--transparency-log-url=%s" . | quote }}
+{{- end }}
 {{- include "sigwatch.secretAccessArgs" . }}
 {{- include "sigwatch.flag" (list "zap-log-level" $log.level) }}
 {{- include "sigwatch.flag" (list "zap-encoder" $log.encoder) }}

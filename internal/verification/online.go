@@ -1,0 +1,176 @@
+package verification
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"slices"
+
+	"github.com/sigstore/sigstore-go/pkg/tlog"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/logmonitor"
+	"github.com/sigwatch/sigwatch/internal/policy"
+	"github.com/sigwatch/sigwatch/internal/trust"
+)
+
+// LogChecker checks entries against their live transparency logs (logmonitor.Monitor).
+type LogChecker interface {
+	Check(ctx context.Context, entries []logmonitor.Entry) []logmonitor.Result
+}
+
+// logEntry is an accepted signature's log entry, as the live check needs it.
+type logEntry struct {
+	log   logmonitor.Log
+	index int64
+	leaf  [32]byte
+	// problem says why the entry cannot be checked live ("" when it can): a Rekor v1 log (v1 set), or
+	// a body that is not the leaf its inclusion proof proves.
+	problem string
+	v1      bool
+}
+
+// entryOf describes an accepted entry for the live check. The leaf is the hash of the entry's body, which
+// must be the leaf that the bundle's inclusion proof (verified offline against a signed checkpoint)
+// proves: a body that is not would be checked in vain.
+func entryOf(entry *tlog.Entry, tr *trust.Root, urls map[string]string) *logEntry {
+	id := hex.EncodeToString([]byte(entry.LogKeyID()))
+	tl, ok := tr.Material.RekorLogs()[id]
+	if !ok {
+		return nil
+	}
+	if !entry.IsRekorV2() {
+		return &logEntry{index: entry.LogIndex(), v1: true, problem: "its log is a Rekor v1 log, which sigwatch does not check online yet"}
+	}
+	lg, err := logmonitor.NewLog(tl.BaseURL, tl.ID, tl.PublicKey, tl.SignatureHashFunc, "")
+	if err != nil {
+		return &logEntry{index: entry.LogIndex(), problem: err.Error()}
+	}
+	if u, ok := urls[lg.Origin]; ok {
+		lg, _ = logmonitor.NewLog(tl.BaseURL, tl.ID, tl.PublicKey, tl.SignatureHashFunc, u)
+	}
+	out := &logEntry{log: lg, index: entry.LogIndex()}
+	tle := entry.TransparencyLogEntry()
+	ip := tle.GetInclusionProof()
+	out.leaf = logmonitor.LeafHash(tle.GetCanonicalizedBody())
+	if ip == nil || ip.GetTreeSize() <= 0 || proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(ip.GetLogIndex()), uint64(ip.GetTreeSize()),
+		out.leaf[:], ip.GetHashes(), ip.GetRootHash()) != nil {
+		out.problem = "its body is not the leaf its inclusion proof proves"
+	}
+	return out
+}
+
+// online runs the live log check of a policy's verified verdict: each accepted signature's entry (of an
+// authority whose online check is not Off) is proven in its log's current, consistent tree. Under
+// Require, the verdict stands only when a signature of a Monitor or Off authority was accepted, or one of
+// a Require authority was proven in its log: otherwise it fails (EntryNotInLog, LogInconsistent), or is
+// Unknown (LogUnavailable) when a log could not be read. The verdict given is never changed: the copy
+// returned carries the checks.
+func (e *Engine) online(ctx context.Context, p *policy.Policy, v policyVerdict) policyVerdict {
+	if e.opts.Logs == nil || v.result.Result != sigwatchv1alpha1.PolicyVerified {
+		return v
+	}
+	var idx []int
+	var entries []logmonitor.Entry
+	var broken []int // entries that cannot be checked, of a Rekor v2 log
+	for i, s := range v.signatures {
+		if !s.Verified() || s.PredicateType != "" || s.entry == nil || s.entry.v1 || authorityOf(p, s.Authority).Online == sigwatchv1alpha1.OnlineLogOff {
+			continue
+		}
+		if s.entry.problem != "" {
+			broken = append(broken, i)
+			continue
+		}
+		idx = append(idx, i)
+		entries = append(entries, logmonitor.Entry{Log: s.entry.log, Index: s.entry.index, Leaf: s.entry.leaf})
+	}
+	requires := slices.ContainsFunc(p.Authorities, func(a *policy.Authority) bool { return a.Online == sigwatchv1alpha1.OnlineLogRequire })
+	if len(entries)+len(broken) == 0 && !requires {
+		return v
+	}
+	v.signatures = slices.Clone(v.signatures)
+	now := e.opts.Clock()
+	for _, i := range broken {
+		s := &v.signatures[i]
+		s.Inclusion = &Inclusion{Result: sigwatchv1alpha1.LogInclusionUnavailable, Origin: s.entry.log.Origin, Index: s.entry.index, Checked: now,
+			Message: "the entry cannot be checked online: " + s.entry.problem}
+	}
+	for j, r := range e.opts.Logs.Check(ctx, entries) {
+		s := &v.signatures[idx[j]]
+		s.Inclusion = &Inclusion{Result: inclusionResult(r.Status), Origin: r.Origin, Index: r.Index, TreeSize: r.TreeSize, Checked: now, Message: r.Message}
+		if r.Status != logmonitor.InLog {
+			s.Inclusion.TreeSize = 0
+		}
+	}
+	if requires {
+		v.result = require(p, v.result, v.signatures)
+	}
+	return v
+}
+
+func inclusionResult(s logmonitor.Status) sigwatchv1alpha1.LogInclusionResult {
+	switch s {
+	case logmonitor.InLog:
+		return sigwatchv1alpha1.LogInclusionInLog
+	case logmonitor.NotInLog:
+		return sigwatchv1alpha1.LogInclusionNotInLog
+	case logmonitor.Inconsistent:
+		return sigwatchv1alpha1.LogInclusionInconsistent
+	default:
+		return sigwatchv1alpha1.LogInclusionUnavailable
+	}
+}
+
+// require applies online: Require to a verified result: it stands when an accepted signature counts (its
+// authority does not require the live check, or its entry was proven in the log). Otherwise a log that
+// could not be read makes it Unknown, and a proven absence or inconsistency makes it Failed.
+func require(p *policy.Policy, res PolicyResult, sigs []Signature) PolicyResult {
+	var unavailable, absent, inconsistent string
+	for _, s := range sigs {
+		if !s.Verified() || s.PredicateType != "" {
+			continue
+		}
+		a := authorityOf(p, s.Authority)
+		if a.Online != sigwatchv1alpha1.OnlineLogRequire {
+			return res
+		}
+		who := Signer(s.Subject, s.KeyID)
+		switch {
+		case s.Inclusion != nil && s.Inclusion.Result == sigwatchv1alpha1.LogInclusionInLog:
+			res.Message += fmt.Sprintf("; %s", s.Inclusion.Message)
+			return res
+		case s.Inclusion != nil && s.Inclusion.Result == sigwatchv1alpha1.LogInclusionUnavailable:
+			unavailable = first(unavailable, fmt.Sprintf("signature by %s: %s", who, s.Inclusion.Message))
+		case s.Inclusion != nil && s.Inclusion.Result == sigwatchv1alpha1.LogInclusionInconsistent:
+			inconsistent = first(inconsistent, fmt.Sprintf("signature by %s: %s", who, s.Inclusion.Message))
+		case s.Inclusion != nil:
+			absent = first(absent, fmt.Sprintf("signature by %s: %s", who, s.Inclusion.Message))
+		case s.entry != nil && s.entry.problem != "":
+			unavailable = first(unavailable, fmt.Sprintf("signature by %s: its log entry cannot be checked online: %s", who, s.entry.problem))
+
+		default:
+			absent = first(absent, fmt.Sprintf("signature by %s has no entry in a transparency log of the trust root to check online", who))
+		}
+	}
+	const suffix = " (authority requires transparencyLog.online: Require)"
+	// A signature whose log could not be read might count: could not verify is never unverified.
+	switch {
+	case unavailable != "":
+		return unknown(p.Name, sigwatchv1alpha1.LogUnavailableReason, "%s%s", unavailable, suffix)
+	case inconsistent != "":
+		return failed(p.Name, sigwatchv1alpha1.LogInconsistentReason, "%s%s", inconsistent, suffix)
+	case absent != "":
+		return failed(p.Name, sigwatchv1alpha1.EntryNotInLogReason, "%s%s", absent, suffix)
+	default:
+		return res
+	}
+}
+
+func first(have, s string) string {
+	if have != "" {
+		return have
+	}
+	return s
+}

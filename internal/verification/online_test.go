@@ -1,0 +1,123 @@
+package verification
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+
+	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/logmonitor"
+	"github.com/sigwatch/sigwatch/internal/policy"
+)
+
+func onlinePolicy(modes ...sigwatchv1alpha1.OnlineLogCheck) *policy.Policy {
+	p := &policy.Policy{Name: "p"}
+	for i, m := range modes {
+		p.Authorities = append(p.Authorities, &policy.Authority{Name: []string{"a", "b"}[i], Online: m})
+	}
+	return p
+}
+
+func checked(authority string, r sigwatchv1alpha1.LogInclusionResult) Signature {
+	return Signature{Authority: authority, Subject: "https://github.com/yourorg/app/.github/workflows/release.yaml@refs/heads/main",
+		Inclusion: &Inclusion{Result: r, Message: string(r) + " message"}}
+}
+
+// TestRequire: under online: Require a verified result stands only when an accepted signature counts;
+// a log that could not be read is Unknown, never False.
+func TestRequire(t *testing.T) {
+	verified := PolicyResult{Policy: "p", Result: sigwatchv1alpha1.PolicyVerified, Reason: sigwatchv1alpha1.VerifiedReason, Message: "signed"}
+	const (
+		req = sigwatchv1alpha1.OnlineLogRequire
+		mon = sigwatchv1alpha1.OnlineLogMonitor
+	)
+	for _, tc := range []struct {
+		name       string
+		p          *policy.Policy
+		sigs       []Signature
+		want       sigwatchv1alpha1.PolicyResultType
+		wantReason string
+	}{
+		{"in log", onlinePolicy(req), []Signature{checked("a", sigwatchv1alpha1.LogInclusionInLog)}, sigwatchv1alpha1.PolicyVerified, sigwatchv1alpha1.VerifiedReason},
+		{"not in log", onlinePolicy(req), []Signature{checked("a", sigwatchv1alpha1.LogInclusionNotInLog)}, sigwatchv1alpha1.PolicyFailed, sigwatchv1alpha1.EntryNotInLogReason},
+		{"inconsistent", onlinePolicy(req), []Signature{checked("a", sigwatchv1alpha1.LogInclusionInconsistent)}, sigwatchv1alpha1.PolicyFailed, sigwatchv1alpha1.LogInconsistentReason},
+		{"unavailable", onlinePolicy(req), []Signature{checked("a", sigwatchv1alpha1.LogInclusionUnavailable)}, sigwatchv1alpha1.PolicyUnknown, sigwatchv1alpha1.LogUnavailableReason},
+		{"unavailable beats a proven absence", onlinePolicy(req), []Signature{checked("a", sigwatchv1alpha1.LogInclusionNotInLog), checked("a", sigwatchv1alpha1.LogInclusionUnavailable)},
+			sigwatchv1alpha1.PolicyUnknown, sigwatchv1alpha1.LogUnavailableReason},
+		{"one of two in log", onlinePolicy(req), []Signature{checked("a", sigwatchv1alpha1.LogInclusionInconsistent), checked("a", sigwatchv1alpha1.LogInclusionInLog)},
+			sigwatchv1alpha1.PolicyVerified, sigwatchv1alpha1.VerifiedReason},
+		{"no entry to check", onlinePolicy(req), []Signature{{Authority: "a", KeyID: "0123456789abcdef"}}, sigwatchv1alpha1.PolicyFailed, sigwatchv1alpha1.EntryNotInLogReason},
+		{"an entry of a Rekor v1 log", onlinePolicy(req), []Signature{{Authority: "a", entry: &logEntry{v1: true, problem: "v1"}}}, sigwatchv1alpha1.PolicyUnknown, sigwatchv1alpha1.LogUnavailableReason},
+		{"another authority monitors only", onlinePolicy(req, mon), []Signature{checked("a", sigwatchv1alpha1.LogInclusionNotInLog), checked("b", sigwatchv1alpha1.LogInclusionNotInLog)},
+			sigwatchv1alpha1.PolicyVerified, sigwatchv1alpha1.VerifiedReason},
+		{"rejected signatures do not count", onlinePolicy(req), []Signature{{Authority: "", Reason: sigwatchv1alpha1.UntrustedSignerReason}, checked("a", sigwatchv1alpha1.LogInclusionNotInLog)},
+			sigwatchv1alpha1.PolicyFailed, sigwatchv1alpha1.EntryNotInLogReason},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			got := require(tc.p, verified, tc.sigs)
+			g.Expect(got.Result).To(Equal(tc.want), got.Message)
+			g.Expect(got.Reason).To(Equal(tc.wantReason))
+			if tc.want != sigwatchv1alpha1.PolicyVerified {
+				g.Expect(got.Message).To(ContainSubstring("transparencyLog.online: Require"))
+			}
+		})
+	}
+}
+
+// fakeLogs answers every entry with one status, and counts.
+type fakeLogs struct {
+	status logmonitor.Status
+	asked  int
+}
+
+func (f *fakeLogs) Check(_ context.Context, es []logmonitor.Entry) []logmonitor.Result {
+	out := make([]logmonitor.Result, len(es))
+	for i, e := range es {
+		f.asked++
+		out[i] = logmonitor.Result{Status: f.status, Origin: e.Log.Origin, Index: e.Index, TreeSize: 42, Message: "checked"}
+	}
+	return out
+}
+
+// TestOnlineNeverChangesTheCachedVerdict: the check is made on a copy, only for verified results, only
+// for accepted image signatures of authorities that do not say Off, and Monitor never changes the
+// verdict.
+func TestOnlineNeverChangesTheCachedVerdict(t *testing.T) {
+	g := NewWithT(t)
+	logs := &fakeLogs{status: logmonitor.NotInLog}
+	e := New(Options{Logs: logs, Clock: func() time.Time { return time.Unix(1_800_000_000, 0) }})
+	entry := &logEntry{log: logmonitor.Log{Origin: "log.example", ID: "00"}, index: 7}
+	cached := policyVerdict{
+		result: PolicyResult{Policy: "p", Result: sigwatchv1alpha1.PolicyVerified, Reason: sigwatchv1alpha1.VerifiedReason},
+		signatures: []Signature{
+			{Authority: "a", entry: entry},
+			{Authority: "b", entry: entry},                                    // Off
+			{Authority: "a", entry: entry, PredicateType: "https://slsa.dev"}, // an attestation
+			{Reason: sigwatchv1alpha1.UntrustedSignerReason, entry: entry},    // rejected
+		},
+	}
+	p := onlinePolicy(sigwatchv1alpha1.OnlineLogMonitor, sigwatchv1alpha1.OnlineLogOff)
+	got := e.online(context.Background(), p, cached)
+	g.Expect(logs.asked).To(Equal(1))
+	g.Expect(got.result.Result).To(Equal(sigwatchv1alpha1.PolicyVerified), "Monitor reports, the verdict stands")
+	g.Expect(got.signatures[0].Inclusion).NotTo(BeNil())
+	g.Expect(got.signatures[0].Inclusion.Result).To(Equal(sigwatchv1alpha1.LogInclusionNotInLog))
+	g.Expect(got.signatures[0].Inclusion.TreeSize).To(BeZero(), "a tree size is only said of a proof")
+	for _, s := range got.signatures[1:] {
+		g.Expect(s.Inclusion).To(BeNil())
+	}
+	g.Expect(cached.signatures[0].Inclusion).To(BeNil(), "the cached verdict is not written to")
+
+	failed := cached
+	failed.result.Result = sigwatchv1alpha1.PolicyFailed
+	g.Expect(e.online(context.Background(), p, failed).signatures[0].Inclusion).To(BeNil())
+	g.Expect(logs.asked).To(Equal(1), "a policy that did not verify the image is not checked online")
+
+	p = onlinePolicy(sigwatchv1alpha1.OnlineLogRequire, sigwatchv1alpha1.OnlineLogOff)
+	got = e.online(context.Background(), p, policyVerdict{result: cached.result, signatures: cached.signatures[:1]})
+	g.Expect(got.result.Result).To(Equal(sigwatchv1alpha1.PolicyFailed))
+	g.Expect(got.result.Reason).To(Equal(sigwatchv1alpha1.EntryNotInLogReason))
+}
