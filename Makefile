@@ -93,7 +93,7 @@ verify: manifests generate docs ## Regenerate everything and fail if the tree is
 		git status --porcelain -- api charts config docs go.mod go.sum; git diff --stat -- api charts config docs; exit 1; fi
 
 .PHONY: test
-test: vet lint verify envtest-assets $(LOCALBIN)/cosign sigstore-stack $(HELM) $(KO) $(LOCALBIN)/promql-check ## Run go vet, make lint, make verify and every test (what CI runs).
+test: vet lint verify envtest-assets $(LOCALBIN)/cosign sigstore-stack rekor-v1-stack $(HELM) $(KO) $(LOCALBIN)/promql-check ## Run go vet, make lint, make verify and every test (what CI runs).
 	KUBEBUILDER_ASSETS="$(K8S_ASSETS)" go test -tags $(ALL_TAGS) $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-unit
@@ -105,7 +105,7 @@ test-integration: envtest-assets $(LOCALBIN)/cosign $(HELM) $(KO) $(LOCALBIN)/pr
 	KUBEBUILDER_ASSETS="$(K8S_ASSETS)" go test -tags integration $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-e2e
-test-e2e: envtest-assets $(LOCALBIN)/cosign sigstore-stack $(KO) ## Run the end-to-end suites: the real keyless stack and the demo.
+test-e2e: envtest-assets $(LOCALBIN)/cosign sigstore-stack rekor-v1-stack $(KO) ## Run the end-to-end suites: the real keyless stack and the demo.
 	KUBEBUILDER_ASSETS="$(K8S_ASSETS)" go test -tags e2e $(GO_TEST_FLAGS) ./test/...
 
 # FUZZTIME bounds each fuzz target's run. The seeds of every target (f.Add and testdata/fuzz/) already run
@@ -309,6 +309,40 @@ $(LOCALBIN)/rekor-server: $(SIGSTORE_MOD)
 	@echo "building the rekor-tiles $(REKOR_VERSION) POSIX server from source (about 30 seconds the first time)"
 	cd hack/tools/sigstore && go build -trimpath -o $@ github.com/sigstore/rekor-tiles/v2/cmd/rekor-server/posix
 	@touch $@ # go build leaves an up-to-date binary as it was: mark it newer than its module
+
+# The Rekor v1 stack of the live transparency log tests (test/stack/rekorv1.go), built from
+# hack/tools/rekorv1: rekor-server v1.5.4 (without its fixed :2112 metrics listener, see
+# hack/tools/rekorv1/rekor-server/main.go), and Trillian v1.7.3's log server, log signer and createtree with
+# MySQL storage, over MariaDB from Debian's mariadb-server package (installed when missing: needs root and
+# apt, as on CI machines).
+REKORV1_MOD := hack/tools/rekorv1/go.mod hack/tools/rekorv1/go.sum
+TRILLIAN_VERSION = $(call modversion,hack/tools/rekorv1,github.com/google/trillian)
+REKORV1_VERSION  = $(call modversion,hack/tools/rekorv1,github.com/sigstore/rekor)
+
+.PHONY: rekor-v1-stack
+rekor-v1-stack: $(LOCALBIN)/rekor-v1-server $(LOCALBIN)/trillian_log_server $(LOCALBIN)/trillian-storage.sql mariadb ## Build Rekor v1 and Trillian, and install MariaDB, for the live transparency log tests.
+
+$(LOCALBIN)/rekor-v1-server: $(REKORV1_MOD) $(wildcard hack/tools/rekorv1/rekor-server/*.go)
+	@echo "building rekor-server $(REKORV1_VERSION) from source (about two minutes the first time on 2 cores)"
+	cd hack/tools/rekorv1 && go build -trimpath -o $@ ./rekor-server
+	@touch $@
+
+$(LOCALBIN)/trillian_log_server: $(REKORV1_MOD)
+	@echo "building Trillian $(TRILLIAN_VERSION) (log server, log signer, createtree) from source (about two minutes the first time)"
+	cd hack/tools/rekorv1 && go build -tags mysql -trimpath -o $(LOCALBIN)/ github.com/google/trillian/cmd/trillian_log_server \
+		github.com/google/trillian/cmd/trillian_log_signer github.com/google/trillian/cmd/createtree
+	@touch $@ $(LOCALBIN)/trillian_log_signer $(LOCALBIN)/createtree
+
+$(LOCALBIN)/trillian-storage.sql: $(LOCALBIN)/trillian_log_server
+	cp "$$(cd hack/tools/rekorv1 && go list -m -f '{{.Dir}}' github.com/google/trillian)/storage/mysql/schema/storage.sql" $@
+	chmod 0644 $@
+
+.PHONY: mariadb
+mariadb: ## Install MariaDB from Debian's packages when it is missing (root and apt).
+	@if command -v mariadbd >/dev/null 2>&1 || test -x /usr/sbin/mariadbd; then exit 0; fi; \
+	echo "installing mariadb-server from Debian's packages"; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends mariadb-server >/dev/null
 
 $(LOCALBIN)/timestamp-server: $(SIGSTORE_MOD) $(wildcard hack/tools/sigstore/timestamp-server/*.go)
 	@echo "building timestamp-authority $(TSA_VERSION) from source (about a minute the first time)"

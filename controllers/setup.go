@@ -75,8 +75,9 @@ type Config struct {
 	// LogURLs replaces, by checkpoint origin, where a Rekor v2 log's checkpoint and tiles are read (by
 	// default its baseUrl in the trust root).
 	LogURLs map[string]string
-	// LogInterval is how long a log's verified checkpoint is used before it is read again (0: 1m).
-	LogInterval time.Duration
+	// LogInterval is how long a log's verified checkpoint is used before it is read again (0: 1m);
+	// LogRollbackGrace how long a log may serve older checkpoints before it is a rollback (0: 10m).
+	LogInterval, LogRollbackGrace time.Duration
 	// LogsOff turns the live transparency log checks off whatever the policies say (--transparency-log-
 	// checks=false).
 	LogsOff bool
@@ -124,7 +125,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, c Config) (*registry.Client, e
 	}
 	var logs verification.LogChecker
 	if !c.LogsOff {
-		logs = logmonitor.New(logmonitor.Options{Interval: c.LogInterval, Clock: c.Clock.Now, Observe: m.ObserveLogRequest,
+		logs = logmonitor.New(logmonitor.Options{Interval: c.LogInterval, StaleGrace: c.LogRollbackGrace, Clock: c.Clock.Now, Observe: m.ObserveLogRequest,
 			Store: &TransparencyLogStore{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("sigwatch"), Metrics: m}})
 	}
 	engine := verification.New(verification.Options{Registry: reg, Roots: store.Root, Timeout: c.VerificationDeadline,

@@ -26,13 +26,15 @@ const (
 func transparencyLogStatus(prev sigwatchv1alpha1.TransparencyLogStatus, r logmonitor.Record) sigwatchv1alpha1.TransparencyLogStatus {
 	st := *prev.DeepCopy()
 	st.Origin, st.LogID, st.URL = truncate(r.Log.Origin, 256), r.Log.ID, truncate(r.Log.URL, 1024)
-	if len(r.Checkpoint) > 0 {
+	// Never a smaller checkpoint than the one stored: another replica may have verified a newer one
+	// while this one's view is older (its read failed, or the log lags for it).
+	if len(r.Checkpoint) > 0 && (prev.TreeSize == nil || r.Tree.N >= *prev.TreeSize) {
 		n := r.Tree.N
 		st.TreeSize = &n
 		st.RootHash = base64.StdEncoding.EncodeToString(r.Tree.Hash[:])
 		st.Checkpoint = string(r.Checkpoint)
 	}
-	if !r.VerifiedTime.IsZero() {
+	if !r.VerifiedTime.IsZero() && (st.LastVerifiedTime == nil || r.VerifiedTime.After(st.LastVerifiedTime.Time)) {
 		st.LastVerifiedTime = &metav1.Time{Time: r.VerifiedTime}
 	}
 	if !r.CheckedTime.IsZero() {

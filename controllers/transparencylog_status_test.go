@@ -79,6 +79,11 @@ func TestTransparencyLogStatus(t *testing.T) {
 	g.Expect(c.LastTransitionTime.Time).To(Equal(later))
 	g.Expect(meta.FindStatusCondition(st.Conditions, sigwatchv1alpha1.ReadyCondition).Reason).To(Equal(sigwatchv1alpha1.LogUnavailableReason))
 	g.Expect(st.Inconsistency.Kind).To(Equal(sigwatchv1alpha1.LogRollback))
+	// A replica whose view is older never writes a smaller checkpoint over the stored one.
+	small := logmonitor.Record{Log: lg, Checkpoint: []byte("log.example\n3\nAQ==\n\n— sig\n"), Tree: tlog.Tree{N: 3}, CheckedTime: later}
+	g.Expect(*transparencyLogStatus(st, small).TreeSize).To(Equal(int64(5)))
+	g.Expect(transparencyLogStatus(st, small).Checkpoint).To(Equal(string(rec.Checkpoint)))
+
 	back := recordOf(lg, st)
 	g.Expect(back.Inconsistency.Kind).To(Equal(logmonitor.Rollback))
 	g.Expect(back.Inconsistency.Trusted).To(Equal([]byte("a")))

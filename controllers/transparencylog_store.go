@@ -45,13 +45,15 @@ func (s *TransparencyLogStore) Load(ctx context.Context, l logmonitor.Log) (logm
 		}
 		return logmonitor.Record{}, false, fmt.Errorf("reading TransparencyLog %s: %w", l.Name(), err)
 	}
-	return recordOf(l, tl.Status), true, nil
+	r := recordOf(l, tl.Status)
+	r.ID = string(tl.UID)
+	return r, true, nil
 }
 
 // Save writes the record into the log's TransparencyLog, creating it first when needed. A write that
 // fails is loud (logged, counted, and an Event); a conflict with another replica is left to the next
 // read of the log.
-func (s *TransparencyLogStore) Save(ctx context.Context, r logmonitor.Record) error {
+func (s *TransparencyLogStore) Save(ctx context.Context, r logmonitor.Record) (string, error) {
 	logger := log.FromContext(ctx).WithValues("transparencyLog", r.Log.Name())
 	var tl sigwatchv1alpha1.TransparencyLog
 	err := s.Reader.Get(ctx, types.NamespacedName{Name: r.Log.Name()}, &tl)
@@ -63,24 +65,29 @@ func (s *TransparencyLogStore) Save(ctx context.Context, r logmonitor.Record) er
 	if err != nil {
 		logger.Error(err, "the TransparencyLog could not be read or created: what was verified of the log is not persisted")
 		s.Metrics.observeStatusWriteError("TransparencyLog", reasonOf(err))
-		return fmt.Errorf("TransparencyLog %s: %w", r.Log.Name(), err)
+		return "", fmt.Errorf("TransparencyLog %s: %w", r.Log.Name(), err)
+	}
+	if r.ID != "" && string(tl.UID) != r.ID {
+		// Deleted and made again (by another replica) since the record was read: the monitor starts over
+		// at its next read rather than writing what it held of the deleted one.
+		return "", fmt.Errorf("TransparencyLog %s was made again since it was read", r.Log.Name())
 	}
 	before := tl.Status.DeepCopy()
 	tl.Status = transparencyLogStatus(tl.Status, r)
 	s.Metrics.observeLog(r)
 	if equality.Semantic.DeepEqual(*before, tl.Status) {
-		return nil
+		return string(tl.UID), nil
 	}
 	if err := s.Client.Status().Update(ctx, &tl); err != nil {
 		if apierrors.IsConflict(err) {
 			logger.V(1).Info("another writer updated the TransparencyLog; the next read of the log retries", "error", err.Error())
-			return err
+			return "", err
 		}
 		_, err = statusPatchFailed(ctx, s.Recorder, s.Metrics, "TransparencyLog", &tl, err)
-		return err
+		return "", err
 	}
 	s.announce(ctx, &tl, *before)
-	return nil
+	return string(tl.UID), nil
 }
 
 // announce records the transitions of a TransparencyLog: an inconsistency found, the log unavailable, the

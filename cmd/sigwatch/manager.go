@@ -87,9 +87,9 @@ type ManagerOptions struct {
 	RegistryConfig string
 	// LogChecks, LogURLs and LogInterval configure the live transparency log checks
 	// (--transparency-log-checks, --transparency-log-url ORIGIN=URL, --transparency-log-interval).
-	LogChecks   bool
-	LogURLs     map[string]string
-	LogInterval time.Duration
+	LogChecks                     bool
+	LogURLs                       map[string]string
+	LogInterval, LogRollbackGrace time.Duration
 }
 
 func (o *ManagerOptions) bind(fs *flag.FlagSet) {
@@ -150,7 +150,8 @@ func (o *ManagerOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.RegistryConfig, "registry-config", "", "docker config JSON file ({\"auths\": ...}, a mounted kubernetes.io/dockerconfigjson Secret) of registry credentials, used after the pods' pull secrets and before cloud identity; re-read when it changes (default: none)")
 	fs.BoolVar(&o.LogChecks, "transparency-log-checks", true, "check the live transparency log of each accepted signature as the policies' transparencyLog.online says (false: never, whatever they say; for clusters that cannot reach the logs)")
 	fs.DurationVar(&o.LogInterval, "transparency-log-interval", time.Minute, "how long a log's verified checkpoint is used before the log is read again: every entry checked meanwhile is proven against it")
-	fs.Func("transparency-log-url", "ORIGIN=URL: read the checkpoint and tiles of the Rekor v2 log with this checkpoint origin (the host of its baseUrl) from URL, a mirror (repeatable; default: its baseUrl)", func(v string) error {
+	fs.DurationVar(&o.LogRollbackGrace, "transparency-log-rollback-grace", 10*time.Minute, "how long a log may serve checkpoints older than the one verified (a mirror that lags) before it is a rollback")
+	fs.Func("transparency-log-url", "HOST=URL: read the log whose baseUrl has this host from URL, a mirror: a Rekor v2 log's checkpoint and tiles, a Rekor v1 log's API (repeatable; default: its baseUrl)", func(v string) error {
 		origin, u, ok := strings.Cut(v, "=")
 		if !ok || origin == "" || (!strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://")) {
 			return errors.New("want ORIGIN=URL, with an http(s) URL")
@@ -194,8 +195,8 @@ func (o *ManagerOptions) validate() error {
 	if o.GCGrace < 0 {
 		return errors.New("--gc-grace must not be negative")
 	}
-	if o.LogInterval <= 0 {
-		return errors.New("--transparency-log-interval must be positive")
+	if o.LogInterval <= 0 || o.LogRollbackGrace <= 0 {
+		return errors.New("--transparency-log-interval and --transparency-log-rollback-grace must be positive")
 	}
 	if o.MaxTrustRootAge < 0 {
 		return errors.New("--max-trust-root-age must not be negative")
@@ -394,6 +395,7 @@ func RunManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) error {
 		LogsOff:              !o.LogChecks,
 		LogURLs:              o.LogURLs,
 		LogInterval:          o.LogInterval,
+		LogRollbackGrace:     o.LogRollbackGrace,
 	}); err != nil {
 		return err
 	}

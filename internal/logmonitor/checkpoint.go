@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/sigstore/rekor/pkg/util"
 	flog "github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -26,6 +27,9 @@ var ErrInvalidCheckpoint = errors.New("invalid checkpoint")
 func VerifyCheckpoint(l Log, raw []byte) (Checkpoint, error) {
 	if len(raw) > MaxCheckpointBytes {
 		return Checkpoint{}, fmt.Errorf("%w: %d bytes, more than %d", ErrInvalidCheckpoint, len(raw), MaxCheckpointBytes)
+	}
+	if l.V1 {
+		return verifyV1Checkpoint(l, raw)
 	}
 	cp, _, _, err := flog.ParseCheckpoint(raw, l.Origin, l.Verifier)
 	if err != nil {
@@ -85,4 +89,25 @@ func Compare(trusted, next tlog.Tree, prove ConsistencyProver) (Verdict, error) 
 	default:
 		return Unproven, err
 	}
+}
+
+// verifyV1Checkpoint checks a Rekor v1 signed tree head: its origin (the shard's "HOST - TREEID") and
+// that every signature on it is the log key's.
+func verifyV1Checkpoint(l Log, raw []byte) (Checkpoint, error) {
+	var sc util.SignedCheckpoint
+	if err := sc.UnmarshalText(raw); err != nil {
+		return Checkpoint{}, fmt.Errorf("%w of log %s: %v", ErrInvalidCheckpoint, l.Origin, err)
+	}
+	if sc.Origin != l.Origin {
+		return Checkpoint{}, fmt.Errorf("%w of log %s: its origin is %q", ErrInvalidCheckpoint, l.Origin, sc.Origin)
+	}
+	if l.Signer == nil || !sc.Verify(l.Signer) {
+		return Checkpoint{}, fmt.Errorf("%w of log %s: its signature does not verify with the log's key", ErrInvalidCheckpoint, l.Origin)
+	}
+	if len(sc.Hash) != tlog.HashSize || sc.Size > 1<<62 {
+		return Checkpoint{}, fmt.Errorf("%w of log %s: root hash of %d bytes, size %d", ErrInvalidCheckpoint, l.Origin, len(sc.Hash), sc.Size)
+	}
+	var h tlog.Hash
+	copy(h[:], sc.Hash)
+	return Checkpoint{Raw: bytes.Clone(raw), Tree: tlog.Tree{N: int64(sc.Size), Hash: h}}, nil
 }

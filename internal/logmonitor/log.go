@@ -9,10 +9,13 @@ package logmonitor
 
 import (
 	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/sigstore/rekor-tiles/v2/pkg/note"
@@ -25,12 +28,54 @@ import (
 type Log struct {
 	// Origin is the first line of its checkpoints: for Rekor v2, the host of its baseUrl.
 	Origin string
-	// ID is the log's ID in the trust root (hex sha256 of its public key's DER).
+	// ID is the hex sha256 of the public key's DER (a trust root's log ID, for the logs that follow the
+	// convention).
 	ID string
 	// URL is where its checkpoint and tiles are read (C2SP tlog-tiles), without a trailing slash.
 	URL string
-	// Verifier checks the signature of its checkpoints.
+	// Verifier checks the signature of its checkpoints (Rekor v2).
 	Verifier sumdbnote.Verifier
+	// V1 is set for a Rekor v1 log, read through its REST API at URL: TreeID is its shard's tree (the
+	// origin of its checkpoints is "HOST - TREEID"), and Signer checks its signed tree heads.
+	V1     bool
+	TreeID int64
+	Signer signature.Verifier
+}
+
+// NewV1Log describes one shard (tree) of a Rekor v1 log from its trust root entry (baseUrl, ID, key) and
+// the origin of a checkpoint of the shard ("HOST - TREEID", as the bundles' inclusion proofs carry it,
+// already verified offline). url, if set, is where its API is read instead of the baseUrl.
+func NewV1Log(baseURL string, id []byte, key crypto.PublicKey, hash crypto.Hash, origin, apiURL string) (Log, error) {
+	_, tree, ok := strings.Cut(origin, " - ")
+	treeID, err := strconv.ParseInt(tree, 10, 64)
+	if !ok || err != nil || treeID <= 0 {
+		return Log{}, fmt.Errorf("transparency log %x: checkpoint origin %q does not name a Rekor v1 tree", id, origin)
+	}
+	if hash == 0 {
+		hash = crypto.SHA256
+	}
+	sv, err := signature.LoadVerifier(key, hash)
+	if err != nil {
+		return Log{}, fmt.Errorf("transparency log %s: loading its key: %w", origin, err)
+	}
+	if apiURL == "" {
+		apiURL = baseURL
+	}
+	if _, err := url.Parse(apiURL); err != nil {
+		return Log{}, fmt.Errorf("transparency log %s: %w", origin, err)
+	}
+	return Log{Origin: origin, ID: keyID(key, id), URL: strings.TrimRight(apiURL, "/"), V1: true, TreeID: treeID, Signer: sv}, nil
+}
+
+// keyID is the hex sha256 of the key's PKIX DER: what identifies a log's state is the key that signs its
+// checkpoints, not the ID a trust root declares for it (two roots could declare one ID for two keys).
+func keyID(key crypto.PublicKey, declared []byte) string {
+	der, err := x509.MarshalPKIXPublicKey(key)
+	if err != nil {
+		return hex.EncodeToString(declared)
+	}
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
 }
 
 // NewLog describes a Rekor v2 log from its trust root entry: its baseUrl (whose host is the checkpoints'
@@ -54,7 +99,7 @@ func NewLog(baseURL string, id []byte, key crypto.PublicKey, hash crypto.Hash, t
 	if tilesURL == "" {
 		tilesURL = baseURL
 	}
-	return Log{Origin: u.Hostname(), ID: hex.EncodeToString(id), URL: strings.TrimRight(tilesURL, "/"), Verifier: v}, nil
+	return Log{Origin: u.Hostname(), ID: keyID(key, id), URL: strings.TrimRight(tilesURL, "/"), Verifier: v}, nil
 }
 
 var notDNS = regexp.MustCompile(`[^a-z0-9.]+`)
@@ -76,11 +121,13 @@ func (l Log) Name() string {
 	return o + "-" + id
 }
 
-// Entry is one entry to prove included: its index and its RFC 6962 leaf hash.
+// Entry is one entry to prove included: its index in its tree and its RFC 6962 leaf hash. Global is, for
+// a Rekor v1 log, the entry's index across the log's shards, by which the API retrieves it.
 type Entry struct {
-	Log   Log
-	Index int64
-	Leaf  tlog.Hash
+	Log    Log
+	Index  int64
+	Global int64
+	Leaf   tlog.Hash
 }
 
 // LeafHash is the RFC 6962 leaf hash of an entry's canonicalized body.
@@ -110,6 +157,8 @@ type Result struct {
 	// TreeSize is the size of the tree the entry was proven in (InLog), or that was examined.
 	TreeSize int64
 	Message  string
+	// cacheable: a Rekor v1 entry proven in a tree that the trusted one is, or extends.
+	cacheable bool
 }
 
 func shortHash(h []byte) string {

@@ -2,9 +2,11 @@ package logmonitor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +19,9 @@ import (
 // inconsistent, the evidence.
 type Record struct {
 	Log Log
+	// ID identifies the stored object (a UID): a record whose ID changed was deleted and made again, and
+	// the log starts over. Set by the store.
+	ID string
 	// Checkpoint is the signed note of the last verified checkpoint (nil before the first).
 	Checkpoint []byte
 	// Tree is Checkpoint's tree.
@@ -51,9 +56,9 @@ func (i *Inconsistency) KindName() string {
 type Store interface {
 	// Load returns the log's record, and false when there is none (never written, or deleted).
 	Load(ctx context.Context, l Log) (Record, bool, error)
-	// Save writes the log's record. A failure is the store's to report; the monitor keeps what it
-	// verified in memory and saves again at the next read of the log.
-	Save(ctx context.Context, r Record) error
+	// Save writes the log's record and returns the ID of the stored object. A failure is the store's to
+	// report; the monitor keeps what it verified in memory and saves again at the next read of the log.
+	Save(ctx context.Context, r Record) (string, error)
 }
 
 // Options configure a Monitor.
@@ -66,18 +71,25 @@ type Options struct {
 	// every entry checked meanwhile is proven against it, so a cycle over many images costs one
 	// checkpoint per log.
 	Interval time.Duration
-	// RetryInterval is how long a failed read of a log is remembered before the log is read again
-	// (default 15s, at most Interval): an outage costs the entries checked meanwhile nothing.
+	// RetryInterval is how long a failed read of a log (its checkpoint or its tiles) is remembered
+	// before the log is read again (default 15s, at most Interval): an outage costs the entries checked
+	// meanwhile no wait.
 	RetryInterval time.Duration
-	// Timeout bounds one read of a log: its checkpoint and the consistency proof (default 20s).
+	// StaleGrace is how long a log may serve a checkpoint older than the trusted one (of a tree the
+	// trusted one extends, or whose relation to it cannot be read) before it is a rollback (default 10m):
+	// a mirror or CDN edge that lags behind shows older checkpoints for a while. An older checkpoint
+	// that is proven not to be a prefix of the trusted tree is a fork at once.
+	StaleGrace time.Duration
+	// Timeout bounds one read of a log, its checkpoint and the consistency proof, and one entry's
+	// inclusion proof (default 20s).
 	Timeout time.Duration
 	// Clock is the time source (default time.Now).
 	Clock func() time.Time
 	// MaxCachedTiles bounds the verified tiles kept (default 2048, 16 MiB at most): the full tiles of
 	// the entries checked, so that a cycle reads only the tiles that changed.
 	MaxCachedTiles int
-	// Observe counts each request to a log: its kind (checkpoint, tile), and the HTTP status code (0
-	// when none came back).
+	// Observe counts each request to a log: its kind (checkpoint, tile, proof, entries), and the HTTP
+	// status code (0 when none came back).
 	Observe func(l Log, kind string, code int, err error)
 }
 
@@ -102,6 +114,9 @@ func New(opts Options) *Monitor {
 		opts.RetryInterval = 15 * time.Second
 	}
 	opts.RetryInterval = min(opts.RetryInterval, opts.Interval)
+	if opts.StaleGrace <= 0 {
+		opts.StaleGrace = 10 * time.Minute
+	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 20 * time.Second
 	}
@@ -114,7 +129,7 @@ func New(opts Options) *Monitor {
 	return &Monitor{opts: opts, tiles: lru.New(opts.MaxCachedTiles), logs: map[string]*logState{}}
 }
 
-// logState is what the monitor holds of one log.
+// logState is what the monitor holds of one log. Every field is read and written under mu.
 type logState struct {
 	mu sync.Mutex
 	// trusted is the last checkpoint verified (nil before the first).
@@ -123,12 +138,27 @@ type logState struct {
 	verified, checked time.Time
 	// bad is the evidence of an inconsistency: every entry of the log is Inconsistent while it is set.
 	bad *Inconsistency
-	// problem is why the last read failed.
-	problem error
-	// saved: a record of this log was written; one that is then gone was deleted, and the log starts over.
-	saved bool
-	// proven holds, per entry, the tree size it was last proven in.
+	// problem is why the last read of the checkpoint failed; tileProblem why the last read of tiles
+	// failed, at tileFailed.
+	problem     error
+	tileProblem error
+	tileFailed  time.Time
+	// staleSince is when the log began serving checkpoints older than the trusted one.
+	staleSince time.Time
+	// storeID is the ID of the stored record this state continues; saved says one was written.
+	storeID string
+	saved   bool
+	// gen numbers the log's starts over: the tile cache's keys carry it, so that tiles authenticated
+	// for one history are never used for another.
+	gen int
+	// proven holds, per entry, the tree it was last proven in.
 	proven *lru.Cache
+}
+
+// provenAt is where an entry was proven: in tree, or (chain) in a tree every later trusted one extends.
+type provenAt struct {
+	tree  tlog.Tree
+	chain bool
 }
 
 func (m *Monitor) state(l Log) *logState {
@@ -142,79 +172,185 @@ func (m *Monitor) state(l Log) *logState {
 	return st
 }
 
+// reset forgets what was verified of the log (its record was deleted or made again); mu is held.
+func (st *logState) reset() {
+	st.trusted, st.bad, st.saved, st.storeID = nil, nil, false, ""
+	st.verified, st.staleSince = time.Time{}, time.Time{}
+	st.proven = lru.New(16384)
+	st.gen++
+}
+
+// view is what a check needs of the log's state, read at once.
+type view struct {
+	trusted     *Checkpoint
+	bad         *Inconsistency
+	problem     error
+	tileProblem error
+	gen         int
+	proven      *lru.Cache
+}
+
+func (m *Monitor) view(st *logState) view {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	v := view{trusted: st.trusted, bad: st.bad, problem: st.problem, gen: st.gen, proven: st.proven}
+	if st.tileProblem != nil && m.opts.Clock().Sub(st.tileFailed) < m.opts.RetryInterval {
+		v.tileProblem = st.tileProblem
+	}
+	return v
+}
+
 // Check proves each entry included in its log's current checkpoint, reading each log's checkpoint at
 // most once per Interval and proving it consistent with the last one verified.
+//
+// An entry of a Rekor v1 log is proven once through the API's retrieval (ten entries a request) and
+// then holds in every later trusted tree of the shard, each proven consistent with the one before.
 func (m *Monitor) Check(ctx context.Context, entries []Entry) []Result {
 	out := make([]Result, len(entries))
+	v1 := map[string][]int{}
+	var order []string
 	for i, e := range entries {
-		out[i] = m.check(ctx, e)
+		r, v, done := m.settled(ctx, e)
+		switch {
+		case done:
+			out[i] = r
+		case !e.Log.V1:
+			out[i] = m.proveTiles(ctx, e, v, r)
+		default:
+			if _, seen := v1[e.Log.Name()]; !seen {
+				order = append(order, e.Log.Name())
+			}
+			v1[e.Log.Name()] = append(v1[e.Log.Name()], i)
+			out[i] = r
+		}
+	}
+	for _, name := range order {
+		idx := v1[name]
+		l := entries[idx[0]].Log
+		st := m.state(l)
+		v := m.view(st)
+		batch := make([]Entry, len(idx))
+		for j, i := range idx {
+			batch[j] = entries[i]
+		}
+		pctx, cancel := context.WithTimeout(ctx, m.opts.Timeout)
+		for j, r := range m.v1Prove(pctx, l, st, *v.trusted, batch) {
+			if r.cacheable {
+				v.proven.Add(batch[j].key(), provenAt{chain: true})
+			}
+			out[idx[j]] = r
+		}
+		cancel()
 	}
 	return out
 }
 
-func (m *Monitor) check(ctx context.Context, e Entry) Result {
+// settled refreshes the entry's log and answers the entry from the log's state when it can: an
+// unavailable or inconsistent log, an index beyond the trusted tree, or an entry proven before in the
+// trusted tree (or, Rekor v1, in one it extends). Otherwise the entry needs a proof against v.trusted.
+func (m *Monitor) settled(ctx context.Context, e Entry) (Result, view, bool) {
 	st := m.state(e.Log)
 	res := Result{Log: e.Log.Name(), Origin: e.Log.Origin, Index: e.Index}
-	if err := m.refresh(ctx, e.Log, st); err != nil {
+	if err := m.refresh(ctx, e.Log, st, 0); err != nil {
+		res.Status, res.Message = Unavailable, err.Error()
+		return res, view{}, true
+	}
+	v := m.view(st)
+	if v.trusted != nil && v.bad == nil && v.problem == nil && e.Index >= v.trusted.Tree.N {
+		// Logged since the checkpoint was read, perhaps: read the log again (once a second at most).
+		if err := m.refresh(ctx, e.Log, st, time.Second); err != nil {
+			res.Status, res.Message = Unavailable, err.Error()
+			return res, view{}, true
+		}
+		v = m.view(st)
+	}
+	switch {
+	case v.bad != nil:
+		res.Status = Inconsistent
+		res.Message = fmt.Sprintf("log %s is inconsistent since %s (%s: %s); TransparencyLog %s keeps both checkpoints",
+			e.Log.Origin, v.bad.Detected.UTC().Format(time.RFC3339), v.bad.KindName(), v.bad.Message, e.Log.Name())
+	case v.problem != nil:
+		res.Status, res.Message = Unavailable, v.problem.Error()
+	case v.trusted == nil:
+		res.Status, res.Message = Unavailable, fmt.Sprintf("log %s: no checkpoint verified yet", e.Log.Origin)
+	case e.Index < 0:
+		res.Status, res.Message = NotInLog, fmt.Sprintf("entry index %d is not an index of log %s", e.Index, e.Log.Origin)
+	case e.Index >= v.trusted.Tree.N && !e.Log.V1:
+		// The bundle's own checkpoint, verified offline, reaches the entry: a log that does not yet is
+		// behind (a mirror) or rolled back, and what it holds at the index cannot be read. (A Rekor v1
+		// retrieval proves the entry in a newer tree, whose tree head it carries.)
+		res.Status, res.TreeSize = Unavailable, v.trusted.Tree.N
+		res.Message = fmt.Sprintf("log %s: its current checkpoint (size %d) does not reach entry %d yet", e.Log.Origin, v.trusted.Tree.N, e.Index)
+	case v.tileProblem != nil:
+		res.Status, res.Message = Unavailable, v.tileProblem.Error()
+	default:
+		res.TreeSize = v.trusted.Tree.N
+		if p, ok := v.proven.Get(e.key()); ok && (p.(provenAt).chain || p.(provenAt).tree == v.trusted.Tree) {
+			return inLog(res, e), v, true
+		}
+		return res, v, false
+	}
+	return res, v, true
+}
+
+// proveTiles proves a Rekor v2 entry included in the trusted tree from its hash tiles.
+func (m *Monitor) proveTiles(ctx context.Context, e Entry, v view, res Result) Result {
+	pctx, cancel := context.WithTimeout(ctx, m.opts.Timeout)
+	defer cancel()
+	tree := v.trusted.Tree
+	p, err := withTiles(m, pctx, e.Log, v.gen, func(r tileReader) (tlog.RecordProof, error) {
+		return tlog.ProveRecord(tree.N, e.Index, tlog.TileHashReader(tree, r))
+	})
+	if err != nil {
+		err = fmt.Errorf("reading the inclusion proof of entry %d from log %s: %w", e.Index, e.Log.Origin, err)
+		st := m.state(e.Log)
+		st.mu.Lock()
+		st.tileProblem, st.tileFailed = err, m.opts.Clock()
+		st.mu.Unlock()
 		res.Status, res.Message = Unavailable, err.Error()
 		return res
 	}
-	st.mu.Lock()
-	trusted, bad, problem := st.trusted, st.bad, st.problem
-	st.mu.Unlock()
-	switch {
-	case bad != nil:
-		res.Status = Inconsistent
-		res.Message = fmt.Sprintf("log %s is inconsistent since %s (%s: %s); TransparencyLog %s keeps both checkpoints",
-			e.Log.Origin, bad.Detected.UTC().Format(time.RFC3339), bad.KindName(), bad.Message, e.Log.Name())
-		return res
-	case problem != nil:
-		res.Status, res.Message = Unavailable, problem.Error()
-		return res
-	case trusted == nil:
-		res.Status, res.Message = Unavailable, fmt.Sprintf("log %s: no checkpoint verified yet", e.Log.Origin)
-		return res
-	}
-	res.TreeSize = trusted.Tree.N
-	if e.Index < 0 || e.Index >= trusted.Tree.N {
+	if err := tlog.CheckRecord(p, tree.N, tree.Hash, e.Index, e.Leaf); err != nil {
 		res.Status = NotInLog
-		res.Message = fmt.Sprintf("entry %d is not in log %s: its signed tree has %d entries", e.Index, e.Log.Origin, trusted.Tree.N)
+		res.Message = fmt.Sprintf("entry %d is not in log %s: its signed tree of size %d holds another entry at that index", e.Index, e.Log.Origin, tree.N)
 		return res
 	}
-	if n, ok := st.proven.Get(e.key()); ok && n.(int64) == trusted.Tree.N {
-		return inLog(res, e)
-	}
-	pctx, cancel := context.WithTimeout(ctx, m.opts.Timeout)
-	defer cancel()
-	proof, err := tlog.ProveRecord(trusted.Tree.N, e.Index, tlog.TileHashReader(trusted.Tree, tileReader{ctx: pctx, m: m, log: e.Log}))
-	if err != nil {
-		res.Status, res.Message = Unavailable, fmt.Sprintf("reading the inclusion proof of entry %d from log %s: %v", e.Index, e.Log.Origin, err)
-		return res
-	}
-	if err := tlog.CheckRecord(proof, trusted.Tree.N, trusted.Tree.Hash, e.Index, e.Leaf); err != nil {
-		res.Status = NotInLog
-		res.Message = fmt.Sprintf("entry %d is not in log %s: its signed tree of size %d holds another entry at that index", e.Index, e.Log.Origin, trusted.Tree.N)
-		return res
-	}
-	st.proven.Add(e.key(), trusted.Tree.N)
+	v.proven.Add(e.key(), provenAt{tree: tree})
 	return inLog(res, e)
+}
+
+// withTiles runs a proof over the log's tiles, from the cache; when the cached tiles do not fit the tree
+// (tiles of another view of the log), it runs it again over tiles read afresh, which are not cached.
+func withTiles[T any](m *Monitor, ctx context.Context, l Log, gen int, f func(tileReader) (T, error)) (T, error) {
+	out, err := f(tileReader{ctx: ctx, m: m, log: l, gen: gen})
+	if err != nil && strings.Contains(err.Error(), "inconsistent tile") {
+		return f(tileReader{ctx: ctx, m: m, log: l, gen: gen, uncached: true})
+	}
+	return out, err
 }
 
 func inLog(res Result, e Entry) Result {
 	res.Status = InLog
-	res.Message = fmt.Sprintf("entry %d proven in log %s at tree size %d", e.Index, e.Log.Origin, res.TreeSize)
+	idx := e.Index
+	if e.Log.V1 {
+		idx = e.Global
+	}
+	res.Message = fmt.Sprintf("entry %d proven in log %s at tree size %d", idx, e.Log.Origin, res.TreeSize)
 	return res
 }
 
 // refresh reads the log's checkpoint when the last read is older than Interval (RetryInterval after a
-// failure), once for every concurrent caller. It returns an error only when the caller's context ended
-// first.
-func (m *Monitor) refresh(ctx context.Context, l Log, st *logState) error {
+// failure; within, when positive and shorter), once for every concurrent caller. It returns an error
+// only when the caller's context ended first.
+func (m *Monitor) refresh(ctx context.Context, l Log, st *logState, within time.Duration) error {
 	now := m.opts.Clock()
 	st.mu.Lock()
 	wait := m.opts.Interval
 	if st.problem != nil {
 		wait = m.opts.RetryInterval
+	}
+	if within > 0 {
+		wait = min(wait, within)
 	}
 	fresh := !st.checked.IsZero() && now.Sub(st.checked) < wait
 	st.mu.Unlock()
@@ -239,12 +375,17 @@ func (m *Monitor) refresh(ctx context.Context, l Log, st *logState) error {
 // store), and records the outcome.
 func (m *Monitor) read(ctx context.Context, l Log, st *logState) {
 	now := m.opts.Clock()
-	priors, err := m.priors(ctx, l, st)
+	priors, gen, err := m.priors(ctx, l, st)
 	if err != nil {
 		m.fail(ctx, l, st, now, err)
 		return
 	}
-	raw, err := m.get(ctx, l, "checkpoint", l.URL+"/checkpoint", 0)
+	var raw []byte
+	if l.V1 {
+		raw, err = m.v1Checkpoint(ctx, l)
+	} else {
+		raw, err = m.get(ctx, l, "checkpoint", l.URL+"/checkpoint", 0)
+	}
 	if err != nil {
 		m.fail(ctx, l, st, now, fmt.Errorf("log %s: %w", l.Origin, err))
 		return
@@ -254,16 +395,7 @@ func (m *Monitor) read(ctx context.Context, l Log, st *logState) {
 		m.fail(ctx, l, st, now, fmt.Errorf("log %s served a checkpoint that does not verify with its key (forged, or another log's): %w", l.Origin, err))
 		return
 	}
-	prove := func(next, old tlog.Tree) error {
-		p, err := tlog.ProveTree(next.N, old.N, tlog.TileHashReader(next, tileReader{ctx: ctx, m: m, log: l}))
-		if err != nil {
-			return fmt.Errorf("reading the consistency proof from size %d to %d: %w", old.N, next.N, err)
-		}
-		if err := tlog.CheckTree(p, next.N, next.Hash, old.N, old.Hash); err != nil {
-			return fmt.Errorf("%w: %v", ErrNotConsistent, err)
-		}
-		return nil
-	}
+	prove := m.prover(ctx, l, gen)
 	for _, prior := range priors {
 		verdict, err := Compare(prior.Tree, next.Tree, prove)
 		switch verdict {
@@ -272,38 +404,94 @@ func (m *Monitor) read(ctx context.Context, l Log, st *logState) {
 		case Unproven:
 			m.fail(ctx, l, st, now, fmt.Errorf("log %s: %w", l.Origin, err))
 			return
+		case Rollback:
+			m.older(ctx, l, st, now, prior, next, prove)
+			return
 		default:
 			m.inconsistent(ctx, l, st, now, &Inconsistency{Kind: verdict, Detected: now, Message: err.Error(), Trusted: prior.Raw, Conflicting: next.Raw})
 			return
 		}
 	}
 	st.mu.Lock()
-	st.trusted, st.verified, st.checked, st.problem = &next, now, now, nil
+	if st.gen == gen {
+		st.trusted, st.verified = &next, now
+	}
+	st.checked, st.problem, st.staleSince = now, nil, time.Time{}
 	st.mu.Unlock()
 	m.save(ctx, l, st)
 }
 
+// prover proves consistency from the log's tiles (Rekor v2) or its API (Rekor v1).
+func (m *Monitor) prover(ctx context.Context, l Log, gen int) ConsistencyProver {
+	return func(next, old tlog.Tree) error {
+		if l.V1 {
+			return m.v1Consistency(ctx, l, next, old)
+		}
+		if old.N == 0 {
+			return nil
+		}
+		p, err := withTiles(m, ctx, l, gen, func(r tileReader) (tlog.TreeProof, error) {
+			return tlog.ProveTree(next.N, old.N, tlog.TileHashReader(next, r))
+		})
+		if err != nil {
+			return fmt.Errorf("reading the consistency proof from size %d to %d: %w", old.N, next.N, err)
+		}
+		if err := tlog.CheckTree(p, next.N, next.Hash, old.N, old.Hash); err != nil {
+			return fmt.Errorf("%w: %v", ErrNotConsistent, err)
+		}
+		return nil
+	}
+}
+
+// older handles a checkpoint smaller than the trusted one: one proven not to be a prefix of the trusted
+// tree is a fork at once; otherwise the log is behind (stale) until it has been for StaleGrace, and then
+// rolled back. The trusted checkpoint stays.
+func (m *Monitor) older(ctx context.Context, l Log, st *logState, now time.Time, trusted, next Checkpoint, prove ConsistencyProver) {
+	err := prove(trusted.Tree, next.Tree)
+	if errors.Is(err, ErrNotConsistent) {
+		m.inconsistent(ctx, l, st, now, &Inconsistency{Kind: Fork, Detected: now, Conflicting: next.Raw, Trusted: trusted.Raw,
+			Message: fmt.Sprintf("a checkpoint of size %d that is not a prefix of the trusted one of size %d: %v", next.Tree.N, trusted.Tree.N, err)})
+		return
+	}
+	st.mu.Lock()
+	if st.staleSince.IsZero() {
+		st.staleSince = now
+	}
+	since := st.staleSince
+	st.mu.Unlock()
+	if now.Sub(since) >= m.opts.StaleGrace {
+		m.inconsistent(ctx, l, st, now, &Inconsistency{Kind: Rollback, Detected: now, Conflicting: next.Raw, Trusted: trusted.Raw,
+			Message: fmt.Sprintf("a checkpoint of size %d after one of size %d, served since %s", next.Tree.N, trusted.Tree.N, since.UTC().Format(time.RFC3339))})
+		return
+	}
+	m.fail(ctx, l, st, now, fmt.Errorf("log %s serves a checkpoint of size %d, older than the one of size %d verified before, since %s: a rollback if it lasts %s",
+		l.Origin, next.Tree.N, trusted.Tree.N, since.UTC().Format(time.RFC3339), m.opts.StaleGrace))
+}
+
 // priors are the checkpoints a new one must be consistent with: the one verified in memory and the one
-// in the store (another replica's, or this one's before a restart). A store record that is gone after
-// one was written means the TransparencyLog was deleted: the log starts over.
-func (m *Monitor) priors(ctx context.Context, l Log, st *logState) ([]Checkpoint, error) {
+// in the store (another replica's, or this one's before a restart). A store record that is gone, or was
+// made again, after this state continued one means the TransparencyLog was deleted: the log starts
+// over. It also returns the state's generation.
+func (m *Monitor) priors(ctx context.Context, l Log, st *logState) ([]Checkpoint, int, error) {
 	var rec Record
 	found := false
 	if m.opts.Store != nil {
 		var err error
 		rec, found, err = m.opts.Store.Load(ctx, l)
 		if err != nil {
-			return nil, fmt.Errorf("log %s: reading what was verified of it: %w", l.Origin, err)
+			return nil, 0, fmt.Errorf("log %s: reading what was verified of it: %w", l.Origin, err)
 		}
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if !found && st.saved {
-		st.trusted, st.bad, st.saved = nil, nil, false
-		st.proven = lru.New(16384)
+	if (!found && st.saved) || (found && st.storeID != "" && rec.ID != st.storeID) {
+		st.reset()
 	}
-	if found && rec.Inconsistency != nil && st.bad == nil {
-		st.bad = rec.Inconsistency
+	if found {
+		st.storeID = rec.ID
+		if st.bad == nil && rec.Inconsistency != nil && evidence(l, rec.Inconsistency) {
+			st.bad = rec.Inconsistency
+		}
 	}
 	var out []Checkpoint
 	if st.trusted != nil {
@@ -315,7 +503,15 @@ func (m *Monitor) priors(ctx context.Context, l Log, st *logState) ([]Checkpoint
 			out = append(out, cp)
 		}
 	}
-	return out, nil
+	return out, st.gen, nil
+}
+
+// evidence reports whether a stored inconsistency holds up: both notes signed by the log, of two
+// different trees. Anyone who may write the record's status could otherwise fail every image of the log.
+func evidence(l Log, inc *Inconsistency) bool {
+	a, err1 := VerifyCheckpoint(l, inc.Trusted)
+	b, err2 := VerifyCheckpoint(l, inc.Conflicting)
+	return err1 == nil && err2 == nil && a.Tree != b.Tree
 }
 
 func (m *Monitor) fail(ctx context.Context, l Log, st *logState, now time.Time, err error) {
@@ -340,19 +536,24 @@ func (m *Monitor) save(ctx context.Context, l Log, st *logState) {
 		return
 	}
 	st.mu.Lock()
-	rec := Record{Log: l, VerifiedTime: st.verified, CheckedTime: st.checked, Inconsistency: st.bad}
+	rec := Record{Log: l, ID: st.storeID, VerifiedTime: st.verified, CheckedTime: st.checked, Inconsistency: st.bad}
 	if st.trusted != nil {
 		rec.Checkpoint, rec.Tree = st.trusted.Raw, st.trusted.Tree
 	}
 	if st.problem != nil {
 		rec.Problem = st.problem.Error()
 	}
+	gen := st.gen
 	st.mu.Unlock()
-	if err := m.opts.Store.Save(ctx, rec); err == nil {
-		st.mu.Lock()
-		st.saved = true
-		st.mu.Unlock()
+	id, err := m.opts.Store.Save(ctx, rec)
+	if err != nil {
+		return
 	}
+	st.mu.Lock()
+	if st.gen == gen {
+		st.saved, st.storeID = true, id
+	}
+	st.mu.Unlock()
 }
 
 func (m *Monitor) observe(l Log, kind string, code int, err error) {

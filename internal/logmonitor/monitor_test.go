@@ -26,12 +26,12 @@ func (c *clock) add(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-func newMonitor(store Store, c *clock) *Monitor {
+func newMonitor(store *memStore, c *clock) *Monitor {
 	var s Store
 	if store != nil {
 		s = store
 	}
-	return New(Options{Store: s, Clock: c.Now, Interval: time.Minute, RetryInterval: 10 * time.Second})
+	return New(Options{Store: s, Clock: c.Now, Interval: time.Minute, RetryInterval: 10 * time.Second, StaleGrace: 5 * time.Minute})
 }
 
 func fill(l *testLog, n int, prefix string) []Entry {
@@ -155,11 +155,152 @@ func TestSmallerTreeIsARollback(t *testing.T) {
 
 	tl.serveCheckpoint(older) // an older signed tree head, served again
 	c.add(2 * time.Minute)
+	// At first it may be a mirror that lags: Unavailable, not yet evidence.
 	r := m.Check(context.Background(), es[:1])[0]
+	g.Expect(r.Status).To(Equal(Unavailable), r.Message)
+	g.Expect(r.Message).To(ContainSubstring("serves a checkpoint of size 3, older than the one of size 7 verified before"))
+	g.Expect(store.get(tl.log()).Inconsistency).To(BeNil())
+	// Still served after the grace: a rollback.
+	c.add(6 * time.Minute)
+	r = m.Check(context.Background(), es[:1])[0]
 	g.Expect(r.Status).To(Equal(Inconsistent), r.Message)
 	g.Expect(r.Message).To(ContainSubstring("Rollback: a checkpoint of size 3 after one of size 7"))
 	g.Expect(store.get(tl.log()).Inconsistency.Kind).To(Equal(Rollback))
+	g.Expect(store.get(tl.log()).Inconsistency.Trusted).NotTo(Equal(older))
+	g.Expect(store.get(tl.log()).Inconsistency.Conflicting).To(Equal(older))
 	g.Expect(store.get(tl.log()).Tree.N).To(Equal(int64(7)), "the trusted checkpoint stays the newer one")
+}
+
+func TestALagThatEndsIsNoRollback(t *testing.T) {
+	g := NewWithT(t)
+	c := &clock{now: time.Unix(1_800_000_000, 0)}
+	tl := newTestLog(t, "log.example", nil)
+	es := with(tl.log(), fill(tl, 3, "a")...)
+	older := tl.publish()
+	fill(tl, 4, "b")
+	tl.publish()
+	store := newMemStore()
+	m := newMonitor(store, c)
+	g.Expect(m.Check(context.Background(), es[:1])[0].Status).To(Equal(InLog))
+	tl.serveCheckpoint(older)
+	c.add(2 * time.Minute)
+	g.Expect(m.Check(context.Background(), es[:1])[0].Status).To(Equal(Unavailable))
+	tl.publish() // the mirror caught up
+	c.add(2 * time.Minute)
+	g.Expect(m.Check(context.Background(), es[:1])[0].Status).To(Equal(InLog))
+	tl.serveCheckpoint(older) // and lags again later: the grace starts over
+	c.add(4 * time.Minute)
+	g.Expect(m.Check(context.Background(), es[:1])[0].Status).To(Equal(Unavailable))
+	g.Expect(store.get(tl.log()).Inconsistency).To(BeNil())
+}
+
+// TestSmallerTreeThatIsNoPrefixIsAFork: an older checkpoint of another history is a fork at once.
+func TestSmallerTreeThatIsNoPrefixIsAFork(t *testing.T) {
+	g := NewWithT(t)
+	c := &clock{now: time.Unix(1_800_000_000, 0)}
+	a := newTestLog(t, "log.example", nil)
+	es := with(a.log(), fill(a, 10, "common")...)
+	b := a.fork()
+	fill(a, 20, "a")
+	fill(b, 5, "b")
+	a.publish()
+	store := newMemStore()
+	m := newMonitor(store, c)
+	g.Expect(m.Check(context.Background(), es[:1])[0].Status).To(Equal(InLog))
+	a.serveCheckpoint(b.sign(15, nil))
+	c.add(2 * time.Minute)
+	r := m.Check(context.Background(), es[:1])[0]
+	g.Expect(r.Status).To(Equal(Inconsistent), r.Message)
+	g.Expect(r.Message).To(ContainSubstring("not a prefix of the trusted one of size 30"))
+	g.Expect(store.get(a.log()).Inconsistency.Kind).To(Equal(Fork))
+}
+
+// TestForkSeenByTheSameMonitor: tiles cached from the trusted view are never used to judge another
+// view: the same monitor that proved the first history finds the split view a fork.
+func TestForkSeenByTheSameMonitor(t *testing.T) {
+	g := NewWithT(t)
+	c := &clock{now: time.Unix(1_800_000_000, 0)}
+	a := newTestLog(t, "log.example", nil)
+	base := with(a.log(), fill(a, 300, "common")...)
+	b := a.fork()
+	fill(a, 220, "a")
+	fill(b, 230, "b")
+	a.publish()
+	b.publish()
+	store := newMemStore()
+	m := newMonitor(store, c)
+	g.Expect(m.Check(context.Background(), base[:1])[0].Status).To(Equal(InLog))
+	g.Expect(m.Check(context.Background(), with(a.log(), a.add("x"))[0:1])[0].Status).NotTo(Equal(Inconsistent))
+	c.add(2 * time.Minute)
+	r := m.Check(context.Background(), with(b.log(), base[0]))[0]
+	g.Expect(r.Status).To(Equal(Inconsistent), r.Message)
+	g.Expect(store.get(a.log()).Inconsistency.Kind).To(Equal(Fork))
+}
+
+// TestADeletionByAnotherReplicaStartsOver: two replicas share the store; one sees the record deleted
+// and makes it again; the other sees another record (its ID changed) and starts over too, rather than
+// writing its old evidence back.
+func TestADeletionByAnotherReplicaStartsOver(t *testing.T) {
+	g := NewWithT(t)
+	c := &clock{now: time.Unix(1_800_000_000, 0)}
+	tl := newTestLog(t, "log.example", nil)
+	es := with(tl.log(), fill(tl, 3, "a")...)
+	b := tl.fork()
+	fill(tl, 3, "b")
+	fill(b, 3, "c")
+	tl.publish()
+	store := newMemStore()
+	a1, a2 := newMonitor(store, c), newMonitor(store, c)
+	g.Expect(a1.Check(context.Background(), es[:1])[0].Status).To(Equal(InLog))
+	g.Expect(a2.Check(context.Background(), es[:1])[0].Status).To(Equal(InLog))
+	tl.serveCheckpoint(b.sign(6, nil))
+	c.add(2 * time.Minute)
+	g.Expect(a1.Check(context.Background(), es[:1])[0].Status).To(Equal(Inconsistent))
+	g.Expect(a2.Check(context.Background(), es[:1])[0].Status).To(Equal(Inconsistent))
+
+	store.delete(tl.log())
+	tl.publish()
+	c.add(2 * time.Minute)
+	g.Expect(a1.Check(context.Background(), es[:1])[0].Status).To(Equal(InLog))
+	c.add(2 * time.Minute)
+	g.Expect(a2.Check(context.Background(), es[:1])[0].Status).To(Equal(InLog))
+	g.Expect(store.get(tl.log()).Inconsistency).To(BeNil())
+	c.add(2 * time.Minute)
+	g.Expect(a1.Check(context.Background(), es[:1])[0].Status).To(Equal(InLog))
+}
+
+// TestStoredEvidenceMustHoldUp: an inconsistency written into the store by hand, whose notes the log
+// did not sign, is not adopted.
+func TestStoredEvidenceMustHoldUp(t *testing.T) {
+	g := NewWithT(t)
+	c := &clock{now: time.Unix(1_800_000_000, 0)}
+	tl := newTestLog(t, "log.example", nil)
+	es := with(tl.log(), fill(tl, 3, "a")...)
+	tl.publish()
+	other := newTestLog(t, "log.example", nil)
+	fill(other, 3, "x")
+	store := newMemStore()
+	store.recs[tl.log().Name()] = Record{Log: tl.log(), ID: "uid-0",
+		Inconsistency: &Inconsistency{Kind: Fork, Trusted: other.sign(3, nil), Conflicting: other.sign(2, nil)}}
+	g.Expect(newMonitor(store, c).Check(context.Background(), es[:1])[0].Status).To(Equal(InLog))
+}
+
+// TestAnEntryNewerThanTheCheckpointIsLookedForAgain: an image signed after the log was last read is
+// not reported missing: the log is read again.
+func TestAnEntryNewerThanTheCheckpointIsLookedForAgain(t *testing.T) {
+	g := NewWithT(t)
+	c := &clock{now: time.Unix(1_800_000_000, 0)}
+	tl := newTestLog(t, "log.example", nil)
+	es := with(tl.log(), fill(tl, 3, "a")...)
+	tl.publish()
+	m := newMonitor(newMemStore(), c)
+	g.Expect(m.Check(context.Background(), es[:1])[0].Status).To(Equal(InLog))
+	fresh := with(tl.log(), tl.add("signed just now"))
+	tl.publish()
+	c.add(10 * time.Second)
+	r := m.Check(context.Background(), fresh)[0]
+	g.Expect(r.Status).To(Equal(InLog), r.Message)
+	g.Expect(r.TreeSize).To(Equal(int64(4)))
 }
 
 func TestForgedCheckpointIsUnavailableNotInconsistent(t *testing.T) {
@@ -203,10 +344,11 @@ func TestEntryNotInLog(t *testing.T) {
 	g.Expect(r.Status).To(Equal(NotInLog), r.Message)
 	g.Expect(r.Message).To(ContainSubstring("holds another entry at that index"))
 
+	// An index the log's signed tree does not reach, even when read again: it cannot say what is there.
 	beyond := Entry{Log: lg, Index: 20, Leaf: LeafHash([]byte("a-0"))}
 	r = m.Check(context.Background(), []Entry{beyond})[0]
-	g.Expect(r.Status).To(Equal(NotInLog), r.Message)
-	g.Expect(r.Message).To(ContainSubstring("its signed tree has 20 entries"))
+	g.Expect(r.Status).To(Equal(Unavailable), r.Message)
+	g.Expect(r.Message).To(ContainSubstring("its current checkpoint (size 20) does not reach entry 20 yet"))
 }
 
 func TestPersistedCheckpointSurvivesARestart(t *testing.T) {
@@ -250,6 +392,9 @@ func TestDeletedRecordStartsOver(t *testing.T) {
 	g.Expect(m.Check(context.Background(), es[:1])[0].Status).To(Equal(InLog))
 	tl.serveCheckpoint(older)
 	c.add(2 * time.Minute)
+	g.Expect(m.Check(context.Background(), es[:1])[0].Status).To(Equal(Unavailable))
+
+	c.add(6 * time.Minute)
 	g.Expect(m.Check(context.Background(), es[:1])[0].Status).To(Equal(Inconsistent))
 
 	// The operator looked into it and deletes the TransparencyLog: the next checkpoint is trusted on

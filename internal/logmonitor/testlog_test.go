@@ -200,11 +200,12 @@ func (l *testLog) serve(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(data)
 }
 
-// memStore is a Store in memory.
+// memStore is a Store in memory; each record made gets a new ID, as an object gets a new UID.
 type memStore struct {
 	mu    sync.Mutex
 	recs  map[string]Record
 	saves int
+	ids   int
 	err   error
 }
 
@@ -220,15 +221,21 @@ func (s *memStore) Load(_ context.Context, l Log) (Record, bool, error) {
 	return r, ok, nil
 }
 
-func (s *memStore) Save(_ context.Context, r Record) error {
+func (s *memStore) Save(_ context.Context, r Record) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
-		return s.err
+		return "", s.err
 	}
 	s.saves++
+	if old, ok := s.recs[r.Log.Name()]; ok {
+		r.ID = old.ID
+	} else {
+		s.ids++
+		r.ID = fmt.Sprintf("uid-%d", s.ids)
+	}
 	s.recs[r.Log.Name()] = r
-	return nil
+	return r.ID, nil
 }
 
 func (s *memStore) get(l Log) Record {

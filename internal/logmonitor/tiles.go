@@ -31,6 +31,14 @@ type tileReader struct {
 	ctx context.Context
 	m   *Monitor
 	log Log
+	// gen is the log's generation (logState.gen), part of the cache's keys; uncached reads every tile
+	// afresh and keeps none.
+	gen      int
+	uncached bool
+}
+
+func (r tileReader) key(t tlog.Tile) string {
+	return fmt.Sprintf("%s/%d/%s", r.log.Name(), r.gen, tilePath(t))
 }
 
 func (r tileReader) Height() int { return tileHeight }
@@ -40,7 +48,7 @@ func (r tileReader) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
 	errs := make([]error, len(tiles))
 	var wg sync.WaitGroup
 	for i, t := range tiles {
-		if data, ok := r.m.tiles.Get(r.log.Name() + "/" + tilePath(t)); ok {
+		if data, ok := r.m.tiles.Get(r.key(t)); ok && !r.uncached {
 			out[i] = data.([]byte)
 			continue
 		}
@@ -61,7 +69,7 @@ func (r tileReader) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
 // that the log no longer serves is read from the full tile (C2SP tlog-tiles allows deleting them).
 func (r tileReader) read(t tlog.Tile) ([]byte, error) {
 	want := t.W * tlog.HashSize
-	v, err, _ := r.m.flight.Do("tile|"+r.log.Name()+"|"+tilePath(t), func() (any, error) {
+	v, err, _ := r.m.flight.Do(fmt.Sprintf("tile|%t|%s", r.uncached, r.key(t)), func() (any, error) {
 		data, err := r.m.get(r.ctx, r.log, "tile", r.log.URL+"/"+tilePath(t), want)
 		if errors.Is(err, errNotFound) && t.W < 1<<tileHeight {
 			full := t
@@ -84,19 +92,25 @@ func (r tileReader) read(t tlog.Tile) ([]byte, error) {
 }
 
 func (r tileReader) SaveTiles(tiles []tlog.Tile, data [][]byte) {
+	if r.uncached {
+		return
+	}
 	for i, t := range tiles {
 		if i < len(data) && len(data[i]) == t.W*tlog.HashSize {
-			r.m.tiles.Add(r.log.Name()+"/"+tilePath(t), data[i])
+			r.m.tiles.Add(r.key(t), data[i])
 		}
 	}
 }
 
-// get reads a resource of the log, at most limit bytes (exactly limit for a tile: exact set), and counts
-// the request.
-func (m *Monitor) get(ctx context.Context, l Log, kind, url string, exact int) ([]byte, error) {
-	limit := exact
-	if limit <= 0 {
+// get reads a resource of the log and counts the request: exactly n bytes when n is positive (a tile), at
+// most -n when it is negative, at most MaxCheckpointBytes when it is 0.
+func (m *Monitor) get(ctx context.Context, l Log, kind, url string, n int) ([]byte, error) {
+	exact, limit := n, n
+	switch {
+	case n == 0:
 		limit = MaxCheckpointBytes
+	case n < 0:
+		exact, limit = 0, -n
 	}
 	data, code, err := m.fetch(ctx, url, limit)
 	m.observe(l, kind, code, err)
@@ -114,6 +128,11 @@ func (m *Monitor) fetch(ctx context.Context, url string, limit int) ([]byte, int
 	if err != nil {
 		return nil, 0, err
 	}
+	return m.do(req, limit)
+}
+
+// do sends a request and reads a 200 answer of at most limit bytes.
+func (m *Monitor) do(req *http.Request, limit int) ([]byte, int, error) {
 	req.Header.Set("User-Agent", "sigwatch")
 	resp, err := m.opts.HTTP.Do(req)
 	if err != nil {

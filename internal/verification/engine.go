@@ -33,6 +33,9 @@ type Options struct {
 	// Logs, when set, checks each verified policy's accepted log entries against their live logs, on
 	// every verification (cached verdicts included); see transparencyLog.online.
 	Logs LogChecker
+	// LogTimeout bounds the live log checks of one verification, after its offline verdicts (default
+	// 15s): a log that does not answer in time is LogUnavailable.
+	LogTimeout time.Duration
 	// LogURLs replaces, by checkpoint origin, where a Rekor v2 log's checkpoint and tiles are read (by
 	// default its baseUrl): a mirror, or a test's tile server.
 	LogURLs map[string]string
@@ -105,6 +108,9 @@ func New(opts Options) *Engine {
 	}
 	if opts.MemoryBudget <= 0 {
 		opts.MemoryBudget = DefaultMemoryBudget
+	}
+	if opts.LogTimeout <= 0 {
+		opts.LogTimeout = 15 * time.Second
 	}
 	return &Engine{
 		opts:     opts,
@@ -190,10 +196,40 @@ func (e *Engine) verifyDigest(ctx context.Context, req Request) *Result {
 		res.Cached = false
 		return res
 	}
+	judged, cached, deferred := e.judge(ctx, req)
+	if deferred != "" {
+		return &Result{Image: req.Image, Time: res.Time, Deferred: deferred}
+	}
+	res.Cached = res.Cached && cached
+	// The live log checks come after every offline verdict, outside the registry hosts' slots and their
+	// deadline, under a time limit of their own: a slow log delays no registry read and no other policy.
+	lctx, cancel := context.WithTimeout(ctx, e.opts.LogTimeout)
+	defer cancel()
+	seen := map[string]int{} // signature manifest+format+subject -> index in res.Signatures
+	for _, j := range judged {
+		v := e.online(lctx, j.policy, j.verdict)
+		res.Policies = append(res.Policies, v.result)
+		mergeSignatures(res, seen, v.signatures)
+	}
+	sort.SliceStable(res.Signatures, func(i, j int) bool {
+		return res.Signatures[i].Verified() && !res.Signatures[j].Verified()
+	})
+	return res
+}
+
+// judgedPolicy is a policy's offline verdict.
+type judgedPolicy struct {
+	policy  *policy.Policy
+	verdict policyVerdict
+}
+
+// judge reaches every policy's offline verdict, holding the slots of the registry hosts it reads and
+// under their deadline; deferred says why it did not (see Options.MaxPerHost).
+func (e *Engine) judge(ctx context.Context, req Request) (judged []judgedPolicy, allCached bool, deferred string) {
 	hosts := hostsRead(req)
 	release, deferred := e.hosts.acquire(ctx, hosts)
 	if deferred != "" {
-		return &Result{Image: req.Image, Time: res.Time, Deferred: deferred}
+		return nil, false, deferred
 	}
 	defer release()
 	imageHost := hostOf(req.Image.Repository)
@@ -213,20 +249,16 @@ func (e *Engine) verifyDigest(ctx context.Context, req Request) *Result {
 		}
 		groups[p.SignatureRepository] = append(groups[p.SignatureRepository], p)
 	}
-	seen := map[string]int{} // signature manifest+format+subject -> index in res.Signatures
+	allCached = true
 	for _, sigRepo := range order {
 		where := signatures.Where{Image: req.Image, SignatureRepository: sigRepo}
 		verdicts, cached := e.verifyGroup(ctx, e.discoverer(req.Credentials), where, groups[sigRepo], req.Fresh)
-		res.Cached = res.Cached && cached
-		for _, v := range verdicts {
-			res.Policies = append(res.Policies, v.result)
-			mergeSignatures(res, seen, v.signatures)
+		allCached = allCached && cached
+		for i, v := range verdicts {
+			judged = append(judged, judgedPolicy{groups[sigRepo][i], v})
 		}
 	}
-	sort.SliceStable(res.Signatures, func(i, j int) bool {
-		return res.Signatures[i].Verified() && !res.Signatures[j].Verified()
-	})
-	return res
+	return judged, allCached, ""
 }
 
 // Deferral says why Verify would defer req now (see Options.MaxPerHost), or "". It takes nothing: a
@@ -319,7 +351,7 @@ func (e *Engine) verifyGroup(ctx context.Context, d session, where signatures.Wh
 			return cachedVerdict{pv, false}, nil
 		})
 		cv := v.(cachedVerdict)
-		out[i] = e.online(ctx, p, cv.verdict)
+		out[i] = cv.verdict
 		allCached = allCached && cv.hit
 	}
 	return out, allCached

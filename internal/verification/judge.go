@@ -358,7 +358,7 @@ func describe(c *signatures.Candidate, o outcome, keyID string, tr *trust.Root, 
 			idx := entry.LogIndex()
 			s.TransparencyLogIndex = &idx
 			s.entry = entryOf(entry, tr, logURLs)
-			if s.entry != nil && s.entry.log.Origin != "" {
+			if s.entry != nil && s.entry.problem == "" {
 				s.TransparencyLog = s.entry.log.Name()
 			}
 			if t := entry.IntegratedTime(); !t.IsZero() && t.Unix() > 0 {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/sigstore/sigstore-go/pkg/tlog"
 	"github.com/transparency-dev/merkle/proof"
@@ -23,43 +25,65 @@ type LogChecker interface {
 
 // logEntry is an accepted signature's log entry, as the live check needs it.
 type logEntry struct {
-	log   logmonitor.Log
-	index int64
-	leaf  [32]byte
-	// problem says why the entry cannot be checked live ("" when it can): a Rekor v1 log (v1 set), or
-	// a body that is not the leaf its inclusion proof proves.
+	log logmonitor.Log
+	// index is the entry's index in its tree; global, for Rekor v1, its index across the log's shards.
+	index, global int64
+	leaf          [32]byte
+	// problem says why the entry cannot be checked live ("" when it can): it is then left out of the
+	// check, and does not count under online: Require.
 	problem string
-	v1      bool
 }
 
 // entryOf describes an accepted entry for the live check. The leaf is the hash of the entry's body, which
 // must be the leaf that the bundle's inclusion proof (verified offline against a signed checkpoint)
-// proves: a body that is not would be checked in vain.
+// proves at the entry's index: a body or an index that is not would be checked in vain.
 func entryOf(entry *tlog.Entry, tr *trust.Root, urls map[string]string) *logEntry {
 	id := hex.EncodeToString([]byte(entry.LogKeyID()))
 	tl, ok := tr.Material.RekorLogs()[id]
 	if !ok {
 		return nil
 	}
-	if !entry.IsRekorV2() {
-		return &logEntry{index: entry.LogIndex(), v1: true, problem: "its log is a Rekor v1 log, which sigwatch does not check online yet"}
-	}
-	lg, err := logmonitor.NewLog(tl.BaseURL, tl.ID, tl.PublicKey, tl.SignatureHashFunc, "")
-	if err != nil {
-		return &logEntry{index: entry.LogIndex(), problem: err.Error()}
-	}
-	if u, ok := urls[lg.Origin]; ok {
-		lg, _ = logmonitor.NewLog(tl.BaseURL, tl.ID, tl.PublicKey, tl.SignatureHashFunc, u)
-	}
-	out := &logEntry{log: lg, index: entry.LogIndex()}
+	out := &logEntry{index: entry.LogIndex(), global: entry.LogIndex()}
 	tle := entry.TransparencyLogEntry()
 	ip := tle.GetInclusionProof()
+	if ip == nil || ip.GetTreeSize() <= 0 || ip.GetCheckpoint().GetEnvelope() == "" {
+		out.problem = "its bundle has no inclusion proof (only a promise of inclusion), which sigwatch cannot check online yet"
+		return out
+	}
+	var err error
+	if entry.IsRekorV2() {
+		if ip.GetLogIndex() != entry.LogIndex() {
+			out.problem = fmt.Sprintf("its inclusion proof is for index %d, the entry says %d", ip.GetLogIndex(), entry.LogIndex())
+			return out
+		}
+		out.log, err = logmonitor.NewLog(tl.BaseURL, tl.ID, tl.PublicKey, tl.SignatureHashFunc, "")
+		if err == nil && urls[out.log.Origin] != "" {
+			out.log, err = logmonitor.NewLog(tl.BaseURL, tl.ID, tl.PublicKey, tl.SignatureHashFunc, urls[out.log.Origin])
+		}
+	} else {
+		// Rekor v1: the shard is the checkpoint's tree, the entry's index in it the proof's.
+		origin, _, _ := strings.Cut(ip.GetCheckpoint().GetEnvelope(), "\n")
+		out.index = ip.GetLogIndex()
+		out.log, err = logmonitor.NewV1Log(tl.BaseURL, tl.ID, tl.PublicKey, tl.SignatureHashFunc, origin, urls[hostOfURL(tl.BaseURL)])
+	}
+	if err != nil {
+		out.problem = err.Error()
+		return out
+	}
 	out.leaf = logmonitor.LeafHash(tle.GetCanonicalizedBody())
-	if ip == nil || ip.GetTreeSize() <= 0 || proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(ip.GetLogIndex()), uint64(ip.GetTreeSize()),
+	if proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(ip.GetLogIndex()), uint64(ip.GetTreeSize()),
 		out.leaf[:], ip.GetHashes(), ip.GetRootHash()) != nil {
 		out.problem = "its body is not the leaf its inclusion proof proves"
 	}
 	return out
+}
+
+func hostOfURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Hostname()
 }
 
 // online runs the live log check of a policy's verified verdict: each accepted signature's entry (of an
@@ -74,29 +98,19 @@ func (e *Engine) online(ctx context.Context, p *policy.Policy, v policyVerdict) 
 	}
 	var idx []int
 	var entries []logmonitor.Entry
-	var broken []int // entries that cannot be checked, of a Rekor v2 log
 	for i, s := range v.signatures {
-		if !s.Verified() || s.PredicateType != "" || s.entry == nil || s.entry.v1 || authorityOf(p, s.Authority).Online == sigwatchv1alpha1.OnlineLogOff {
-			continue
-		}
-		if s.entry.problem != "" {
-			broken = append(broken, i)
+		if !s.Verified() || s.PredicateType != "" || s.entry == nil || s.entry.problem != "" || authorityOf(p, s.Authority).Online == sigwatchv1alpha1.OnlineLogOff {
 			continue
 		}
 		idx = append(idx, i)
-		entries = append(entries, logmonitor.Entry{Log: s.entry.log, Index: s.entry.index, Leaf: s.entry.leaf})
+		entries = append(entries, logmonitor.Entry{Log: s.entry.log, Index: s.entry.index, Global: s.entry.global, Leaf: s.entry.leaf})
 	}
 	requires := slices.ContainsFunc(p.Authorities, func(a *policy.Authority) bool { return a.Online == sigwatchv1alpha1.OnlineLogRequire })
-	if len(entries)+len(broken) == 0 && !requires {
+	if len(entries) == 0 && !requires {
 		return v
 	}
 	v.signatures = slices.Clone(v.signatures)
 	now := e.opts.Clock()
-	for _, i := range broken {
-		s := &v.signatures[i]
-		s.Inclusion = &Inclusion{Result: sigwatchv1alpha1.LogInclusionUnavailable, Origin: s.entry.log.Origin, Index: s.entry.index, Checked: now,
-			Message: "the entry cannot be checked online: " + s.entry.problem}
-	}
 	for j, r := range e.opts.Logs.Check(ctx, entries) {
 		s := &v.signatures[idx[j]]
 		s.Inclusion = &Inclusion{Result: inclusionResult(r.Status), Origin: r.Origin, Index: r.Index, TreeSize: r.TreeSize, Checked: now, Message: r.Message}
@@ -148,7 +162,7 @@ func require(p *policy.Policy, res PolicyResult, sigs []Signature) PolicyResult 
 		case s.Inclusion != nil:
 			absent = first(absent, fmt.Sprintf("signature by %s: %s", who, s.Inclusion.Message))
 		case s.entry != nil && s.entry.problem != "":
-			unavailable = first(unavailable, fmt.Sprintf("signature by %s: its log entry cannot be checked online: %s", who, s.entry.problem))
+			absent = first(absent, fmt.Sprintf("signature by %s: its log entry cannot be checked online: %s", who, s.entry.problem))
 
 		default:
 			absent = first(absent, fmt.Sprintf("signature by %s has no entry in a transparency log of the trust root to check online", who))

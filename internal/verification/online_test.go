@@ -49,7 +49,7 @@ func TestRequire(t *testing.T) {
 		{"one of two in log", onlinePolicy(req), []Signature{checked("a", sigwatchv1alpha1.LogInclusionInconsistent), checked("a", sigwatchv1alpha1.LogInclusionInLog)},
 			sigwatchv1alpha1.PolicyVerified, sigwatchv1alpha1.VerifiedReason},
 		{"no entry to check", onlinePolicy(req), []Signature{{Authority: "a", KeyID: "0123456789abcdef"}}, sigwatchv1alpha1.PolicyFailed, sigwatchv1alpha1.EntryNotInLogReason},
-		{"an entry of a Rekor v1 log", onlinePolicy(req), []Signature{{Authority: "a", entry: &logEntry{v1: true, problem: "v1"}}}, sigwatchv1alpha1.PolicyUnknown, sigwatchv1alpha1.LogUnavailableReason},
+		{"an entry that cannot be checked online", onlinePolicy(req), []Signature{{Authority: "a", entry: &logEntry{problem: "no inclusion proof"}}}, sigwatchv1alpha1.PolicyFailed, sigwatchv1alpha1.EntryNotInLogReason},
 		{"another authority monitors only", onlinePolicy(req, mon), []Signature{checked("a", sigwatchv1alpha1.LogInclusionNotInLog), checked("b", sigwatchv1alpha1.LogInclusionNotInLog)},
 			sigwatchv1alpha1.PolicyVerified, sigwatchv1alpha1.VerifiedReason},
 		{"rejected signatures do not count", onlinePolicy(req), []Signature{{Authority: "", Reason: sigwatchv1alpha1.UntrustedSignerReason}, checked("a", sigwatchv1alpha1.LogInclusionNotInLog)},

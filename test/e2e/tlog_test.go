@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -43,6 +44,13 @@ func newLogProxy(t *testing.T, target string) *logProxy {
 	return p
 }
 
+// point sends the proxy's reads to another tile server.
+func (p *logProxy) point(target string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.target = target
+}
+
 func (p *logProxy) set(down bool, checkpoint []byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -51,17 +59,23 @@ func (p *logProxy) set(down bool, checkpoint []byte) {
 
 func (p *logProxy) serve(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
-	down, served := p.down, p.served
+	down, served, target := p.down, p.served, p.target
 	p.mu.Unlock()
 	switch {
 	case down:
 		http.Error(w, "the log is down", http.StatusServiceUnavailable)
 		return
-	case served != nil && r.URL.Path == "/checkpoint":
+	case served != nil && (r.URL.Path == "/checkpoint" || r.URL.Path == "/api/v1/log"):
 		_, _ = w.Write(served)
 		return
 	}
-	resp, err := http.Get(p.target + r.URL.Path)
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, target+r.URL.RequestURI(), r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	req.Header = r.Header.Clone()
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
@@ -118,6 +132,7 @@ func TestLiveTransparencyLog(t *testing.T) {
 		return startManagerWith(t, func(cfg *controllers.Config) {
 			cfg.LogURLs = map[string]string{stack.RekorOrigin: proxy.srv.URL}
 			cfg.LogInterval = 200 * time.Millisecond
+			cfg.LogRollbackGrace = time.Second
 			cfg.IntervalOverride = time.Second
 		})
 	}
@@ -269,4 +284,231 @@ func TestLiveTransparencyLog(t *testing.T) {
 	g.Expect(condition(g, theLog(g).Status.Conditions, sigwatchv1alpha1.ConsistentCondition).Status).To(Equal(metav1.ConditionTrue))
 	g.Expect(condition(g, image(g).Status.Conditions, sigwatchv1alpha1.VerifiedCondition).Status).To(Equal(metav1.ConditionTrue))
 	stop()
+}
+
+// TestForkedLog: two real Rekor v2 servers over copies of one log, with the same key, are each given
+// other entries: one log, two histories, every checkpoint validly signed. sigwatch reads the first: an
+// image whose entry only the second holds is not in the log (EntryNotInLog) while one logged in the first
+// is; shown the second, larger view, sigwatch finds the trusted tree is not a prefix of it (a split view)
+// and keeps both checkpoints.
+func TestForkedLog(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	c := s.env.Client
+	g.Expect(c.DeleteAllOf(ctx, &sigwatchv1alpha1.TransparencyLog{})).To(Succeed())
+	fork, err := s.stack.ForkRekor(ctx)
+	g.Expect(err).NotTo(HaveOccurred())
+	sign := func(repo string, opts stack.SignOptions) string {
+		t.Helper()
+		img, err := s.push(ctx, repo)
+		g.Expect(err).NotTo(HaveOccurred())
+		_, err = s.stack.Sign(ctx, img.String(), releaseClaims, opts)
+		g.Expect(err).NotTo(HaveOccurred())
+		return img.String()
+	}
+	inMain := sign("yourorg/fork:main", stack.SignOptions{})
+	inFork := sign("yourorg/fork:fork", stack.SignOptions{SigningConfig: fork.SigningConfig})
+	sign("yourorg/fork:more1", stack.SignOptions{SigningConfig: fork.SigningConfig})
+	sign("yourorg/fork:more2", stack.SignOptions{SigningConfig: fork.SigningConfig})
+
+	g.Expect(c.Create(ctx, envtest.Namespace("fork-trust", nil))).To(Succeed())
+	g.Expect(c.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "fork-trust", Name: "sigstore"},
+		Data: map[string]string{"trusted_root.json": string(s.stack.TrustedRootJSON())}})).To(Succeed())
+	spec := releasePolicySpec(releaseIdentity())
+	spec.Images = []sigwatchv1alpha1.ImagePattern{sigwatchv1alpha1.ImagePattern(s.reg.Host + "/yourorg/fork")}
+	spec.TrustedRoot = &sigwatchv1alpha1.TrustedRootSource{ConfigMapRef: sigwatchv1alpha1.ConfigMapKeyReference{Namespace: "fork-trust", Name: "sigstore"}}
+	p := &sigwatchv1alpha1.ImageSignaturePolicy{ObjectMeta: metav1.ObjectMeta{Name: "forked-log"}, Spec: spec}
+	g.Expect(c.Create(ctx, p)).To(Succeed())
+	t.Cleanup(func() { _ = c.Delete(ctx, p) })
+	proxy := newLogProxy(t, s.stack.RekorTilesURL)
+	startManagerWith(t, func(cfg *controllers.Config) {
+		cfg.LogURLs = map[string]string{stack.RekorOrigin: proxy.srv.URL}
+		cfg.LogInterval = 200 * time.Millisecond
+		cfg.IntervalOverride = time.Second
+	})
+
+	ns := "forked-log"
+	g.Expect(c.Create(ctx, envtest.Namespace(ns, nil))).To(Succeed())
+	for name, img := range map[string]string{"main": inMain, "fork": inFork} {
+		_, err := envtest.RunDeployment(ctx, c, ns, name, img, "docker-pullable://"+img)
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+	inLog := func(g Gomega, img string) *metav1.Condition {
+		var list sigwatchv1alpha1.SignedImageList
+		g.Expect(c.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+		for _, si := range list.Items {
+			if si.Spec.Image+"@"+si.Spec.Digest == img {
+				v := meta.FindStatusCondition(si.Status.Conditions, sigwatchv1alpha1.VerifiedCondition)
+				g.Expect(v).NotTo(BeNil())
+				g.Expect(v.Status).To(Equal(metav1.ConditionTrue), "Monitor never changes the verdict: %s", v.Message)
+				l := meta.FindStatusCondition(si.Status.Conditions, sigwatchv1alpha1.InTransparencyLogCondition)
+				g.Expect(l).NotTo(BeNil())
+				return l
+			}
+		}
+		g.Expect(list.Items).To(ContainElement(HaveField("Spec.Digest", img[strings.Index(img, "@")+1:])))
+		return nil
+	}
+	g.Eventually(func(g Gomega) {
+		g.Expect(inLog(g, inMain).Reason).To(Equal(sigwatchv1alpha1.EntryInLogReason))
+		l := inLog(g, inFork)
+		g.Expect(l.Reason).To(Equal(sigwatchv1alpha1.EntryNotInLogReason), l.Message)
+		g.Expect(l.Status).To(Equal(metav1.ConditionFalse))
+	}).WithTimeout(60 * time.Second).WithPolling(250 * time.Millisecond).Should(Succeed())
+	var trusted string
+	var list sigwatchv1alpha1.TransparencyLogList
+	g.Expect(c.List(ctx, &list)).To(Succeed())
+	g.Expect(list.Items).To(HaveLen(1))
+	trusted = list.Items[0].Status.Checkpoint
+
+	// The other view of the same log, larger, validly signed.
+	proxy.point(fork.TilesURL)
+	g.Eventually(func(g Gomega) {
+		var list sigwatchv1alpha1.TransparencyLogList
+		g.Expect(c.List(ctx, &list)).To(Succeed())
+		g.Expect(list.Items).To(HaveLen(1))
+		inc := list.Items[0].Status.Inconsistency
+		g.Expect(inc).NotTo(BeNil())
+		g.Expect(inc.Kind).To(Equal(sigwatchv1alpha1.LogFork))
+		g.Expect(inc.Message).To(ContainSubstring("is not a prefix of"))
+		g.Expect(inc.TrustedCheckpoint).To(Equal(trusted))
+		g.Expect(inc.ConflictingCheckpoint).To(HavePrefix(stack.RekorOrigin + "\n"))
+		g.Expect(inc.ConflictingCheckpoint).NotTo(Equal(trusted))
+		g.Expect(inLog(g, inMain).Reason).To(Equal(sigwatchv1alpha1.LogInconsistentReason))
+	}).WithTimeout(60 * time.Second).WithPolling(250 * time.Millisecond).Should(Succeed())
+}
+
+// TestLiveRekorV1: a real Rekor v1 (rekor-server over Trillian and MariaDB), cosign signing into it; each
+// re-verification proves the entry through the API's retrieval and the shard's signed tree heads
+// consistent as the log grows; an older tree head served again is a rollback, a forged one proves
+// nothing.
+func TestLiveRekorV1(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	c := s.env.Client
+	v1, err := stack.StartRekorV1(ctx, "")
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(v1.Stop)
+	signing, err := s.stack.WithRekorV1(ctx, v1)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(c.DeleteAllOf(ctx, &sigwatchv1alpha1.TransparencyLog{})).To(Succeed())
+	sign := func(repo string) string {
+		t.Helper()
+		img, err := s.push(ctx, repo)
+		g.Expect(err).NotTo(HaveOccurred())
+		out, err := s.stack.Sign(ctx, img.String(), releaseClaims, stack.SignOptions{SigningConfig: signing.SigningConfig, TrustedRoot: signing.TrustedRootPath})
+		g.Expect(err).NotTo(HaveOccurred(), string(out))
+		return img.String()
+	}
+	img := sign("yourorg/v1:a")
+	logInfo := func() []byte {
+		resp, err := http.Get(fmt.Sprintf("%s/api/v1/log?treeID=%d", v1.URL, v1.TreeID))
+		g.Expect(err).NotTo(HaveOccurred())
+		defer func() { _ = resp.Body.Close() }()
+		body, err := io.ReadAll(resp.Body)
+		g.Expect(err).NotTo(HaveOccurred())
+		return body
+	}
+	older := logInfo()
+
+	g.Expect(c.Create(ctx, envtest.Namespace("rekor-v1-trust", nil))).To(Succeed())
+	g.Expect(c.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "rekor-v1-trust", Name: "sigstore"},
+		Data: map[string]string{"trusted_root.json": string(signing.TrustedRoot)}})).To(Succeed())
+	spec := releasePolicySpec(releaseIdentity())
+	spec.Images = []sigwatchv1alpha1.ImagePattern{sigwatchv1alpha1.ImagePattern(s.reg.Host + "/yourorg/v1")}
+	spec.TrustedRoot = &sigwatchv1alpha1.TrustedRootSource{ConfigMapRef: sigwatchv1alpha1.ConfigMapKeyReference{Namespace: "rekor-v1-trust", Name: "sigstore"}}
+	p := &sigwatchv1alpha1.ImageSignaturePolicy{ObjectMeta: metav1.ObjectMeta{Name: "rekor-v1"}, Spec: spec}
+	g.Expect(c.Create(ctx, p)).To(Succeed())
+	t.Cleanup(func() { _ = c.Delete(ctx, p) })
+	proxy := newLogProxy(t, v1.URL)
+	startManagerWith(t, func(cfg *controllers.Config) {
+		cfg.LogURLs = map[string]string{stack.RekorOrigin: proxy.srv.URL}
+		cfg.LogInterval = 200 * time.Millisecond
+		cfg.LogRollbackGrace = time.Second
+		cfg.IntervalOverride = time.Second
+	})
+	ns := "rekor-v1"
+	g.Expect(c.Create(ctx, envtest.Namespace(ns, nil))).To(Succeed())
+	_, err = envtest.RunDeployment(ctx, c, ns, "web", img, "docker-pullable://"+img)
+	g.Expect(err).NotTo(HaveOccurred())
+	conditions := func(g Gomega) (verified, inLog *metav1.Condition) {
+		var list sigwatchv1alpha1.SignedImageList
+		g.Expect(c.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+		g.Expect(list.Items).To(HaveLen(1))
+		verified = meta.FindStatusCondition(list.Items[0].Status.Conditions, sigwatchv1alpha1.VerifiedCondition)
+		inLog = meta.FindStatusCondition(list.Items[0].Status.Conditions, sigwatchv1alpha1.InTransparencyLogCondition)
+		g.Expect(verified).NotTo(BeNil())
+		g.Expect(inLog).NotTo(BeNil())
+		return verified, inLog
+	}
+	expect := func(verified, inLog string) {
+		t.Helper()
+		g.Eventually(func(g Gomega) {
+			v, l := conditions(g)
+			g.Expect(v.Reason).To(Equal(verified), v.Message)
+			g.Expect(l.Reason).To(Equal(inLog), l.Message)
+		}).WithTimeout(60 * time.Second).WithPolling(250 * time.Millisecond).Should(Succeed())
+	}
+	theLog := func(g Gomega) *sigwatchv1alpha1.TransparencyLog {
+		var list sigwatchv1alpha1.TransparencyLogList
+		g.Expect(c.List(ctx, &list)).To(Succeed())
+		g.Expect(list.Items).To(ContainElement(HaveField("Status.Origin", v1.Origin)))
+		for i := range list.Items {
+			if list.Items[i].Status.Origin == v1.Origin {
+				return &list.Items[i]
+			}
+		}
+		return nil
+	}
+
+	expect(sigwatchv1alpha1.VerifiedReason, sigwatchv1alpha1.EntryInLogReason)
+	_, l := conditions(g)
+	g.Expect(l.Message).To(ContainSubstring("proven in log " + v1.Origin))
+	var size int64
+	g.Eventually(func(g Gomega) {
+		tl := theLog(g)
+		g.Expect(tl.Status.TreeSize).NotTo(BeNil())
+		size = *tl.Status.TreeSize
+		g.Expect(meta.IsStatusConditionTrue(tl.Status.Conditions, sigwatchv1alpha1.ConsistentCondition)).To(BeTrue())
+	}).WithTimeout(30 * time.Second).Should(Succeed())
+
+	// The log grows: its new tree heads are proven consistent through the API.
+	sign("yourorg/v1-more:b")
+	g.Eventually(func(g Gomega) {
+		tl := theLog(g)
+		g.Expect(*tl.Status.TreeSize).To(BeNumerically(">", size))
+		g.Expect(meta.IsStatusConditionTrue(tl.Status.Conditions, sigwatchv1alpha1.ConsistentCondition)).To(BeTrue())
+	}).WithTimeout(60 * time.Second).WithPolling(250 * time.Millisecond).Should(Succeed())
+	expect(sigwatchv1alpha1.VerifiedReason, sigwatchv1alpha1.EntryInLogReason)
+
+	// An older signed tree head served again, for longer than the grace: a rollback.
+	proxy.set(false, older)
+	expect(sigwatchv1alpha1.VerifiedReason, sigwatchv1alpha1.LogInconsistentReason)
+	tl := theLog(g)
+	g.Expect(tl.Status.Inconsistency).NotTo(BeNil())
+	g.Expect(tl.Status.Inconsistency.Kind).To(Equal(sigwatchv1alpha1.LogRollback))
+	setOnline(t, p, sigwatchv1alpha1.OnlineLogRequire)
+	expect(sigwatchv1alpha1.LogInconsistentReason, sigwatchv1alpha1.LogInconsistentReason)
+
+	// Trusted again once the TransparencyLog is deleted; then a forged tree head proves nothing.
+	proxy.set(false, nil)
+	g.Expect(c.Delete(ctx, tl)).To(Succeed())
+	expect(sigwatchv1alpha1.VerifiedReason, sigwatchv1alpha1.EntryInLogReason)
+	forged := strings.Replace(string(logInfo()), `\n`+fmt.Sprint(*theLog(g).Status.TreeSize)+`\n`, `\n999999\n`, 1)
+	g.Expect(forged).To(ContainSubstring("999999"))
+	proxy.set(false, []byte(forged))
+	expect(sigwatchv1alpha1.LogUnavailableReason, sigwatchv1alpha1.LogUnavailableReason)
+	_, l = conditions(g)
+	g.Expect(l.Message).To(ContainSubstring("does not verify with its key"))
+}
+
+// setOnline sets the online check of the policy's first authority.
+func setOnline(t *testing.T, p *sigwatchv1alpha1.ImageSignaturePolicy, online sigwatchv1alpha1.OnlineLogCheck) {
+	t.Helper()
+	NewWithT(t).Eventually(func(g Gomega) {
+		var got sigwatchv1alpha1.ImageSignaturePolicy
+		g.Expect(s.env.Client.Get(context.Background(), client.ObjectKeyFromObject(p), &got)).To(Succeed())
+		got.Spec.Authorities[0].TransparencyLog = &sigwatchv1alpha1.TransparencyLogPolicy{Mode: sigwatchv1alpha1.TransparencyLogRequired, Online: online}
+		g.Expect(s.env.Client.Update(context.Background(), &got)).To(Succeed())
+	}).Should(Succeed())
 }

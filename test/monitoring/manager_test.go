@@ -22,12 +22,15 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	testcosign "github.com/sigwatch/sigwatch/test/cosign"
 	"github.com/sigwatch/sigwatch/test/envtest"
 	testregistry "github.com/sigwatch/sigwatch/test/registry"
 	"github.com/sigwatch/sigwatch/test/sigstore"
+	"github.com/sigwatch/sigwatch/test/stack"
 )
 
 // exposition is what the manager serves on /metrics: each series name (histograms as their _bucket,
@@ -41,6 +44,7 @@ type managerRun struct {
 	cmd      *exec.Cmd
 	exited   chan struct{}
 	registry *testregistry.Registry
+	rekorV1  *stack.RekorV1
 	metrics  string // the /metrics URL
 }
 
@@ -68,6 +72,12 @@ func startManager(ctx context.Context, env *envtest.Environment) (run *managerRu
 		return run, err
 	}
 	if err := givePolicyAndPod(ctx, env, run.registry); err != nil {
+		return run, err
+	}
+	if run.rekorV1, err = stack.StartRekorV1(ctx, ""); err != nil {
+		return run, err
+	}
+	if err := giveLoggedImage(ctx, env, run.registry, run.rekorV1, dir); err != nil {
 		return run, err
 	}
 	kubeconfig, err := env.KubeConfig()
@@ -150,6 +160,77 @@ func givePolicyAndPod(ctx context.Context, env *envtest.Environment, reg *testre
 	return err
 }
 
+// giveLoggedImage signs an image with a key in a real Rekor v1 (cosign, bundle format) and runs it under
+// a policy whose trust root lists that log, so that the manager checks the log live and its metrics
+// have series.
+func giveLoggedImage(ctx context.Context, env *envtest.Environment, reg *testregistry.Registry, v1 *stack.RekorV1, dir string) error {
+	dir = filepath.Join(dir, "logged")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if _, err := runCosign(ctx, dir, "generate-key-pair"); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "rekor.pub"), v1.PublicKey, 0o600); err != nil {
+		return err
+	}
+	start := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	if _, err := runCosign(ctx, dir, "trusted-root", "create", "--rekor=url="+v1.URL+",public-key=rekor.pub,start-time="+start,
+		"--no-default-fulcio", "--no-default-ctfe", "--no-default-rekor", "--no-default-tsa", "--out", "trusted_root.json"); err != nil {
+		return err
+	}
+	img, err := pushRandomImage(reg, "logged")
+	if err != nil {
+		return err
+	}
+	if _, err := runCosign(ctx, dir, "sign", "--key", "cosign.key", "--use-signing-config=false", "--rekor-url", v1.URL,
+		"--trusted-root", "trusted_root.json", "--new-bundle-format=true", "--allow-http-registry", "--allow-insecure-registry", "--yes", img); err != nil {
+		return err
+	}
+	root, err := os.ReadFile(filepath.Join(dir, "trusted_root.json"))
+	if err != nil {
+		return err
+	}
+	pub, err := os.ReadFile(filepath.Join(dir, "cosign.pub"))
+	if err != nil {
+		return err
+	}
+	if err := env.Client.Create(ctx, envtest.Namespace("rekor-v1-trust", nil)); err != nil {
+		return err
+	}
+	if err := env.Client.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "rekor-v1-trust", Name: "sigstore"},
+		Data: map[string]string{"trusted_root.json": string(root)}}); err != nil {
+		return err
+	}
+	policy := &sigwatchv1alpha1.ImageSignaturePolicy{ObjectMeta: metav1.ObjectMeta{Name: "logged"},
+		Spec: sigwatchv1alpha1.ImageSignaturePolicySpec{
+			Images:      []sigwatchv1alpha1.ImagePattern{sigwatchv1alpha1.ImagePattern(reg.Repo("logged"))},
+			Authorities: []sigwatchv1alpha1.Authority{{Name: "ci", Key: &sigwatchv1alpha1.KeyAuthority{PublicKey: string(pub)}}},
+			TrustedRoot: &sigwatchv1alpha1.TrustedRootSource{ConfigMapRef: sigwatchv1alpha1.ConfigMapKeyReference{Namespace: "rekor-v1-trust", Name: "sigstore"}},
+		}}
+	if err := env.Client.Create(ctx, policy); err != nil {
+		return fmt.Errorf("creating the policy: %w", err)
+	}
+	_, err = envtest.RunDeployment(ctx, env.Client, "shop", "logged", reg.Repo("logged")+":latest", "docker-pullable://"+img)
+	return err
+}
+
+// runCosign runs the real cosign in dir, hermetically, with the test keys' password.
+func runCosign(ctx context.Context, dir string, args ...string) ([]byte, error) {
+	bin, err := testcosign.Binary()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(testcosign.HermeticEnv(dir), "COSIGN_PASSWORD="+testcosign.Password)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("cosign %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return out, nil
+}
+
 // pushRandomImage pushes a small random image to the registry's repo and returns its digest reference
 // (testregistry's PushRandomImage needs a test, and the manager serves all of the package's tests).
 func pushRandomImage(reg *testregistry.Registry, repo string) (string, error) {
@@ -177,7 +258,8 @@ func (r *managerRun) waitForEveryFamily(ctx context.Context) (exposition, error)
 	needed := []string{"sigwatch_signedimages", "sigwatch_imagesignaturepolicy_ready", "sigwatch_verifications_total",
 		"sigwatch_registry_requests_total", "sigwatch_verification_duration_seconds_count",
 		"sigwatch_last_successful_verification_timestamp_seconds", "sigwatch_last_verification_attempt_timestamp_seconds",
-		"sigwatch_signedimage_info"}
+		"sigwatch_signedimage_info", "sigwatch_transparency_log_tree_size", "sigwatch_transparency_log_consistent",
+		"sigwatch_transparency_log_up", "sigwatch_transparency_log_requests_total"}
 	var last error
 	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
 		select {
@@ -229,6 +311,9 @@ func (r *managerRun) stop() {
 	}
 	if r.registry != nil {
 		r.registry.Stop()
+	}
+	if r.rekorV1 != nil {
+		r.rekorV1.Stop()
 	}
 	_ = os.RemoveAll(r.dir)
 }

@@ -146,7 +146,7 @@ func TestManagerServesRoutableMetrics(t *testing.T) {
 			lastVerified = si.Status.LastVerifiedTime.Time
 		}
 	}
-	g.Expect(digests).To(HaveLen(2), "the fixture's two images")
+	g.Expect(digests).To(HaveLen(3), "the fixture's three images (one logged in Rekor v1)")
 	g.Expect(lastVerified.IsZero()).To(BeFalse(), "the signed image was verified")
 
 	var samples []sample
@@ -181,7 +181,7 @@ func TestManagerServesRoutableMetrics(t *testing.T) {
 	}
 
 	info := find(samples, "sigwatch_signedimage_info", map[string]string{"namespace": "shop"})
-	g.Expect(info).To(HaveLen(2))
+	g.Expect(info).To(HaveLen(3))
 	for _, s := range info {
 		g.Expect(s.value).To(Equal(1.0))
 		g.Expect(s.labels).To(HaveKeyWithValue("digest", digests[s.labels["image"]]), "%v", s.labels)

@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -29,6 +30,11 @@ type SignOptions struct {
 	// Recursive signs, besides an image index, every manifest it lists (cosign sign --recursive); not
 	// for Attest.
 	Recursive bool
+	// SigningConfig, if set, is the signing config cosign uses instead of the stack's: a RekorFork's,
+	// to log the signature in the fork, or a RekorV1Signing's.
+	SigningConfig string
+	// TrustedRoot, if set, is the trusted root cosign uses instead of the stack's (a RekorV1Signing's).
+	TrustedRoot string
 }
 
 // Sign signs image ("registry/repo@sha256:...") keyless as the signer of claims (a GitHub workflow, a
@@ -103,8 +109,8 @@ func (s *Stack) signOrAttest(ctx context.Context, image string, claims Claims, o
 	args = append(args,
 		"--yes",
 		"--identity-token", tokenPath,
-		"--signing-config", s.SigningConfigPath,
-		"--trusted-root", s.TrustedRootPath,
+		"--signing-config", cmp.Or(opts.SigningConfig, s.SigningConfigPath),
+		"--trusted-root", cmp.Or(opts.TrustedRoot, s.TrustedRootPath),
 		"--allow-http-registry", "--allow-insecure-registry")
 	if extra != nil {
 		more, err := extra(dir)

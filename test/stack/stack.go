@@ -115,12 +115,17 @@ type Stack struct {
 	// StartupDuration is how long Start took.
 	StartupDuration time.Duration
 
-	cosignBin   string
-	trustedRoot []byte
-	procs       []*process
-	tiles       *http.Server
-	removeDir   bool
-	stopOnce    sync.Once
+	cosignBin string
+	// rekorBin, readyTimeout and began start forks of the log (ForkRekor).
+	rekorBin     string
+	readyTimeout time.Duration
+	began        time.Time
+	forks        []*http.Server
+	trustedRoot  []byte
+	procs        []*process
+	tiles        *http.Server
+	removeDir    bool
+	stopOnce     sync.Once
 }
 
 // StartT starts a stack for a test and stops it when the test ends, logging the end of every service's
@@ -156,7 +161,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if opts.ReadyTimeout == 0 {
 		opts.ReadyTimeout = DefaultReadyTimeout
 	}
-	s := &Stack{Dir: opts.Dir, cosignBin: bins[CosignBinary]}
+	s := &Stack{Dir: opts.Dir, cosignBin: bins[CosignBinary], rekorBin: bins[RekorBinary], readyTimeout: opts.ReadyTimeout, began: began}
 	if s.Dir == "" {
 		if s.Dir, err = os.MkdirTemp("", "sigstore-stack-"); err != nil {
 			return nil, fmt.Errorf("creating the stack's directory: %w", err)
@@ -207,6 +212,9 @@ func (s *Stack) Stop() {
 		wg.Wait()
 		if s.tiles != nil {
 			_ = s.tiles.Close()
+		}
+		for _, f := range s.forks {
+			_ = f.Close()
 		}
 		_ = s.OIDC.Close()
 		if s.removeDir {
@@ -325,8 +333,17 @@ func (s *Stack) startRekor(ctx context.Context, bin string, timeout time.Duratio
 	if err != nil {
 		return err
 	}
+	var tiles *http.Server
+	s.RekorURL, tiles, s.RekorTilesURL, err = s.runRekor(ctx, bin, "rekor", dir, storage, keyPath, timeout, add)
+	s.tiles = tiles
+	return err
+}
+
+// runRekor runs a Rekor v2 POSIX server over storage with the checkpoint key at keyPath, and serves its
+// tiles; it returns the server's URL, the tile server and its URL.
+func (s *Stack) runRekor(ctx context.Context, bin, name, dir, storage, keyPath string, timeout time.Duration, add func(*process)) (string, *http.Server, string, error) {
 	p, ports, err := startService(ctx, service{
-		name: "rekor", bin: bin, dir: dir, log: filepath.Join(s.Dir, "rekor.log"), ports: 3,
+		name: name, bin: bin, dir: dir, log: filepath.Join(s.Dir, name+".log"), ports: 3,
 		args: func(ports []int) []string {
 			return []string{"serve",
 				"--hostname", RekorOrigin,
@@ -343,19 +360,16 @@ func (s *Stack) startRekor(ctx context.Context, bin string, timeout time.Duratio
 		ready: func(ports []int) string { return fmt.Sprintf("http://127.0.0.1:%d/healthz", ports[0]) },
 	}, timeout)
 	if err != nil {
-		return err
+		return "", nil, "", err
 	}
 	add(p)
-	s.RekorURL = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
-
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return fmt.Errorf("listening for Rekor's tile server: %w", err)
+		return "", nil, "", fmt.Errorf("listening for %s's tile server: %w", name, err)
 	}
-	s.tiles = &http.Server{Handler: http.FileServer(http.Dir(storage)), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = s.tiles.Serve(ln) }()
-	s.RekorTilesURL = "http://" + ln.Addr().String()
-	return nil
+	tiles := &http.Server{Handler: http.FileServer(http.Dir(storage)), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = tiles.Serve(ln) }()
+	return fmt.Sprintf("http://127.0.0.1:%d", ports[0]), tiles, "http://" + ln.Addr().String(), nil
 }
 
 // writeRekorKey writes a fresh ECDSA P-256 key for Rekor's checkpoints (PKCS #8 PEM, unencrypted) and
@@ -453,17 +467,27 @@ func (s *Stack) writeTrustedRoot(ctx context.Context, since time.Time) error {
 // writeSigningConfig has cosign write the signing config: Fulcio, the issuer, Rekor v2 (API version 2)
 // and exactly one TSA.
 func (s *Stack) writeSigningConfig(ctx context.Context, since time.Time) error {
+	s.SigningConfigPath = filepath.Join(s.Dir, "signing_config.json")
+	return s.signingConfig(ctx, since, s.RekorURL, s.SigningConfigPath)
+}
+
+// signingConfig writes a signing config that logs in the Rekor v2 server at rekorURL.
+func (s *Stack) signingConfig(ctx context.Context, since time.Time, rekorURL, path string) error {
+	return s.signingConfigVersion(ctx, since, rekorURL, 2, path)
+}
+
+// signingConfigVersion writes a signing config that logs in the Rekor of that API version at rekorURL.
+func (s *Stack) signingConfigVersion(ctx context.Context, since time.Time, rekorURL string, version int, path string) error {
 	spec := func(url string, version int) string {
 		return fmt.Sprintf("url=%s,api-version=%d,start-time=%s,operator=%s", url, version, validFrom(since), operator)
 	}
-	s.SigningConfigPath = filepath.Join(s.Dir, "signing_config.json")
 	if _, err := s.cosign(ctx, s.Dir, nil, "signing-config", "create",
 		"--fulcio="+spec(s.FulcioURL, 1),
-		"--rekor="+spec(s.RekorURL, 2), "--rekor-config=ANY",
+		"--rekor="+spec(rekorURL, version), "--rekor-config=ANY",
 		"--oidc-provider="+spec(s.OIDC.URL, 1),
 		"--tsa="+spec(s.TSAURL, 1), "--tsa-config=EXACT:1",
 		"--no-default-fulcio", "--no-default-rekor", "--no-default-oidc", "--no-default-tsa",
-		"--out", s.SigningConfigPath); err != nil {
+		"--out", path); err != nil {
 		return fmt.Errorf("creating the signing config: %w", err)
 	}
 	return nil

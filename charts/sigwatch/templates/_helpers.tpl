@@ -147,6 +147,7 @@ config/default's: manager --leader-elect --metrics-bind-address=:8443 --health-p
 - --transparency-log-checks=false
 {{- end }}
 {{- include "sigwatch.flag" (list "transparency-log-interval" $m.transparencyLogInterval) }}
+{{- include "sigwatch.flag" (list "transparency-log-rollback-grace" $m.transparencyLogRollbackGrace) }}
 {{- range $m.transparencyLogURLs }}
 - {{ printf "--transparency-log-url=%s" . | quote }}
 {{- end }}
