@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -19,7 +20,9 @@ const (
 		"and once with policy=\"\" when it has no policy result (no policy covers it, or no verdict yet)."
 	lastVerifiedHelp = "The latest time, as a Unix time, at which one of the namespace's SignedImages in use that are verified now (Verified=True) " +
 		"was found verified: it moves on with every re-verification, so an old value means the verdicts shown are not being refreshed."
-	lastAttemptHelp     = "The latest time, as a Unix time, at which the verification of one of the namespace's SignedImages in use was attempted, whatever its outcome."
+	lastAttemptHelp = "The latest time, as a Unix time, at which the verification of one of the namespace's SignedImages in use was attempted, whatever its outcome."
+	logCheckHelp    = "The SignedImages in use whose accepted signatures were checked in their live transparency log, by namespace and " +
+		"their InTransparencyLog condition (status True, False or Unknown; reason EntryInLog, EntryNotInLog, LogInconsistent, UnexpectedSigner, LogUnavailable)."
 	signedImageInfoHelp = "1 for each SignedImage in use, labelled with its image, digest and Verified condition (verified: True, False, Unknown or Exempt; reason); " +
 		"only with --image-metrics: one series per image digest that runs."
 )
@@ -31,6 +34,8 @@ type signedImageCollector struct {
 	reader                     client.Reader
 	shard                      sharding.Shard
 	counts, verified, attempts *prometheus.Desc
+	// logs is sigwatch_signedimages_transparency_log.
+	logs *prometheus.Desc
 	// info is sigwatch_signedimage_info, nil unless WithImageInfo.
 	info *prometheus.Desc
 	// active says whether to report (nil: always).
@@ -45,6 +50,7 @@ func newSignedImageCollector(reader client.Reader, shard sharding.Shard) *signed
 			[]string{"namespace", "policy", "verified", "reason", "severity", "mode"}, nil),
 		verified: prometheus.NewDesc("sigwatch_last_successful_verification_timestamp_seconds", lastVerifiedHelp, []string{"namespace"}, nil),
 		attempts: prometheus.NewDesc("sigwatch_last_verification_attempt_timestamp_seconds", lastAttemptHelp, []string{"namespace"}, nil),
+		logs:     prometheus.NewDesc("sigwatch_signedimages_transparency_log", logCheckHelp, []string{"namespace", "status", "reason"}, nil),
 	}
 }
 
@@ -52,6 +58,7 @@ func (c *signedImageCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.counts
 	ch <- c.verified
 	ch <- c.attempts
+	ch <- c.logs
 	if c.info != nil {
 		ch <- c.info
 	}
@@ -81,6 +88,9 @@ func (c *signedImageCollector) Collect(ch chan<- prometheus.Metric) {
 	for ns, t := range s.lastAttempt {
 		ch <- prometheus.MustNewConstMetric(c.attempts, prometheus.GaugeValue, unixSeconds(t), ns)
 	}
+	for k, n := range s.logChecks {
+		ch <- prometheus.MustNewConstMetric(c.logs, prometheus.GaugeValue, n, k[0], k[1], k[2])
+	}
 	for _, i := range s.info {
 		ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, i.namespace, i.name, i.image, i.digest, i.verified, i.reason)
 	}
@@ -104,13 +114,16 @@ type imageSummary struct {
 	counts       map[imageCount]float64
 	lastVerified map[string]time.Time
 	lastAttempt  map[string]time.Time
-	info         []imageInfo
+	// logChecks counts the InTransparencyLog conditions by namespace, status and reason.
+	logChecks map[[3]string]float64
+	info      []imageInfo
 }
 
 // summarizeSignedImages computes the series of the SignedImages in use (not waiting for garbage
 // collection) of the namespaces owns accepts; with info, one info series per SignedImage too.
 func summarizeSignedImages(items []sigwatchv1alpha1.SignedImage, owns func(namespace string) bool, info bool) imageSummary {
-	s := imageSummary{counts: map[imageCount]float64{}, lastVerified: map[string]time.Time{}, lastAttempt: map[string]time.Time{}}
+	s := imageSummary{counts: map[imageCount]float64{}, lastVerified: map[string]time.Time{}, lastAttempt: map[string]time.Time{},
+		logChecks: map[[3]string]float64{}}
 	for i := range items {
 		si := &items[i]
 		if !owns(si.Namespace) {
@@ -126,6 +139,9 @@ func summarizeSignedImages(items []sigwatchv1alpha1.SignedImage, owns func(names
 		}
 		for _, p := range si.Status.Policies {
 			s.counts[policyCount(si.Namespace, p)]++
+		}
+		if c := meta.FindStatusCondition(si.Status.Conditions, sigwatchv1alpha1.InTransparencyLogCondition); c != nil {
+			s.logChecks[[3]string{si.Namespace, string(c.Status), c.Reason}]++
 		}
 		latest(s.lastAttempt, si.Namespace, si.Status.LastAttemptTime)
 		if status == string(metav1.ConditionTrue) {

@@ -372,7 +372,7 @@ func inclusionInfo(in *verification.Inclusion) *sigwatchv1alpha1.LogInclusion {
 // inclusionCondition is the InTransparencyLog condition of the accepted signatures' live log checks:
 // False when a log is inconsistent or an entry is not in its log, else Unknown when a log could not be
 // read, else True; nil when no accepted signature was checked.
-func inclusionCondition(sigs []verification.Signature, generation int64, now time.Time) *metav1.Condition {
+func inclusionCondition(sigs []verification.Signature, unexpected []verification.UnexpectedSigner, generation int64, now time.Time) *metav1.Condition {
 	var checked []*verification.Inclusion
 	for _, s := range sigs {
 		if s.Verified() && s.PredicateType == "" && s.Inclusion != nil {
@@ -390,8 +390,16 @@ func inclusionCondition(sigs []verification.Signature, generation int64, now tim
 	}{
 		{sigwatchv1alpha1.LogInclusionInconsistent, metav1.ConditionFalse, sigwatchv1alpha1.LogInconsistentReason},
 		{sigwatchv1alpha1.LogInclusionNotInLog, metav1.ConditionFalse, sigwatchv1alpha1.EntryNotInLogReason},
+		{"unexpected", metav1.ConditionFalse, sigwatchv1alpha1.UnexpectedSignerReason},
 		{sigwatchv1alpha1.LogInclusionUnavailable, metav1.ConditionUnknown, sigwatchv1alpha1.LogUnavailableReason},
 	} {
+		if rule.result == "unexpected" {
+			if len(unexpected) > 0 {
+				c.Status, c.Reason, c.Message = rule.status, rule.reason, truncate(unexpectedMessage(unexpected), 32768)
+				return c
+			}
+			continue
+		}
 		for _, in := range checked {
 			if in.Result == rule.result {
 				c.Status, c.Reason, c.Message = rule.status, rule.reason, truncate(in.Message, 32768)
@@ -408,11 +416,25 @@ func inclusionCondition(sigs []verification.Signature, generation int64, now tim
 	return c
 }
 
+// unexpectedMessage names the entries of signers no policy trusts.
+func unexpectedMessage(us []verification.UnexpectedSigner) string {
+	var parts []string
+	for _, u := range us {
+		who := u.Signer
+		if u.Issuer != "" {
+			who += " (issuer " + u.Issuer + ")"
+		}
+		parts = append(parts, fmt.Sprintf("%s, entry %d (%s) of log %s at %s", who, u.Index, u.UUID, u.Log, u.IntegratedTime.UTC().Format(time.RFC3339)))
+	}
+	return fmt.Sprintf("the transparency log holds %d entries for this digest by signers no policy that covers the image trusts: %s",
+		len(us), strings.Join(parts, "; "))
+}
+
 // setInclusionCondition writes the InTransparencyLog condition of a verification: as the live checks
 // say, removed when a verdict was reached without any, and kept as it was when the verification could not
 // decide for another reason (the last good result stands).
 func setInclusionCondition(st *sigwatchv1alpha1.SignedImageStatus, res *verification.Result, v verdict, generation int64, now time.Time) {
-	c := inclusionCondition(res.Signatures, generation, now)
+	c := inclusionCondition(res.Signatures, res.UnexpectedSigners, generation, now)
 	switch {
 	case c != nil:
 		meta.SetStatusCondition(&st.Conditions, *c)

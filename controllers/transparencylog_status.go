@@ -28,7 +28,8 @@ func transparencyLogStatus(prev sigwatchv1alpha1.TransparencyLogStatus, r logmon
 	st.Origin, st.LogID, st.URL = truncate(r.Log.Origin, 256), r.Log.ID, truncate(r.Log.URL, 1024)
 	// Never a smaller checkpoint than the one stored: another replica may have verified a newer one
 	// while this one's view is older (its read failed, or the log lags for it).
-	if len(r.Checkpoint) > 0 && (prev.TreeSize == nil || r.Tree.N >= *prev.TreeSize) {
+	if len(r.Checkpoint) > 0 && (prev.TreeSize == nil || r.Tree.N > *prev.TreeSize ||
+		(r.Tree.N == *prev.TreeSize && prev.RootHash == base64.StdEncoding.EncodeToString(r.Tree.Hash[:]))) {
 		n := r.Tree.N
 		st.TreeSize = &n
 		st.RootHash = base64.StdEncoding.EncodeToString(r.Tree.Hash[:])
@@ -71,6 +72,9 @@ func recordOf(l logmonitor.Log, st sigwatchv1alpha1.TransparencyLogStatus) logmo
 	r := logmonitor.Record{Log: l, Checkpoint: []byte(st.Checkpoint)}
 	if st.Checkpoint == "" {
 		r.Checkpoint = nil
+	}
+	if st.LastVerifiedTime != nil {
+		r.VerifiedTime = st.LastVerifiedTime.Time
 	}
 	if inc := st.Inconsistency; inc != nil {
 		kind := logmonitor.Fork

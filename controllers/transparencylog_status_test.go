@@ -19,23 +19,27 @@ func TestInclusionCondition(t *testing.T) {
 	in := func(r sigwatchv1alpha1.LogInclusionResult) verification.Signature {
 		return verification.Signature{Authority: "a", Inclusion: &verification.Inclusion{Result: r, Checked: now, Message: string(r) + " says why"}}
 	}
+	someoneElse := []verification.UnexpectedSigner{{Log: "rekor.test - 1", UUID: "ab", Index: 9, Signer: "https://github.com/mallory/x", Issuer: "https://token.actions.githubusercontent.com"}}
 	for _, tc := range []struct {
-		name   string
-		sigs   []verification.Signature
-		status metav1.ConditionStatus
-		reason string
+		name       string
+		sigs       []verification.Signature
+		unexpected []verification.UnexpectedSigner
+		status     metav1.ConditionStatus
+		reason     string
 	}{
-		{"in log", []verification.Signature{in(sigwatchv1alpha1.LogInclusionInLog)}, metav1.ConditionTrue, sigwatchv1alpha1.EntryInLogReason},
+		{"in log", []verification.Signature{in(sigwatchv1alpha1.LogInclusionInLog)}, nil, metav1.ConditionTrue, sigwatchv1alpha1.EntryInLogReason},
 		{"inconsistent first", []verification.Signature{in(sigwatchv1alpha1.LogInclusionUnavailable), in(sigwatchv1alpha1.LogInclusionNotInLog), in(sigwatchv1alpha1.LogInclusionInconsistent)},
-			metav1.ConditionFalse, sigwatchv1alpha1.LogInconsistentReason},
+			someoneElse, metav1.ConditionFalse, sigwatchv1alpha1.LogInconsistentReason},
 		{"not in log before unavailable", []verification.Signature{in(sigwatchv1alpha1.LogInclusionUnavailable), in(sigwatchv1alpha1.LogInclusionNotInLog)},
-			metav1.ConditionFalse, sigwatchv1alpha1.EntryNotInLogReason},
+			someoneElse, metav1.ConditionFalse, sigwatchv1alpha1.EntryNotInLogReason},
+		{"someone else signed", []verification.Signature{in(sigwatchv1alpha1.LogInclusionInLog), in(sigwatchv1alpha1.LogInclusionUnavailable)},
+			someoneElse, metav1.ConditionFalse, sigwatchv1alpha1.UnexpectedSignerReason},
 		{"unavailable", []verification.Signature{in(sigwatchv1alpha1.LogInclusionInLog), in(sigwatchv1alpha1.LogInclusionUnavailable)},
-			metav1.ConditionUnknown, sigwatchv1alpha1.LogUnavailableReason},
+			nil, metav1.ConditionUnknown, sigwatchv1alpha1.LogUnavailableReason},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			c := inclusionCondition(tc.sigs, 3, now)
+			c := inclusionCondition(tc.sigs, tc.unexpected, 3, now)
 			g.Expect(c).NotTo(BeNil())
 			g.Expect(c.Status).To(Equal(tc.status))
 			g.Expect(c.Reason).To(Equal(tc.reason))
@@ -45,7 +49,9 @@ func TestInclusionCondition(t *testing.T) {
 	g := NewWithT(t)
 	rejected := in(sigwatchv1alpha1.LogInclusionNotInLog)
 	rejected.Reason = sigwatchv1alpha1.UntrustedSignerReason
-	g.Expect(inclusionCondition([]verification.Signature{rejected, {Authority: "a"}}, 1, now)).To(BeNil(), "nothing accepted was checked")
+	g.Expect(inclusionCondition([]verification.Signature{rejected, {Authority: "a"}}, nil, 1, now)).To(BeNil(), "nothing accepted was checked")
+	c := inclusionCondition([]verification.Signature{in(sigwatchv1alpha1.LogInclusionInLog)}, someoneElse, 1, now)
+	g.Expect(c.Message).To(ContainSubstring("https://github.com/mallory/x (issuer https://token.actions.githubusercontent.com), entry 9 (ab) of log rekor.test - 1"))
 
 	// No check in a verdict removes the condition; an Unknown for another reason keeps it.
 	st := sigwatchv1alpha1.SignedImageStatus{Conditions: []metav1.Condition{{Type: sigwatchv1alpha1.InTransparencyLogCondition, Status: metav1.ConditionTrue, Reason: "EntryInLog"}}}

@@ -47,6 +47,11 @@ const (
 	// verified before (a fork, a split view or a rollback); the TransparencyLog keeps both as evidence.
 	LogInconsistentReason = "LogInconsistent"
 
+	// UnexpectedSignerReason (InTransparencyLog=False): a Rekor v1 log that holds an accepted signature
+	// of the image also holds entries for the image's digest by a signer that no policy covering the
+	// image trusts: someone else signed the image. The message names them. It never changes the verdict.
+	UnexpectedSignerReason = "UnexpectedSigner"
+
 	// LogUnavailableReason (Unknown): the log's checkpoint or tiles could not be read, or its checkpoint
 	// does not verify with the log's key. Under Monitor the verdict is unchanged; under Require the image
 	// is Unknown, as in a registry outage, and the last good result is kept.

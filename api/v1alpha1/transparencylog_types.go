@@ -55,8 +55,9 @@ type TransparencyLogStatus struct {
 	// +kubebuilder:validation:MaxLength=16384
 	Checkpoint string `json:"checkpoint,omitempty"`
 
-	// lastVerifiedTime is when checkpoint was verified (its signature, and its consistency with the one
-	// before).
+	// lastVerifiedTime is when checkpoint was first verified (its signature, and its consistency with the
+	// one before): a log that still serves older checkpoints --transparency-log-rollback-grace after it is
+	// rolled back.
 	// +optional
 	LastVerifiedTime *metav1.Time `json:"lastVerifiedTime,omitempty"`
 

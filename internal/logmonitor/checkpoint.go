@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/sigstore/rekor/pkg/util"
 	flog "github.com/transparency-dev/formats/log"
@@ -13,10 +14,12 @@ import (
 // MaxCheckpointBytes bounds a checkpoint as read from a log (a signed note of a few lines and signatures).
 const MaxCheckpointBytes = 16 << 10
 
-// Checkpoint is a verified checkpoint: its signed note as served, and its tree.
+// Checkpoint is a verified checkpoint: its signed note as served, and its tree. Verified, when known, is
+// when it was first verified.
 type Checkpoint struct {
-	Raw  []byte
-	Tree tlog.Tree
+	Raw      []byte
+	Tree     tlog.Tree
+	Verified time.Time
 }
 
 // ErrInvalidCheckpoint: a checkpoint does not parse, is for another origin, or its signature does not

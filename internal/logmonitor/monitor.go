@@ -26,7 +26,8 @@ type Record struct {
 	Checkpoint []byte
 	// Tree is Checkpoint's tree.
 	Tree tlog.Tree
-	// VerifiedTime is when Checkpoint was verified; CheckedTime when the log was last read.
+	// VerifiedTime is when Checkpoint was first verified (a rollback is judged from it); CheckedTime when
+	// the log was last read.
 	VerifiedTime, CheckedTime time.Time
 	// Inconsistency, once set, stays until the record is deleted.
 	Inconsistency *Inconsistency
@@ -75,10 +76,10 @@ type Options struct {
 	// before the log is read again (default 15s, at most Interval): an outage costs the entries checked
 	// meanwhile no wait.
 	RetryInterval time.Duration
-	// StaleGrace is how long a log may serve a checkpoint older than the trusted one (of a tree the
-	// trusted one extends, or whose relation to it cannot be read) before it is a rollback (default 10m):
-	// a mirror or CDN edge that lags behind shows older checkpoints for a while. An older checkpoint
-	// that is proven not to be a prefix of the trusted tree is a fork at once.
+	// StaleGrace is how long after a checkpoint was verified the log may still serve older ones before
+	// that is a rollback (default 10m): a mirror or CDN edge that lags shows older checkpoints for a
+	// while. An older checkpoint proven not to be a prefix of the trusted tree is a fork at once. It is
+	// also how long a Rekor v1 log may give consistency proofs that do not verify before that is a fork.
 	StaleGrace time.Duration
 	// Timeout bounds one read of a log, its checkpoint and the consistency proof, and one entry's
 	// inclusion proof (default 20s).
@@ -95,11 +96,12 @@ type Options struct {
 
 // Monitor checks entries against their live logs. It is safe for concurrent use.
 type Monitor struct {
-	opts   Options
-	flight singleflight.Group
-	tiles  *lru.Cache
-	mu     sync.Mutex
-	logs   map[string]*logState
+	opts     Options
+	flight   singleflight.Group
+	tiles    *lru.Cache
+	searches *lru.Cache
+	mu       sync.Mutex
+	logs     map[string]*logState
 }
 
 // New returns a Monitor.
@@ -126,7 +128,7 @@ func New(opts Options) *Monitor {
 	if opts.MaxCachedTiles <= 0 {
 		opts.MaxCachedTiles = 2048
 	}
-	return &Monitor{opts: opts, tiles: lru.New(opts.MaxCachedTiles), logs: map[string]*logState{}}
+	return &Monitor{opts: opts, tiles: lru.New(opts.MaxCachedTiles), searches: lru.New(4096), logs: map[string]*logState{}}
 }
 
 // logState is what the monitor holds of one log. Every field is read and written under mu.
@@ -143,8 +145,8 @@ type logState struct {
 	problem     error
 	tileProblem error
 	tileFailed  time.Time
-	// staleSince is when the log began serving checkpoints older than the trusted one.
-	staleSince time.Time
+	// unprovenSince is when a Rekor v1 log began answering consistency proofs that do not verify.
+	unprovenSince time.Time
 	// storeID is the ID of the stored record this state continues; saved says one was written.
 	storeID string
 	saved   bool
@@ -175,7 +177,7 @@ func (m *Monitor) state(l Log) *logState {
 // reset forgets what was verified of the log (its record was deleted or made again); mu is held.
 func (st *logState) reset() {
 	st.trusted, st.bad, st.saved, st.storeID = nil, nil, false, ""
-	st.verified, st.staleSince = time.Time{}, time.Time{}
+	st.verified, st.unprovenSince = time.Time{}, time.Time{}
 	st.proven = lru.New(16384)
 	st.gen++
 }
@@ -207,7 +209,12 @@ func (m *Monitor) view(st *logState) view {
 // then holds in every later trusted tree of the shard, each proven consistent with the one before.
 func (m *Monitor) Check(ctx context.Context, entries []Entry) []Result {
 	out := make([]Result, len(entries))
-	v1 := map[string][]int{}
+	// The Rekor v1 entries to prove, by log and the state each was settled against.
+	type group struct {
+		v   view
+		idx []int
+	}
+	v1 := map[string]*group{}
 	var order []string
 	for i, e := range entries {
 		r, v, done := m.settled(ctx, e)
@@ -217,24 +224,26 @@ func (m *Monitor) Check(ctx context.Context, entries []Entry) []Result {
 		case !e.Log.V1:
 			out[i] = m.proveTiles(ctx, e, v, r)
 		default:
-			if _, seen := v1[e.Log.Name()]; !seen {
-				order = append(order, e.Log.Name())
+			k := fmt.Sprintf("%s|%d|%x", e.Log.Name(), v.gen, v.trusted.Tree.Hash)
+			if _, seen := v1[k]; !seen {
+				order = append(order, k)
+				v1[k] = &group{v: v}
 			}
-			v1[e.Log.Name()] = append(v1[e.Log.Name()], i)
+			v1[k].idx = append(v1[k].idx, i)
 			out[i] = r
 		}
 	}
-	for _, name := range order {
-		idx := v1[name]
+	for _, k := range order {
+		grp := v1[k]
+		idx, v := grp.idx, grp.v
 		l := entries[idx[0]].Log
 		st := m.state(l)
-		v := m.view(st)
 		batch := make([]Entry, len(idx))
 		for j, i := range idx {
 			batch[j] = entries[i]
 		}
 		pctx, cancel := context.WithTimeout(ctx, m.opts.Timeout)
-		for j, r := range m.v1Prove(pctx, l, st, *v.trusted, batch) {
+		for j, r := range m.v1Prove(pctx, l, st, v, batch) {
 			if r.cacheable {
 				v.proven.Add(batch[j].key(), provenAt{chain: true})
 			}
@@ -303,10 +312,12 @@ func (m *Monitor) proveTiles(ctx context.Context, e Entry, v view, res Result) R
 	})
 	if err != nil {
 		err = fmt.Errorf("reading the inclusion proof of entry %d from log %s: %w", e.Index, e.Log.Origin, err)
-		st := m.state(e.Log)
-		st.mu.Lock()
-		st.tileProblem, st.tileFailed = err, m.opts.Clock()
-		st.mu.Unlock()
+		if ctx.Err() == nil { // the log's failure, not the caller's time running out
+			st := m.state(e.Log)
+			st.mu.Lock()
+			st.tileProblem, st.tileFailed = err, m.opts.Clock()
+			st.mu.Unlock()
+		}
 		res.Status, res.Message = Unavailable, err.Error()
 		return res
 	}
@@ -404,19 +415,32 @@ func (m *Monitor) read(ctx context.Context, l Log, st *logState) {
 		case Unproven:
 			m.fail(ctx, l, st, now, fmt.Errorf("log %s: %w", l.Origin, err))
 			return
-		case Rollback:
-			m.older(ctx, l, st, now, prior, next, prove)
+		case Fork:
+			if l.V1 && prior.Tree.N != next.Tree.N && !m.provenLongEnough(st, now) {
+				// A Rekor v1 consistency proof comes from the API, unauthenticated: one that does not verify
+				// is a fork only when the log keeps giving no valid one for StaleGrace.
+				m.fail(ctx, l, st, now, fmt.Errorf("log %s gives no valid consistency proof from size %d to %d (a fork if it lasts %s): %w",
+					l.Origin, prior.Tree.N, next.Tree.N, m.opts.StaleGrace, err))
+				return
+			}
+			m.inconsistent(ctx, l, st, now, gen, &Inconsistency{Kind: verdict, Detected: now, Message: err.Error(), Trusted: prior.Raw, Conflicting: next.Raw})
 			return
-		default:
-			m.inconsistent(ctx, l, st, now, &Inconsistency{Kind: verdict, Detected: now, Message: err.Error(), Trusted: prior.Raw, Conflicting: next.Raw})
+		case Rollback:
+			m.older(ctx, l, st, now, gen, prior, next, prove)
 			return
 		}
 	}
 	st.mu.Lock()
 	if st.gen == gen {
+		next.Verified = now
+		for _, p := range priors { // the same checkpoint keeps when it was first verified
+			if p.Tree == next.Tree && !p.Verified.IsZero() {
+				next.Verified = p.Verified
+			}
+		}
 		st.trusted, st.verified = &next, now
 	}
-	st.checked, st.problem, st.staleSince = now, nil, time.Time{}
+	st.checked, st.problem, st.unprovenSince = now, nil, time.Time{}
 	st.mu.Unlock()
 	m.save(ctx, l, st)
 }
@@ -444,28 +468,39 @@ func (m *Monitor) prover(ctx context.Context, l Log, gen int) ConsistencyProver 
 }
 
 // older handles a checkpoint smaller than the trusted one: one proven not to be a prefix of the trusted
-// tree is a fork at once; otherwise the log is behind (stale) until it has been for StaleGrace, and then
-// rolled back. The trusted checkpoint stays.
-func (m *Monitor) older(ctx context.Context, l Log, st *logState, now time.Time, trusted, next Checkpoint, prove ConsistencyProver) {
+// tree (from tiles authenticated against it: Rekor v2) is a fork at once. Otherwise the log is behind (a
+// mirror that lags) or rolled back: it is a rollback once the checkpoint it falls short of was verified
+// StaleGrace ago or more (a mirror that lags less than that has caught up with it by then), whichever
+// replica verified it. The trusted checkpoint stays.
+func (m *Monitor) older(ctx context.Context, l Log, st *logState, now time.Time, gen int, trusted, next Checkpoint, prove ConsistencyProver) {
 	err := prove(trusted.Tree, next.Tree)
-	if errors.Is(err, ErrNotConsistent) {
-		m.inconsistent(ctx, l, st, now, &Inconsistency{Kind: Fork, Detected: now, Conflicting: next.Raw, Trusted: trusted.Raw,
+	if errors.Is(err, ErrNotConsistent) && !l.V1 {
+		m.inconsistent(ctx, l, st, now, gen, &Inconsistency{Kind: Fork, Detected: now, Conflicting: next.Raw, Trusted: trusted.Raw,
 			Message: fmt.Sprintf("a checkpoint of size %d that is not a prefix of the trusted one of size %d: %v", next.Tree.N, trusted.Tree.N, err)})
 		return
 	}
-	st.mu.Lock()
-	if st.staleSince.IsZero() {
-		st.staleSince = now
+	since := trusted.Verified
+	if since.IsZero() {
+		since = now // not known (a record written before it was kept): counted from now
 	}
-	since := st.staleSince
-	st.mu.Unlock()
 	if now.Sub(since) >= m.opts.StaleGrace {
-		m.inconsistent(ctx, l, st, now, &Inconsistency{Kind: Rollback, Detected: now, Conflicting: next.Raw, Trusted: trusted.Raw,
-			Message: fmt.Sprintf("a checkpoint of size %d after one of size %d, served since %s", next.Tree.N, trusted.Tree.N, since.UTC().Format(time.RFC3339))})
+		m.inconsistent(ctx, l, st, now, gen, &Inconsistency{Kind: Rollback, Detected: now, Conflicting: next.Raw, Trusted: trusted.Raw,
+			Message: fmt.Sprintf("a checkpoint of size %d, %s after one of size %d was verified", next.Tree.N, now.Sub(since).Round(time.Second), trusted.Tree.N)})
 		return
 	}
-	m.fail(ctx, l, st, now, fmt.Errorf("log %s serves a checkpoint of size %d, older than the one of size %d verified before, since %s: a rollback if it lasts %s",
+	m.fail(ctx, l, st, now, fmt.Errorf("log %s serves a checkpoint of size %d, older than the one of size %d verified at %s: a rollback if it still does %s after that",
 		l.Origin, next.Tree.N, trusted.Tree.N, since.UTC().Format(time.RFC3339), m.opts.StaleGrace))
+}
+
+// provenLongEnough records that a Rekor v1 log gave a consistency proof that does not verify, and reports
+// whether it has done so for StaleGrace.
+func (m *Monitor) provenLongEnough(st *logState, now time.Time) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.unprovenSince.IsZero() {
+		st.unprovenSince = now
+	}
+	return now.Sub(st.unprovenSince) >= m.opts.StaleGrace
 }
 
 // priors are the checkpoints a new one must be consistent with: the one verified in memory and the one
@@ -500,14 +535,17 @@ func (m *Monitor) priors(ctx context.Context, l Log, st *logState) ([]Checkpoint
 	if found && len(rec.Checkpoint) > 0 {
 		// A record that does not verify (edited, or of a rotated key) proves nothing: it is replaced.
 		if cp, err := VerifyCheckpoint(l, rec.Checkpoint); err == nil && (st.trusted == nil || cp.Tree != st.trusted.Tree) {
+			cp.Verified = rec.VerifiedTime
 			out = append(out, cp)
 		}
 	}
 	return out, st.gen, nil
 }
 
-// evidence reports whether a stored inconsistency holds up: both notes signed by the log, of two
-// different trees. Anyone who may write the record's status could otherwise fail every image of the log.
+// evidence reports whether a stored inconsistency holds up as far as its notes can show: both signed by
+// the log, of two different trees. (Two notes of one size prove a fork to anyone; a fork of two sizes or
+// a rollback is also a claim about proofs and about what the log served over time, which only the
+// record's writers, sigwatch's own service account by its RBAC, can make.)
 func evidence(l Log, inc *Inconsistency) bool {
 	a, err1 := VerifyCheckpoint(l, inc.Trusted)
 	b, err2 := VerifyCheckpoint(l, inc.Conflicting)
@@ -521,8 +559,12 @@ func (m *Monitor) fail(ctx context.Context, l Log, st *logState, now time.Time, 
 	m.save(ctx, l, st)
 }
 
-func (m *Monitor) inconsistent(ctx context.Context, l Log, st *logState, now time.Time, inc *Inconsistency) {
+func (m *Monitor) inconsistent(ctx context.Context, l Log, st *logState, now time.Time, gen int, inc *Inconsistency) {
 	st.mu.Lock()
+	if st.gen != gen {
+		st.mu.Unlock()
+		return // found against a history the log has started over from
+	}
 	st.checked, st.problem = now, nil
 	if st.bad == nil { // the first evidence is kept
 		st.bad = inc
@@ -536,9 +578,9 @@ func (m *Monitor) save(ctx context.Context, l Log, st *logState) {
 		return
 	}
 	st.mu.Lock()
-	rec := Record{Log: l, ID: st.storeID, VerifiedTime: st.verified, CheckedTime: st.checked, Inconsistency: st.bad}
+	rec := Record{Log: l, ID: st.storeID, CheckedTime: st.checked, Inconsistency: st.bad}
 	if st.trusted != nil {
-		rec.Checkpoint, rec.Tree = st.trusted.Raw, st.trusted.Tree
+		rec.Checkpoint, rec.Tree, rec.VerifiedTime = st.trusted.Raw, st.trusted.Tree, st.trusted.Verified
 	}
 	if st.problem != nil {
 		rec.Problem = st.problem.Error()

@@ -107,7 +107,8 @@ type v1Entry struct {
 // trusted tree is proven (through the log's consistency proof) to extend or to be extended by, its
 // checkpoint signed with the log's key. An entry proven in a tree that the trusted one is consistent
 // with is in the trusted one.
-func (m *Monitor) v1Prove(ctx context.Context, l Log, st *logState, trusted Checkpoint, entries []Entry) []Result {
+func (m *Monitor) v1Prove(ctx context.Context, l Log, st *logState, v view, entries []Entry) []Result {
+	trusted := *v.trusted
 	out := make([]Result, len(entries))
 	for start := 0; start < len(entries); start += maxRetrieve {
 		batch := entries[start:min(start+maxRetrieve, len(entries))]
@@ -118,7 +119,7 @@ func (m *Monitor) v1Prove(ctx context.Context, l Log, st *logState, trusted Chec
 			case err != nil:
 				r.Status, r.Message = Unavailable, fmt.Sprintf("retrieving entry %d from log %s: %v", e.Global, l.Origin, err)
 			default:
-				r = m.v1Check(ctx, l, st, trusted, e, found[e.Global], r)
+				r = m.v1Check(ctx, l, st, v, e, found[e.Global], r)
 			}
 			out[start+i] = r
 		}
@@ -149,68 +150,73 @@ func (m *Monitor) v1Retrieve(ctx context.Context, l Log, batch []Entry) (map[int
 	return found, nil
 }
 
-// v1Check decides one retrieved entry.
-func (m *Monitor) v1Check(ctx context.Context, l Log, st *logState, trusted Checkpoint, e Entry, got v1Entry, r Result) Result {
-	notIn := func(why string) Result {
-		r.Status, r.Message = NotInLog, fmt.Sprintf("entry %d is not in log %s: %s", e.Global, l.Origin, why)
+// v1Check decides one retrieved entry. It says NotInLog only when the log proves, against a tree head it
+// signed that is consistent with the trusted one, that another entry is at the index; anything it does
+// not prove (no entry returned, a proof that does not verify) is Unavailable: a lagging backend or a
+// mirror in the middle is not evidence.
+func (m *Monitor) v1Check(ctx context.Context, l Log, st *logState, v view, e Entry, got v1Entry, r Result) Result {
+	trusted := *v.trusted
+	unavailable := func(why string) Result {
+		r.Status, r.Message = Unavailable, fmt.Sprintf("entry %d of log %s: %s", e.Global, l.Origin, why)
 		return r
 	}
 	ip := got.Verification.InclusionProof
 	if got.Body == "" || ip == nil {
-		return notIn("the log returns no entry with an inclusion proof at that index")
+		return unavailable("the log returns no entry with an inclusion proof at that index")
 	}
 	body, err := base64.StdEncoding.DecodeString(got.Body)
-	if err != nil || LeafHash(body) != e.Leaf {
-		return notIn("the log holds another entry at that index")
+	if err != nil {
+		return unavailable("the log returns an entry whose body does not decode")
 	}
-	if ip.LogIndex != e.Index {
-		return notIn(fmt.Sprintf("the log holds it at index %d of its tree, the signature's bundle at %d", ip.LogIndex, e.Index))
-	}
+	leaf := LeafHash(body)
 	hashes, err := hexHashes(ip.Hashes)
 	root, rerr := hex.DecodeString(ip.RootHash)
-	if err != nil || rerr != nil || len(root) != tlog.HashSize || ip.TreeSize <= 0 ||
-		proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(ip.LogIndex), uint64(ip.TreeSize), e.Leaf[:], hashes, root) != nil {
-		return notIn("the log's inclusion proof does not prove it")
+	if err != nil || rerr != nil || len(root) != tlog.HashSize || ip.TreeSize <= 0 || ip.LogIndex < 0 ||
+		proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(ip.LogIndex), uint64(ip.TreeSize), leaf[:], hashes, root) != nil {
+		return unavailable("the log's inclusion proof does not verify")
 	}
 	var tree tlog.Tree
 	tree.N = ip.TreeSize
 	copy(tree.Hash[:], root)
+	// The proof's tree: the trusted one, or one the log signed that is consistent with it.
+	var cp Checkpoint
 	if tree == trusted.Tree {
-		r.Status, r.Message, r.cacheable = InLog, fmt.Sprintf("entry %d proven in log %s at tree size %d", e.Global, l.Origin, trusted.Tree.N), true
-		return r
-	}
-	// A proof against another tree: that tree must be signed by the log and consistent with the trusted one.
-	cp, err := VerifyCheckpoint(l, []byte(ip.Checkpoint))
-	if err != nil || cp.Tree != tree {
-		r.Status, r.Message = Unavailable, fmt.Sprintf("entry %d of log %s: its inclusion proof is for a tree of size %d that no checkpoint signed by the log vouches for", e.Global, l.Origin, tree.N)
-		return r
-	}
-	newer, older := cp, trusted
-	if cp.Tree.N < trusted.Tree.N {
-		newer, older = trusted, cp
-	}
-	verdict, err := Compare(older.Tree, newer.Tree, func(next, old tlog.Tree) error { return m.v1Consistency(ctx, l, next, old) })
-	switch verdict {
-	case Consistent:
-		r.Status, r.TreeSize = InLog, max(trusted.Tree.N, cp.Tree.N)
-		r.Message = fmt.Sprintf("entry %d proven in log %s at tree size %d", e.Global, l.Origin, r.TreeSize)
-		// A newer tree, proven to extend the trusted one, becomes the trusted one, unless another read
-		// moved it meanwhile: every later trusted tree then extends the one the entry was proven in.
-		st.mu.Lock()
-		switch {
-		case cp.Tree.N <= trusted.Tree.N:
-			r.cacheable = true
-		case st.trusted != nil && st.trusted.Tree == trusted.Tree:
-			st.trusted, r.cacheable = &cp, true
+		cp = trusted
+	} else {
+		cp, err = VerifyCheckpoint(l, []byte(ip.Checkpoint))
+		if err != nil || cp.Tree != tree {
+			return unavailable(fmt.Sprintf("its inclusion proof is for a tree of size %d that no checkpoint signed by the log vouches for", tree.N))
 		}
-		st.mu.Unlock()
-	case Unproven:
-		r.Status, r.Message = Unavailable, fmt.Sprintf("log %s: %v", l.Origin, err)
-	default:
-		now := m.opts.Clock()
-		m.inconsistent(ctx, l, st, now, &Inconsistency{Kind: verdict, Detected: now, Message: err.Error(), Trusted: trusted.Raw, Conflicting: cp.Raw})
-		r.Status, r.Message = Inconsistent, fmt.Sprintf("log %s is inconsistent: %v", l.Origin, err)
+		newer, older := cp, trusted
+		if cp.Tree.N < trusted.Tree.N {
+			newer, older = trusted, cp
+		}
+		verdict, err := Compare(older.Tree, newer.Tree, func(next, old tlog.Tree) error { return m.v1Consistency(ctx, l, next, old) })
+		switch {
+		case verdict == Consistent:
+		case verdict == Fork && older.Tree.N == newer.Tree.N:
+			// Two signed tree heads of one size: a fork anyone can check.
+			now := m.opts.Clock()
+			m.inconsistent(ctx, l, st, now, v.gen, &Inconsistency{Kind: Fork, Detected: now, Message: err.Error(), Trusted: trusted.Raw, Conflicting: cp.Raw})
+			r.Status, r.Message = Inconsistent, fmt.Sprintf("log %s is inconsistent: %v", l.Origin, err)
+			return r
+		default:
+			// An unauthenticated API proof that does not verify: the next read of the log decides.
+			return unavailable(fmt.Sprintf("its inclusion proof is for a tree of size %d not proven consistent with the trusted one of size %d: %v", tree.N, trusted.Tree.N, err))
+		}
 	}
+	if got.LogIndex != e.Global || ip.LogIndex != e.Index {
+		return unavailable(fmt.Sprintf("the log answers with entry %d (index %d of its tree) for entry %d (index %d)", got.LogIndex, ip.LogIndex, e.Global, e.Index))
+	}
+	if leaf != e.Leaf {
+		r.Status, r.Message = NotInLog, fmt.Sprintf("entry %d is not in log %s: its tree of size %d holds another entry at that index", e.Global, l.Origin, tree.N)
+		return r
+	}
+	r.Status, r.TreeSize = InLog, max(trusted.Tree.N, cp.Tree.N)
+	r.Message = fmt.Sprintf("entry %d proven in log %s at tree size %d", e.Global, l.Origin, r.TreeSize)
+	// Proven in a tree that the trusted one extends (or is): so is every later trusted tree, each proven
+	// to extend the one before. One proven in a newer tree is proven again once the trusted one reaches it.
+	r.cacheable = cp.Tree.N <= trusted.Tree.N
 	return r
 }
 

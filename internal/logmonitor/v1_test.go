@@ -8,10 +8,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -33,12 +35,14 @@ type v1Log struct {
 	sth       []byte // served instead of a fresh tree head, when set
 	badProof  bool   // consistency proofs of the wrong hashes
 	swap      map[int64][]byte
+	index     map[string][]string // digest -> entry UUIDs
+	byUUID    map[string][]byte   // entry UUID -> body
 	retrieves int
 	srv       *httptest.Server
 }
 
 func newV1Log(t *testing.T) *v1Log {
-	l := &v1Log{testLog: newTestLog(t, "rekor.test", nil), swap: map[int64][]byte{}}
+	l := &v1Log{testLog: newTestLog(t, "rekor.test", nil), swap: map[int64][]byte{}, index: map[string][]string{}, byUUID: map[string][]byte{}}
 	l.srv = httptest.NewServer(http.HandlerFunc(l.serveV1))
 	t.Cleanup(l.srv.Close)
 	return l
@@ -123,15 +127,30 @@ func (l *v1Log) serveV1(w http.ResponseWriter, r *http.Request) {
 		}
 		l.mu.Unlock()
 		_ = json.NewEncoder(w).Encode(map[string]any{"hashes": hexes(p)})
+	case "/api/v1/index/retrieve":
+		var q struct {
+			Hash string `json:"hash"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&q)
+		l.mu.Lock()
+		uuids := l.index[q.Hash]
+		l.mu.Unlock()
+		_ = json.NewEncoder(w).Encode(append([]string{}, uuids...))
 	case "/api/v1/log/entries/retrieve":
 		var q struct {
-			LogIndexes []int64 `json:"logIndexes"`
+			LogIndexes []int64  `json:"logIndexes"`
+			EntryUUIDs []string `json:"entryUUIDs"`
 		}
 		_ = json.NewDecoder(r.Body).Decode(&q)
 		l.mu.Lock()
 		l.retrieves++
-		l.mu.Unlock()
 		var out []map[string]any
+		for _, u := range q.EntryUUIDs {
+			if b, ok := l.byUUID[u]; ok {
+				out = append(out, map[string]any{u: map[string]any{"body": base64.StdEncoding.EncodeToString(b), "logIndex": 7, "integratedTime": 1_800_000_000}})
+			}
+		}
+		l.mu.Unlock()
 		for _, g := range q.LogIndexes {
 			i := g - 1000
 			if i < 0 || i >= n {
@@ -205,21 +224,22 @@ func TestV1NegativeCases(t *testing.T) {
 		g := NewWithT(t)
 		l := newV1Log(t)
 		es := fillV1(l, 5, "a")
+		// A body its inclusion proof does not prove: nothing is proven either way.
 		l.swap[2] = []byte("someone else's entry")
 		r := newMonitor(nil, c).Check(context.Background(), es[2:3])[0]
-		g.Expect(r.Status).To(Equal(NotInLog), r.Message)
-		g.Expect(r.Message).To(ContainSubstring("holds another entry"))
+		g.Expect(r.Status).To(Equal(Unavailable), r.Message)
+		g.Expect(r.Message).To(ContainSubstring("inclusion proof does not verify"))
 	})
 	t.Run("no entry returned", func(t *testing.T) {
 		g := NewWithT(t)
 		l := newV1Log(t)
 		es := fillV1(l, 5, "a")
 		e := es[1]
-		e.Global = 5 // an index the log does not know
+		e.Global = 5 // an index the log does not answer for: a lagging backend proves nothing
 		r := newMonitor(nil, c).Check(context.Background(), []Entry{e})[0]
-		g.Expect(r.Status).To(Equal(NotInLog), r.Message)
+		g.Expect(r.Status).To(Equal(Unavailable), r.Message)
 	})
-	t.Run("another leaf than the bundle's", func(t *testing.T) {
+	t.Run("another leaf than the bundle's, proven", func(t *testing.T) {
 		g := NewWithT(t)
 		l := newV1Log(t)
 		es := fillV1(l, 5, "a")
@@ -227,6 +247,7 @@ func TestV1NegativeCases(t *testing.T) {
 		e.Leaf = LeafHash([]byte("the bundle's entry"))
 		r := newMonitor(nil, c).Check(context.Background(), []Entry{e})[0]
 		g.Expect(r.Status).To(Equal(NotInLog), r.Message)
+		g.Expect(r.Message).To(ContainSubstring("holds another entry at that index"))
 	})
 	t.Run("forged tree head", func(t *testing.T) {
 		g := NewWithT(t)
@@ -252,7 +273,12 @@ func TestV1NegativeCases(t *testing.T) {
 		fillV1(l, 5, "b")
 		l.badProof = true
 		cl.add(2 * time.Minute)
+		// An API proof is not authenticated: a bad one is a fork only when no valid one comes for the grace.
 		r := m.Check(context.Background(), es[:1])[0]
+		g.Expect(r.Status).To(Equal(Unavailable), r.Message)
+		g.Expect(r.Message).To(ContainSubstring("gives no valid consistency proof"))
+		cl.add(6 * time.Minute)
+		r = m.Check(context.Background(), es[:1])[0]
 		g.Expect(r.Status).To(Equal(Inconsistent), r.Message)
 		g.Expect(store.get(l.v1log()).Inconsistency.Kind).To(Equal(Fork))
 	})
@@ -277,4 +303,48 @@ func TestV1NegativeCases(t *testing.T) {
 		_, err := NewV1Log("https://rekor.test", []byte{1}, nil, crypto.SHA256, "rekor.test", "")
 		g.Expect(err).To(MatchError(ContainSubstring("does not name a Rekor v1 tree")))
 	})
+}
+
+func TestSearchFindsTheSignersOfADigest(t *testing.T) {
+	g := NewWithT(t)
+	c := &clock{now: time.Unix(1_800_000_000, 0)}
+	l := newV1Log(t)
+	other := newTestLog(t, "x", nil)
+	der, _ := x509.MarshalPKIXPublicKey(other.key.Public())
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	dsse := fmt.Sprintf(`{"apiVersion":"0.0.1","kind":"dsse","spec":{"signatures":[{"signature":"c2ln","verifier":%q}]}}`, base64.StdEncoding.EncodeToString(keyPEM))
+	intoto := fmt.Sprintf(`{"apiVersion":"0.0.2","kind":"intoto","spec":{"content":{"envelope":{"signatures":[{"publicKey":%q}]}}}}`, base64.StdEncoding.EncodeToString(keyPEM))
+	u1, u2, u3 := strings.Repeat("a", 64), strings.Repeat("b", 64), strings.Repeat("c", 80)
+	l.byUUID[u1], l.byUUID[u2], l.byUUID[u3] = []byte(dsse), []byte(intoto), []byte(`{"kind":"hashedrekord"}`)
+	digest := "sha256:" + strings.Repeat("d", 64)
+	l.index[digest] = []string{u1, u2, u3}
+	m := newMonitor(nil, c)
+	found, truncated, err := m.Search(context.Background(), l.v1log(), digest)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(truncated).To(BeFalse())
+	g.Expect(found).To(HaveLen(2), "a hashedrekord entry names no statement subject")
+	for _, f := range found {
+		g.Expect(f.PublicKey).NotTo(BeNil())
+		g.Expect(f.LogIndex).To(Equal(int64(7)))
+	}
+	// Answered from the cache within the interval.
+	before := l.retrieves
+	_, _, _ = m.Search(context.Background(), l.v1log(), digest)
+	g.Expect(l.retrieves).To(Equal(before))
+
+	// A search answer that is not entry UUIDs is refused; one of more than MaxSearchResults is cut.
+	l.index["sha256:"+strings.Repeat("e", 64)] = []string{"../../etc/passwd"}
+	_, _, err = m.Search(context.Background(), l.v1log(), "sha256:"+strings.Repeat("e", 64))
+	g.Expect(err).To(MatchError(ContainSubstring("not an entry UUID")))
+	many := make([]string, MaxSearchResults+5)
+	for i := range many {
+		many[i] = fmt.Sprintf("%064x", i)
+	}
+	l.index["sha256:"+strings.Repeat("f", 64)] = many
+	_, truncated, err = m.Search(context.Background(), l.v1log(), "sha256:"+strings.Repeat("f", 64))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(truncated).To(BeTrue())
+
+	_, _, err = m.Search(context.Background(), newTestLog(t, "v2.example", nil).log(), digest)
+	g.Expect(err).To(MatchError(ContainSubstring("has no search")))
 }

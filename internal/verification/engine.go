@@ -202,15 +202,23 @@ func (e *Engine) verifyDigest(ctx context.Context, req Request) *Result {
 	}
 	res.Cached = res.Cached && cached
 	// The live log checks come after every offline verdict, outside the registry hosts' slots and their
-	// deadline, under a time limit of their own: a slow log delays no registry read and no other policy.
-	lctx, cancel := context.WithTimeout(ctx, e.opts.LogTimeout)
-	defer cancel()
+	// deadline, each policy's (and the search) under a time limit of its own: a slow log delays no
+	// registry read, and one policy's checks do not use up another's time.
+	withLimit := func(f func(context.Context)) {
+		lctx, cancel := context.WithTimeout(ctx, e.opts.LogTimeout)
+		defer cancel()
+		f(lctx)
+	}
 	seen := map[string]int{} // signature manifest+format+subject -> index in res.Signatures
 	for _, j := range judged {
-		v := e.online(lctx, j.policy, j.verdict)
+		var v policyVerdict
+		withLimit(func(lctx context.Context) { v = e.online(lctx, j.policy, j.verdict) })
 		res.Policies = append(res.Policies, v.result)
 		mergeSignatures(res, seen, v.signatures)
 	}
+	withLimit(func(lctx context.Context) {
+		res.UnexpectedSigners = e.searchSigners(lctx, req.Image.Digest, req.Policies, res.Signatures)
+	})
 	sort.SliceStable(res.Signatures, func(i, j int) bool {
 		return res.Signatures[i].Verified() && !res.Signatures[j].Verified()
 	})

@@ -2,25 +2,119 @@ package verification
 
 import (
 	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	"github.com/sigstore/sigstore-go/pkg/tlog"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/identity"
 	"github.com/sigwatch/sigwatch/internal/logmonitor"
 	"github.com/sigwatch/sigwatch/internal/policy"
 	"github.com/sigwatch/sigwatch/internal/trust"
 )
 
-// LogChecker checks entries against their live transparency logs (logmonitor.Monitor).
+// LogChecker checks entries against their live transparency logs, and searches Rekor v1 logs for the
+// entries of a digest (logmonitor.Monitor).
 type LogChecker interface {
 	Check(ctx context.Context, entries []logmonitor.Entry) []logmonitor.Result
+	Search(ctx context.Context, l logmonitor.Log, digest string) ([]logmonitor.LoggedSigner, bool, error)
+}
+
+// UnexpectedSigner is an entry a transparency log holds for the image's digest, made by a signer that no
+// authority of the policies that cover the image trusts: someone else signed the image. It never changes
+// the verdict.
+type UnexpectedSigner struct {
+	// Log is the log's checkpoint origin; UUID and Index the entry's.
+	Log   string `json:"log"`
+	UUID  string `json:"uuid"`
+	Index int64  `json:"index"`
+	// Signer names the certificate's subject or the key; Issuer is the certificate's OIDC issuer.
+	Signer string `json:"signer"`
+	Issuer string `json:"issuer,omitempty"`
+	// IntegratedTime is when the log took the entry.
+	IntegratedTime time.Time `json:"integratedTime"`
+}
+
+// MaxUnexpectedSigners bounds what a Result lists of them.
+const MaxUnexpectedSigners = 16
+
+// searchSigners asks each Rekor v1 log that holds an accepted signature of the image for every entry of
+// the image's digest, and keeps those whose signer no authority of policies trusts. A log whose search
+// fails is left out: the search reports, it decides nothing.
+func (e *Engine) searchSigners(ctx context.Context, digest string, policies []*policy.Policy, sigs []Signature) []UnexpectedSigner {
+	if e.opts.Logs == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []UnexpectedSigner
+	for _, s := range sigs {
+		if !s.Verified() || s.entry == nil || s.entry.problem != "" || !s.entry.log.V1 || seen[s.entry.log.URL] {
+			continue
+		}
+		seen[s.entry.log.URL] = true
+		found, _, err := e.opts.Logs.Search(ctx, s.entry.log, digest)
+		if err != nil {
+			continue
+		}
+		for _, f := range found {
+			if expected(policies, f) || len(out) == MaxUnexpectedSigners {
+				continue
+			}
+			u := UnexpectedSigner{Log: s.entry.log.Origin, UUID: f.UUID, Index: f.LogIndex, IntegratedTime: f.IntegratedTime}
+			if f.Certificate != nil {
+				if c, err := identity.Read(f.Certificate); err == nil {
+					u.Signer, u.Issuer = c.Subject, c.Issuer
+				} else if sum, err := certificate.SummarizeCertificate(f.Certificate); err == nil {
+					u.Signer = sum.SubjectAlternativeName
+				}
+			} else if id, err := keyIDOfKey(f.PublicKey); err == nil {
+				u.Signer = Signer("", id)
+			}
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// expected reports whether an authority of the policies trusts the signer of a logged entry: a keyless
+// authority whose identities the certificate matches, or a key authority with that key. (The entry's
+// certificate chain is not checked: the question is whose name is on it.)
+func expected(policies []*policy.Policy, f logmonitor.LoggedSigner) bool {
+	for _, p := range policies {
+		for _, a := range p.Authorities {
+			switch {
+			case a.Keyless() && f.Certificate != nil:
+				if _, err := a.Identities.MatchCertificate(f.Certificate); err == nil {
+					return true
+				}
+			case !a.Keyless() && f.PublicKey != nil:
+				if id, err := keyIDOfKey(f.PublicKey); err == nil && id == a.KeyID {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func keyIDOfKey(k crypto.PublicKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(k)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 // logEntry is an accepted signature's log entry, as the live check needs it.
@@ -44,6 +138,10 @@ func entryOf(entry *tlog.Entry, tr *trust.Root, urls map[string]string) *logEntr
 		return nil
 	}
 	out := &logEntry{index: entry.LogIndex(), global: entry.LogIndex()}
+	if out.global < 0 {
+		out.problem = fmt.Sprintf("its log index %d is negative", out.global)
+		return out
+	}
 	tle := entry.TransparencyLogEntry()
 	ip := tle.GetInclusionProof()
 	if ip == nil || ip.GetTreeSize() <= 0 || ip.GetCheckpoint().GetEnvelope() == "" {
@@ -162,7 +260,9 @@ func require(p *policy.Policy, res PolicyResult, sigs []Signature) PolicyResult 
 		case s.Inclusion != nil:
 			absent = first(absent, fmt.Sprintf("signature by %s: %s", who, s.Inclusion.Message))
 		case s.entry != nil && s.entry.problem != "":
-			absent = first(absent, fmt.Sprintf("signature by %s: its log entry cannot be checked online: %s", who, s.entry.problem))
+			// Could not check is not absent: Unknown, with what would make it checkable.
+			unavailable = first(unavailable, fmt.Sprintf("signature by %s: its log entry cannot be checked online: %s "+
+				"(re-sign with cosign v2.4 or later, or set transparencyLog.online to Monitor)", who, s.entry.problem))
 
 		default:
 			absent = first(absent, fmt.Sprintf("signature by %s has no entry in a transparency log of the trust root to check online", who))

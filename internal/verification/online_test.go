@@ -2,14 +2,17 @@ package verification
 
 import (
 	"context"
+	"crypto/x509"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
 	"github.com/sigwatch/sigwatch/internal/logmonitor"
 	"github.com/sigwatch/sigwatch/internal/policy"
+	"github.com/sigwatch/sigwatch/test/sigstore"
 )
 
 func onlinePolicy(modes ...sigwatchv1alpha1.OnlineLogCheck) *policy.Policy {
@@ -49,7 +52,7 @@ func TestRequire(t *testing.T) {
 		{"one of two in log", onlinePolicy(req), []Signature{checked("a", sigwatchv1alpha1.LogInclusionInconsistent), checked("a", sigwatchv1alpha1.LogInclusionInLog)},
 			sigwatchv1alpha1.PolicyVerified, sigwatchv1alpha1.VerifiedReason},
 		{"no entry to check", onlinePolicy(req), []Signature{{Authority: "a", KeyID: "0123456789abcdef"}}, sigwatchv1alpha1.PolicyFailed, sigwatchv1alpha1.EntryNotInLogReason},
-		{"an entry that cannot be checked online", onlinePolicy(req), []Signature{{Authority: "a", entry: &logEntry{problem: "no inclusion proof"}}}, sigwatchv1alpha1.PolicyFailed, sigwatchv1alpha1.EntryNotInLogReason},
+		{"an entry that cannot be checked online", onlinePolicy(req), []Signature{{Authority: "a", entry: &logEntry{problem: "no inclusion proof"}}}, sigwatchv1alpha1.PolicyUnknown, sigwatchv1alpha1.LogUnavailableReason},
 		{"another authority monitors only", onlinePolicy(req, mon), []Signature{checked("a", sigwatchv1alpha1.LogInclusionNotInLog), checked("b", sigwatchv1alpha1.LogInclusionNotInLog)},
 			sigwatchv1alpha1.PolicyVerified, sigwatchv1alpha1.VerifiedReason},
 		{"rejected signatures do not count", onlinePolicy(req), []Signature{{Authority: "", Reason: sigwatchv1alpha1.UntrustedSignerReason}, checked("a", sigwatchv1alpha1.LogInclusionNotInLog)},
@@ -71,6 +74,10 @@ func TestRequire(t *testing.T) {
 type fakeLogs struct {
 	status logmonitor.Status
 	asked  int
+}
+
+func (f *fakeLogs) Search(context.Context, logmonitor.Log, string) ([]logmonitor.LoggedSigner, bool, error) {
+	return nil, false, nil
 }
 
 func (f *fakeLogs) Check(_ context.Context, es []logmonitor.Entry) []logmonitor.Result {
@@ -120,4 +127,36 @@ func TestOnlineNeverChangesTheCachedVerdict(t *testing.T) {
 	got = e.online(context.Background(), p, policyVerdict{result: cached.result, signatures: cached.signatures[:1]})
 	g.Expect(got.result.Result).To(Equal(sigwatchv1alpha1.PolicyFailed))
 	g.Expect(got.result.Reason).To(Equal(sigwatchv1alpha1.EntryNotInLogReason))
+}
+
+// TestExpectedSigners: an entry the log holds for the digest is expected when an authority of a policy
+// that covers the image trusts its signer: a keyless identity its certificate matches, or the key.
+func TestExpectedSigners(t *testing.T) {
+	g := NewWithT(t)
+	st, err := sigstore.NewStack()
+	g.Expect(err).NotTo(HaveOccurred())
+	release := sigstore.Identity{Subject: "https://github.com/yourorg/app/.github/workflows/release.yaml@refs/heads/main", Issuer: "https://token.actions.githubusercontent.com"}
+	mallory := sigstore.Identity{Subject: "https://github.com/mallory/app/.github/workflows/release.yaml@refs/heads/main", Issuer: "https://token.actions.githubusercontent.com"}
+	cert := func(id sigstore.Identity) *x509.Certificate {
+		c, _, err := st.IssueCertificate(id, time.Now().Add(-time.Minute), time.Now().Add(time.Minute))
+		g.Expect(err).NotTo(HaveOccurred())
+		return c
+	}
+	key, err := sigstore.NewKeySigner(nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	other, err := sigstore.NewKeySigner(nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	p, err := policy.Compile(&sigwatchv1alpha1.ImageSignaturePolicy{ObjectMeta: metav1.ObjectMeta{Name: "p"},
+		Spec: sigwatchv1alpha1.ImageSignaturePolicySpec{Images: []sigwatchv1alpha1.ImagePattern{"ghcr.io/yourorg/**"},
+			Authorities: []sigwatchv1alpha1.Authority{
+				{Name: "ci", Keyless: &sigwatchv1alpha1.KeylessAuthority{Identities: []sigwatchv1alpha1.Identity{{Issuer: release.Issuer, Subject: release.Subject}}}},
+				{Name: "team", Key: &sigwatchv1alpha1.KeyAuthority{PublicKey: string(key.PublicKeyPEM())}},
+			}}}, policy.Inputs{})
+	g.Expect(err).NotTo(HaveOccurred())
+	pols := []*policy.Policy{p}
+	g.Expect(expected(pols, logmonitor.LoggedSigner{Certificate: cert(release)})).To(BeTrue())
+	g.Expect(expected(pols, logmonitor.LoggedSigner{Certificate: cert(mallory)})).To(BeFalse())
+	g.Expect(expected(pols, logmonitor.LoggedSigner{PublicKey: key.PublicKey()})).To(BeTrue())
+	g.Expect(expected(pols, logmonitor.LoggedSigner{PublicKey: other.PublicKey()})).To(BeFalse())
+	g.Expect(expected(nil, logmonitor.LoggedSigner{Certificate: cert(release)})).To(BeFalse(), "no policy, nobody expected")
 }

@@ -86,6 +86,8 @@ type Result struct {
 	// Deferred, when set, says why the verification did not run (a registry host it reads had all the
 	// verifications in flight it may have): there is no verdict, and the caller asks again soon.
 	Deferred string `json:"deferred,omitempty"`
+	// UnexpectedSigners are the entries Rekor v1 logs hold for the digest by signers no policy trusts.
+	UnexpectedSigners []UnexpectedSigner `json:"unexpectedSigners,omitempty"`
 }
 
 // Verdict summarizes the policies: Failed if any failed, else Unknown if any is unknown, else Verified.

@@ -500,6 +500,19 @@ func TestLiveRekorV1(t *testing.T) {
 	expect(sigwatchv1alpha1.LogUnavailableReason, sigwatchv1alpha1.LogUnavailableReason)
 	_, l = conditions(g)
 	g.Expect(l.Message).To(ContainSubstring("does not verify with its key"))
+
+	// Someone else signs the image: the policy rejects their signature (another workflow), and the
+	// search of the log's index by the image's digest finds their entry. The verdict stands.
+	proxy.set(false, nil)
+	setOnline(t, p, sigwatchv1alpha1.OnlineLogMonitor)
+	out, err := s.stack.Sign(ctx, img, prClaims, stack.SignOptions{SigningConfig: signing.SigningConfig, TrustedRoot: signing.TrustedRootPath})
+	g.Expect(err).NotTo(HaveOccurred(), string(out))
+	expect(sigwatchv1alpha1.VerifiedReason, sigwatchv1alpha1.UnexpectedSignerReason)
+	_, l = conditions(g)
+	g.Expect(l.Status).To(Equal(metav1.ConditionFalse))
+	g.Expect(l.Message).To(ContainSubstring(prClaims.CertificateIdentity()))
+	g.Expect(l.Message).To(ContainSubstring("of log " + v1.Origin))
+	g.Expect(l.Message).NotTo(ContainSubstring(releaseClaims.CertificateIdentity()), "the trusted signer is expected")
 }
 
 // setOnline sets the online check of the policy's first authority.

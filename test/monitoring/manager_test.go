@@ -259,7 +259,7 @@ func (r *managerRun) waitForEveryFamily(ctx context.Context) (exposition, error)
 		"sigwatch_registry_requests_total", "sigwatch_verification_duration_seconds_count",
 		"sigwatch_last_successful_verification_timestamp_seconds", "sigwatch_last_verification_attempt_timestamp_seconds",
 		"sigwatch_signedimage_info", "sigwatch_transparency_log_tree_size", "sigwatch_transparency_log_consistent",
-		"sigwatch_transparency_log_up", "sigwatch_transparency_log_requests_total"}
+		"sigwatch_transparency_log_up", "sigwatch_transparency_log_requests_total", "sigwatch_signedimages_transparency_log"}
 	var last error
 	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
 		select {
