@@ -372,7 +372,7 @@ func inclusionInfo(in *verification.Inclusion) *sigwatchv1alpha1.LogInclusion {
 // inclusionCondition is the InTransparencyLog condition of the accepted signatures' live log checks:
 // False when a log is inconsistent or an entry is not in its log, else Unknown when a log could not be
 // read, else True; nil when no accepted signature was checked.
-func inclusionCondition(sigs []verification.Signature, unexpected []verification.UnexpectedSigner, generation int64, now time.Time) *metav1.Condition {
+func inclusionCondition(sigs []verification.Signature, unexpected []verification.UnexpectedSigner, truncated bool, generation int64, now time.Time) *metav1.Condition {
 	var checked []*verification.Inclusion
 	for _, s := range sigs {
 		if s.Verified() && s.PredicateType == "" && s.Inclusion != nil {
@@ -395,7 +395,7 @@ func inclusionCondition(sigs []verification.Signature, unexpected []verification
 	} {
 		if rule.result == "unexpected" {
 			if len(unexpected) > 0 {
-				c.Status, c.Reason, c.Message = rule.status, rule.reason, truncate(unexpectedMessage(unexpected), 32768)
+				c.Status, c.Reason, c.Message = rule.status, rule.reason, truncate(unexpectedMessage(unexpected, truncated), 32768)
 				return c
 			}
 			continue
@@ -417,7 +417,7 @@ func inclusionCondition(sigs []verification.Signature, unexpected []verification
 }
 
 // unexpectedMessage names the entries of signers no policy trusts.
-func unexpectedMessage(us []verification.UnexpectedSigner) string {
+func unexpectedMessage(us []verification.UnexpectedSigner, truncated bool) string {
 	var parts []string
 	for _, u := range us {
 		who := u.Signer
@@ -426,15 +426,19 @@ func unexpectedMessage(us []verification.UnexpectedSigner) string {
 		}
 		parts = append(parts, fmt.Sprintf("%s, entry %d (%s) of log %s at %s", who, u.Index, u.UUID, u.Log, u.IntegratedTime.UTC().Format(time.RFC3339)))
 	}
-	return fmt.Sprintf("the transparency log holds %d entries for this digest by signers no policy that covers the image trusts: %s",
-		len(us), strings.Join(parts, "; "))
+	more := ""
+	if truncated {
+		more = " (and maybe more: sigwatch reads a bounded number of the log's entries for a digest)"
+	}
+	return fmt.Sprintf("the transparency log holds entries for this digest by signers no policy that covers the image trusts: %s%s",
+		strings.Join(parts, "; "), more)
 }
 
 // setInclusionCondition writes the InTransparencyLog condition of a verification: as the live checks
 // say, removed when a verdict was reached without any, and kept as it was when the verification could not
 // decide for another reason (the last good result stands).
 func setInclusionCondition(st *sigwatchv1alpha1.SignedImageStatus, res *verification.Result, v verdict, generation int64, now time.Time) {
-	c := inclusionCondition(res.Signatures, res.UnexpectedSigners, generation, now)
+	c := inclusionCondition(res.Signatures, res.UnexpectedSigners, res.UnexpectedSignersTruncated, generation, now)
 	switch {
 	case c != nil:
 		meta.SetStatusCondition(&st.Conditions, *c)

@@ -34,9 +34,11 @@ func transparencyLogStatus(prev sigwatchv1alpha1.TransparencyLogStatus, r logmon
 		st.TreeSize = &n
 		st.RootHash = base64.StdEncoding.EncodeToString(r.Tree.Hash[:])
 		st.Checkpoint = string(r.Checkpoint)
-	}
-	if !r.VerifiedTime.IsZero() && (st.LastVerifiedTime == nil || r.VerifiedTime.After(st.LastVerifiedTime.Time)) {
-		st.LastVerifiedTime = &metav1.Time{Time: r.VerifiedTime}
+		// When this checkpoint was first verified: written with it, never with another.
+		st.LastVerifiedTime = nil
+		if !r.VerifiedTime.IsZero() {
+			st.LastVerifiedTime = &metav1.Time{Time: r.VerifiedTime}
+		}
 	}
 	if !r.CheckedTime.IsZero() {
 		st.LastCheckedTime = &metav1.Time{Time: r.CheckedTime}

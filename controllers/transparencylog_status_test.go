@@ -39,7 +39,7 @@ func TestInclusionCondition(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			c := inclusionCondition(tc.sigs, tc.unexpected, 3, now)
+			c := inclusionCondition(tc.sigs, tc.unexpected, false, 3, now)
 			g.Expect(c).NotTo(BeNil())
 			g.Expect(c.Status).To(Equal(tc.status))
 			g.Expect(c.Reason).To(Equal(tc.reason))
@@ -49,8 +49,9 @@ func TestInclusionCondition(t *testing.T) {
 	g := NewWithT(t)
 	rejected := in(sigwatchv1alpha1.LogInclusionNotInLog)
 	rejected.Reason = sigwatchv1alpha1.UntrustedSignerReason
-	g.Expect(inclusionCondition([]verification.Signature{rejected, {Authority: "a"}}, nil, 1, now)).To(BeNil(), "nothing accepted was checked")
-	c := inclusionCondition([]verification.Signature{in(sigwatchv1alpha1.LogInclusionInLog)}, someoneElse, 1, now)
+	g.Expect(inclusionCondition([]verification.Signature{rejected, {Authority: "a"}}, nil, false, 1, now)).To(BeNil(), "nothing accepted was checked")
+	c := inclusionCondition([]verification.Signature{in(sigwatchv1alpha1.LogInclusionInLog)}, someoneElse, true, 1, now)
+	g.Expect(c.Message).To(ContainSubstring("and maybe more"))
 	g.Expect(c.Message).To(ContainSubstring("https://github.com/mallory/x (issuer https://token.actions.githubusercontent.com), entry 9 (ab) of log rekor.test - 1"))
 
 	// No check in a verdict removes the condition; an Unknown for another reason keeps it.

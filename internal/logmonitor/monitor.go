@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -128,7 +129,7 @@ func New(opts Options) *Monitor {
 	if opts.MaxCachedTiles <= 0 {
 		opts.MaxCachedTiles = 2048
 	}
-	return &Monitor{opts: opts, tiles: lru.New(opts.MaxCachedTiles), searches: lru.New(4096), logs: map[string]*logState{}}
+	return &Monitor{opts: opts, tiles: lru.New(opts.MaxCachedTiles), searches: lru.New(1024), logs: map[string]*logState{}}
 }
 
 // logState is what the monitor holds of one log. Every field is read and written under mu.
@@ -145,8 +146,9 @@ type logState struct {
 	problem     error
 	tileProblem error
 	tileFailed  time.Time
-	// unprovenSince is when a Rekor v1 log began answering consistency proofs that do not verify.
-	unprovenSince time.Time
+	// history are the trusted checkpoints verified lately, oldest first, each with when it was first
+	// verified: a checkpoint smaller than one verified StaleGrace ago (settled) is a rollback at once.
+	history []Checkpoint
 	// storeID is the ID of the stored record this state continues; saved says one was written.
 	storeID string
 	saved   bool
@@ -177,7 +179,7 @@ func (m *Monitor) state(l Log) *logState {
 // reset forgets what was verified of the log (its record was deleted or made again); mu is held.
 func (st *logState) reset() {
 	st.trusted, st.bad, st.saved, st.storeID = nil, nil, false, ""
-	st.verified, st.unprovenSince = time.Time{}, time.Time{}
+	st.verified, st.history = time.Time{}, nil
 	st.proven = lru.New(16384)
 	st.gen++
 }
@@ -416,11 +418,10 @@ func (m *Monitor) read(ctx context.Context, l Log, st *logState) {
 			m.fail(ctx, l, st, now, fmt.Errorf("log %s: %w", l.Origin, err))
 			return
 		case Fork:
-			if l.V1 && prior.Tree.N != next.Tree.N && !m.provenLongEnough(st, now) {
+			if l.V1 && prior.Tree.N != next.Tree.N {
 				// A Rekor v1 consistency proof comes from the API, unauthenticated: one that does not verify
-				// is a fork only when the log keeps giving no valid one for StaleGrace.
-				m.fail(ctx, l, st, now, fmt.Errorf("log %s gives no valid consistency proof from size %d to %d (a fork if it lasts %s): %w",
-					l.Origin, prior.Tree.N, next.Tree.N, m.opts.StaleGrace, err))
+				// proves nothing anyone could check. The log is unavailable until it gives a valid one.
+				m.fail(ctx, l, st, now, fmt.Errorf("log %s gives no valid consistency proof from size %d to %d: %w", l.Origin, prior.Tree.N, next.Tree.N, err))
 				return
 			}
 			m.inconsistent(ctx, l, st, now, gen, &Inconsistency{Kind: verdict, Detected: now, Message: err.Error(), Trusted: prior.Raw, Conflicting: next.Raw})
@@ -439,8 +440,9 @@ func (m *Monitor) read(ctx context.Context, l Log, st *logState) {
 			}
 		}
 		st.trusted, st.verified = &next, now
+		st.remember(next, now, m.opts.StaleGrace)
 	}
-	st.checked, st.problem, st.unprovenSince = now, nil, time.Time{}
+	st.checked, st.problem = now, nil
 	st.mu.Unlock()
 	m.save(ctx, l, st)
 }
@@ -479,28 +481,57 @@ func (m *Monitor) older(ctx context.Context, l Log, st *logState, now time.Time,
 			Message: fmt.Sprintf("a checkpoint of size %d that is not a prefix of the trusted one of size %d: %v", next.Tree.N, trusted.Tree.N, err)})
 		return
 	}
-	since := trusted.Verified
-	if since.IsZero() {
-		since = now // not known (a record written before it was kept): counted from now
-	}
-	if now.Sub(since) >= m.opts.StaleGrace {
-		m.inconsistent(ctx, l, st, now, gen, &Inconsistency{Kind: Rollback, Detected: now, Conflicting: next.Raw, Trusted: trusted.Raw,
-			Message: fmt.Sprintf("a checkpoint of size %d, %s after one of size %d was verified", next.Tree.N, now.Sub(since).Round(time.Second), trusted.Tree.N)})
+	st.mu.Lock()
+	st.remember(trusted, now, m.opts.StaleGrace) // a stored checkpoint this replica had not seen counts from now
+	settled, ok := st.settled(now, m.opts.StaleGrace)
+	st.mu.Unlock()
+	if ok && next.Tree.N < settled.Tree.N {
+		m.inconsistent(ctx, l, st, now, gen, &Inconsistency{Kind: Rollback, Detected: now, Conflicting: next.Raw, Trusted: settled.Raw,
+			Message: fmt.Sprintf("a checkpoint of size %d, %s after one of size %d was verified", next.Tree.N, now.Sub(settled.Verified).Round(time.Second), settled.Tree.N)})
 		return
 	}
 	m.fail(ctx, l, st, now, fmt.Errorf("log %s serves a checkpoint of size %d, older than the one of size %d verified at %s: a rollback if it still does %s after that",
-		l.Origin, next.Tree.N, trusted.Tree.N, since.UTC().Format(time.RFC3339), m.opts.StaleGrace))
+		l.Origin, next.Tree.N, trusted.Tree.N, trusted.Verified.UTC().Format(time.RFC3339), m.opts.StaleGrace))
 }
 
-// provenLongEnough records that a Rekor v1 log gave a consistency proof that does not verify, and reports
-// whether it has done so for StaleGrace.
-func (m *Monitor) provenLongEnough(st *logState, now time.Time) bool {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.unprovenSince.IsZero() {
-		st.unprovenSince = now
+// maxHistory bounds the trusted checkpoints remembered for the rollback rule.
+const maxHistory = 64
+
+// remember records a trusted checkpoint and when it was first verified (now, when not known); mu is held.
+// The history keeps what is younger than grace, and the newest of what is older.
+func (st *logState) remember(cp Checkpoint, now time.Time, grace time.Duration) {
+	for _, h := range st.history {
+		if h.Tree == cp.Tree {
+			return
+		}
 	}
-	return now.Sub(st.unprovenSince) >= m.opts.StaleGrace
+	if cp.Verified.IsZero() || cp.Verified.After(now) {
+		cp.Verified = now
+	}
+	st.history = append(st.history, cp)
+	slices.SortFunc(st.history, func(a, b Checkpoint) int { return a.Verified.Compare(b.Verified) })
+	// Of the checkpoints older than grace, only the newest matters.
+	keep := 0
+	for i := range st.history {
+		if now.Sub(st.history[i].Verified) >= grace {
+			keep = i
+		}
+	}
+	st.history = st.history[keep:]
+	if len(st.history) > maxHistory {
+		st.history = st.history[len(st.history)-maxHistory:]
+	}
+}
+
+// settled is the newest checkpoint verified grace ago or more: every view of an honest log, however far a
+// mirror lags within grace, has reached it; mu is held.
+func (st *logState) settled(now time.Time, grace time.Duration) (Checkpoint, bool) {
+	for i := len(st.history) - 1; i >= 0; i-- {
+		if now.Sub(st.history[i].Verified) >= grace {
+			return st.history[i], true
+		}
+	}
+	return Checkpoint{}, false
 }
 
 // priors are the checkpoints a new one must be consistent with: the one verified in memory and the one
@@ -536,6 +567,7 @@ func (m *Monitor) priors(ctx context.Context, l Log, st *logState) ([]Checkpoint
 		// A record that does not verify (edited, or of a rotated key) proves nothing: it is replaced.
 		if cp, err := VerifyCheckpoint(l, rec.Checkpoint); err == nil && (st.trusted == nil || cp.Tree != st.trusted.Tree) {
 			cp.Verified = rec.VerifiedTime
+			st.remember(cp, m.opts.Clock(), m.opts.StaleGrace)
 			out = append(out, cp)
 		}
 	}

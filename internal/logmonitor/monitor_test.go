@@ -178,7 +178,7 @@ func TestALagThatEndsIsNoRollback(t *testing.T) {
 	es := with(tl.log(), fill(tl, 3, "a")...)
 	older := tl.publish()
 	fill(tl, 4, "b")
-	tl.publish()
+	seven := tl.publish()
 	store := newMemStore()
 	m := newMonitor(store, c)
 	g.Expect(m.Check(context.Background(), es[:1])[0].Status).To(Equal(InLog))
@@ -189,7 +189,7 @@ func TestALagThatEndsIsNoRollback(t *testing.T) {
 	tl.publish() // the mirror caught up, and the log grew
 	c.add(2 * time.Minute)
 	g.Expect(m.Check(context.Background(), es[:1])[0].Status).To(Equal(InLog))
-	tl.serveCheckpoint(older) // and lags again: within the grace of the newest checkpoint verified
+	tl.serveCheckpoint(seven) // and lags again, one publication behind: it has reached what was settled
 	c.add(4 * time.Minute)
 	g.Expect(m.Check(context.Background(), es[:1])[0].Status).To(Equal(Unavailable))
 	g.Expect(store.get(tl.log()).Inconsistency).To(BeNil())
@@ -589,4 +589,35 @@ func BenchmarkCycle(b *testing.B) {
 	b.ReportMetric(float64(tl.count("checkpoint")+tl.count("tile")-before)/float64(b.N), "requests/cycle")
 	b.ReportMetric(float64(len(es)), "entries/cycle")
 	b.ReportMetric(float64(before), "requests/first-cycle")
+}
+
+// TestARollbackServedOnAndOffIsCaught: a growing log whose every other read is an ancient tree head is
+// rolled back: the ancient one is smaller than a checkpoint verified more than the grace ago.
+func TestARollbackServedOnAndOffIsCaught(t *testing.T) {
+	g := NewWithT(t)
+	c := &clock{now: time.Unix(1_800_000_000, 0)}
+	tl := newTestLog(t, "log.example", nil)
+	es := with(tl.log(), fill(tl, 3, "a")...)
+	ancient := tl.publish()
+	fill(tl, 3, "b")
+	tl.publish()
+	store := newMemStore()
+	m := newMonitor(store, c)
+	g.Expect(m.Check(context.Background(), es[:1])[0].Status).To(Equal(InLog))
+	caught := false
+	for i := range 20 {
+		tl.add(fmt.Sprintf("c-%d", i))
+		current := tl.publish()
+		if i%2 == 1 {
+			tl.serveCheckpoint(ancient)
+		}
+		c.add(2 * time.Minute)
+		if m.Check(context.Background(), es[:1])[0].Status == Inconsistent {
+			caught = true
+			break
+		}
+		tl.serveCheckpoint(current)
+	}
+	g.Expect(caught).To(BeTrue())
+	g.Expect(store.get(tl.log()).Inconsistency.Kind).To(Equal(Rollback))
 }

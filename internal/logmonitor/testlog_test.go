@@ -230,6 +230,10 @@ func (s *memStore) Save(_ context.Context, r Record) (string, error) {
 	s.saves++
 	if old, ok := s.recs[r.Log.Name()]; ok {
 		r.ID = old.ID
+		// As the TransparencyLog status does: never a smaller checkpoint, nor another of the same size.
+		if len(old.Checkpoint) > 0 && (r.Tree.N < old.Tree.N || (r.Tree.N == old.Tree.N && r.Tree != old.Tree) || len(r.Checkpoint) == 0) {
+			r.Checkpoint, r.Tree, r.VerifiedTime = old.Checkpoint, old.Tree, old.VerifiedTime
+		}
 	} else {
 		s.ids++
 		r.ID = fmt.Sprintf("uid-%d", s.ids)

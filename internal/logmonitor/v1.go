@@ -88,9 +88,10 @@ func hexHashes(in []string) ([][]byte, error) {
 
 // v1Entry is what the retrieval API says of one entry.
 type v1Entry struct {
-	Body         string `json:"body"`
-	LogIndex     int64  `json:"logIndex"`
-	Verification struct {
+	Body           string `json:"body"`
+	LogIndex       int64  `json:"logIndex"`
+	IntegratedTime int64  `json:"integratedTime"`
+	Verification   struct {
 		InclusionProof *struct {
 			LogIndex   int64    `json:"logIndex"`
 			TreeSize   int64    `json:"treeSize"`

@@ -217,7 +217,7 @@ func (e *Engine) verifyDigest(ctx context.Context, req Request) *Result {
 		mergeSignatures(res, seen, v.signatures)
 	}
 	withLimit(func(lctx context.Context) {
-		res.UnexpectedSigners = e.searchSigners(lctx, req.Image.Digest, req.Policies, res.Signatures)
+		res.UnexpectedSigners, res.UnexpectedSignersTruncated = e.searchSigners(lctx, req.Image.Digest, req.Policies, res.Signatures)
 	})
 	sort.SliceStable(res.Signatures, func(i, j int) bool {
 		return res.Signatures[i].Verified() && !res.Signatures[j].Verified()

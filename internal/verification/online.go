@@ -14,6 +14,7 @@ import (
 
 	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	"github.com/sigstore/sigstore-go/pkg/tlog"
+	"github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
@@ -52,23 +53,35 @@ const MaxUnexpectedSigners = 16
 // searchSigners asks each Rekor v1 log that holds an accepted signature of the image for every entry of
 // the image's digest, and keeps those whose signer no authority of policies trusts. A log whose search
 // fails is left out: the search reports, it decides nothing.
-func (e *Engine) searchSigners(ctx context.Context, digest string, policies []*policy.Policy, sigs []Signature) []UnexpectedSigner {
+func (e *Engine) searchSigners(ctx context.Context, digest string, policies []*policy.Policy, sigs []Signature) (out []UnexpectedSigner, truncated bool) {
 	if e.opts.Logs == nil {
-		return nil
+		return nil, false
+	}
+	var trusted []trustedPolicy
+	for _, p := range policies {
+		if r, err := e.opts.Roots(ctx, p); err == nil && r != nil {
+			trusted = append(trusted, trustedPolicy{p, r})
+		}
 	}
 	seen := map[string]bool{}
-	var out []UnexpectedSigner
 	for _, s := range sigs {
-		if !s.Verified() || s.entry == nil || s.entry.problem != "" || !s.entry.log.V1 || seen[s.entry.log.URL] {
+		// Only the logs whose live check ran (not Off) and reached the log.
+		if !s.Verified() || s.entry == nil || s.entry.problem != "" || !s.entry.log.V1 || seen[s.entry.log.URL] ||
+			s.Inclusion == nil || s.Inclusion.Result == sigwatchv1alpha1.LogInclusionUnavailable {
 			continue
 		}
 		seen[s.entry.log.URL] = true
-		found, _, err := e.opts.Logs.Search(ctx, s.entry.log, digest)
+		found, more, err := e.opts.Logs.Search(ctx, s.entry.log, digest)
 		if err != nil {
 			continue
 		}
+		truncated = truncated || more
 		for _, f := range found {
-			if expected(policies, f) || len(out) == MaxUnexpectedSigners {
+			if expected(trusted, f) {
+				continue
+			}
+			if len(out) == MaxUnexpectedSigners {
+				truncated = true
 				continue
 			}
 			u := UnexpectedSigner{Log: s.entry.log.Origin, UUID: f.UUID, Index: f.LogIndex, IntegratedTime: f.IntegratedTime}
@@ -84,18 +97,29 @@ func (e *Engine) searchSigners(ctx context.Context, digest string, policies []*p
 			out = append(out, u)
 		}
 	}
-	return out
+	return out, truncated
+}
+
+// trustedPolicy is a policy with its trust root.
+type trustedPolicy struct {
+	p    *policy.Policy
+	root *trust.Root
 }
 
 // expected reports whether an authority of the policies trusts the signer of a logged entry: a keyless
-// authority whose identities the certificate matches, or a key authority with that key. (The entry's
-// certificate chain is not checked: the question is whose name is on it.)
-func expected(policies []*policy.Policy, f logmonitor.LoggedSigner) bool {
-	for _, p := range policies {
-		for _, a := range p.Authorities {
+// authority whose identities the certificate matches, the certificate issued by a certificate authority of
+// the policy's trust root at the time the log took the entry; or a key authority with that key. A
+// certificate that only claims a trusted identity (Rekor v1 takes self-signed certificates) is not
+// expected: it would hide the others.
+func expected(policies []trustedPolicy, f logmonitor.LoggedSigner) bool {
+	for _, tp := range policies {
+		for _, a := range tp.p.Authorities {
 			switch {
 			case a.Keyless() && f.Certificate != nil:
-				if _, err := a.Identities.MatchCertificate(f.Certificate); err == nil {
+				if _, err := a.Identities.MatchCertificate(f.Certificate); err != nil || tp.root.Material == nil {
+					continue
+				}
+				if _, err := verify.VerifyLeafCertificate(f.IntegratedTime, f.Certificate, tp.root.Material); err == nil {
 					return true
 				}
 			case !a.Keyless() && f.PublicKey != nil:

@@ -12,6 +12,7 @@ import (
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
 	"github.com/sigwatch/sigwatch/internal/logmonitor"
 	"github.com/sigwatch/sigwatch/internal/policy"
+	"github.com/sigwatch/sigwatch/internal/trust"
 	"github.com/sigwatch/sigwatch/test/sigstore"
 )
 
@@ -153,10 +154,23 @@ func TestExpectedSigners(t *testing.T) {
 				{Name: "team", Key: &sigwatchv1alpha1.KeyAuthority{PublicKey: string(key.PublicKeyPEM())}},
 			}}}, policy.Inputs{})
 	g.Expect(err).NotTo(HaveOccurred())
-	pols := []*policy.Policy{p}
-	g.Expect(expected(pols, logmonitor.LoggedSigner{Certificate: cert(release)})).To(BeTrue())
-	g.Expect(expected(pols, logmonitor.LoggedSigner{Certificate: cert(mallory)})).To(BeFalse())
+	root, err := st.TrustedRootJSON()
+	g.Expect(err).NotTo(HaveOccurred())
+	tr, err := trust.FromJSON(root, "test")
+	g.Expect(err).NotTo(HaveOccurred())
+	pols := []trustedPolicy{{p, tr}}
+	now := time.Now()
+	g.Expect(expected(pols, logmonitor.LoggedSigner{Certificate: cert(release), IntegratedTime: now})).To(BeTrue())
+	g.Expect(expected(pols, logmonitor.LoggedSigner{Certificate: cert(mallory), IntegratedTime: now})).To(BeFalse())
+	g.Expect(expected(pols, logmonitor.LoggedSigner{Certificate: cert(release), IntegratedTime: now.Add(time.Hour)})).To(BeFalse(),
+		"logged when the certificate was no longer valid")
+	// The trusted identity, claimed by a certificate of another CA (a decoy): not expected.
+	decoyCA, err := sigstore.NewStack()
+	g.Expect(err).NotTo(HaveOccurred())
+	decoy, _, err := decoyCA.IssueCertificate(release, now.Add(-time.Minute), now.Add(time.Minute))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(expected(pols, logmonitor.LoggedSigner{Certificate: decoy, IntegratedTime: now})).To(BeFalse())
 	g.Expect(expected(pols, logmonitor.LoggedSigner{PublicKey: key.PublicKey()})).To(BeTrue())
 	g.Expect(expected(pols, logmonitor.LoggedSigner{PublicKey: other.PublicKey()})).To(BeFalse())
-	g.Expect(expected(nil, logmonitor.LoggedSigner{Certificate: cert(release)})).To(BeFalse(), "no policy, nobody expected")
+	g.Expect(expected(nil, logmonitor.LoggedSigner{Certificate: cert(release), IntegratedTime: now})).To(BeFalse(), "no policy, nobody expected")
 }

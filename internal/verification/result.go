@@ -88,6 +88,9 @@ type Result struct {
 	Deferred string `json:"deferred,omitempty"`
 	// UnexpectedSigners are the entries Rekor v1 logs hold for the digest by signers no policy trusts.
 	UnexpectedSigners []UnexpectedSigner `json:"unexpectedSigners,omitempty"`
+	// UnexpectedSignersTruncated: the log held more entries than sigwatch reads, or there were more such
+	// signers than are listed.
+	UnexpectedSignersTruncated bool `json:"unexpectedSignersTruncated,omitempty"`
 }
 
 // Verdict summarizes the policies: Failed if any failed, else Unknown if any is unknown, else Verified.

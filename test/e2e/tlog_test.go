@@ -110,24 +110,7 @@ func TestLiveTransparencyLog(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 	}
 
-	g.Expect(c.Create(ctx, envtest.Namespace("live-tlog-trust", nil))).To(Succeed())
-	g.Expect(c.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "live-tlog-trust", Name: "sigstore"},
-		Data: map[string]string{"trusted_root.json": string(s.stack.TrustedRootJSON())}})).To(Succeed())
-	spec := releasePolicySpec(releaseIdentity())
-	spec.Images = []sigwatchv1alpha1.ImagePattern{sigwatchv1alpha1.ImagePattern(s.reg.Host + "/yourorg/tlog")}
-	spec.TrustedRoot = &sigwatchv1alpha1.TrustedRootSource{ConfigMapRef: sigwatchv1alpha1.ConfigMapKeyReference{Namespace: "live-tlog-trust", Name: "sigstore"}}
-	p := &sigwatchv1alpha1.ImageSignaturePolicy{ObjectMeta: metav1.ObjectMeta{Name: "live-tlog"}, Spec: spec}
-	g.Expect(c.Create(ctx, p)).To(Succeed())
-	t.Cleanup(func() { _ = c.Delete(ctx, p) })
-	setOnline := func(online sigwatchv1alpha1.OnlineLogCheck) {
-		t.Helper()
-		g.Eventually(func(g Gomega) {
-			var got sigwatchv1alpha1.ImageSignaturePolicy
-			g.Expect(c.Get(ctx, client.ObjectKeyFromObject(p), &got)).To(Succeed())
-			got.Spec.Authorities[0].TransparencyLog = &sigwatchv1alpha1.TransparencyLogPolicy{Mode: sigwatchv1alpha1.TransparencyLogRequired, Online: online}
-			g.Expect(c.Update(ctx, &got)).To(Succeed())
-		}).Should(Succeed())
-	}
+	p := livePolicy(t, "live-tlog", "yourorg/tlog", s.stack.TrustedRootJSON())
 	start := func() func() {
 		return startManagerWith(t, func(cfg *controllers.Config) {
 			cfg.LogURLs = map[string]string{stack.RekorOrigin: proxy.srv.URL}
@@ -242,7 +225,7 @@ func TestLiveTransparencyLog(t *testing.T) {
 	}).WithTimeout(30 * time.Second).Should(Succeed())
 
 	// Require: an inconsistent log fails the image.
-	setOnline(sigwatchv1alpha1.OnlineLogRequire)
+	setOnline(t, p, sigwatchv1alpha1.OnlineLogRequire)
 	expect(metav1.ConditionFalse, sigwatchv1alpha1.LogInconsistentReason, metav1.ConditionFalse, sigwatchv1alpha1.LogInconsistentReason)
 
 	// The operator has looked into it: deleting the TransparencyLog trusts the log (served as it is) again.
@@ -262,7 +245,7 @@ func TestLiveTransparencyLog(t *testing.T) {
 		g.Expect(r.Reason).To(Equal(sigwatchv1alpha1.LogUnavailableReason))
 		g.Expect(r.Message).To(ContainSubstring("HTTP 503"))
 	}).WithTimeout(30 * time.Second).Should(Succeed())
-	setOnline(sigwatchv1alpha1.OnlineLogMonitor)
+	setOnline(t, p, sigwatchv1alpha1.OnlineLogMonitor)
 	expect(metav1.ConditionTrue, sigwatchv1alpha1.VerifiedReason, metav1.ConditionUnknown, sigwatchv1alpha1.LogUnavailableReason)
 
 	// A forged checkpoint (the real one, its size changed) proves nothing: unavailable, not inconsistent.
@@ -311,15 +294,7 @@ func TestForkedLog(t *testing.T) {
 	sign("yourorg/fork:more1", stack.SignOptions{SigningConfig: fork.SigningConfig})
 	sign("yourorg/fork:more2", stack.SignOptions{SigningConfig: fork.SigningConfig})
 
-	g.Expect(c.Create(ctx, envtest.Namespace("fork-trust", nil))).To(Succeed())
-	g.Expect(c.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "fork-trust", Name: "sigstore"},
-		Data: map[string]string{"trusted_root.json": string(s.stack.TrustedRootJSON())}})).To(Succeed())
-	spec := releasePolicySpec(releaseIdentity())
-	spec.Images = []sigwatchv1alpha1.ImagePattern{sigwatchv1alpha1.ImagePattern(s.reg.Host + "/yourorg/fork")}
-	spec.TrustedRoot = &sigwatchv1alpha1.TrustedRootSource{ConfigMapRef: sigwatchv1alpha1.ConfigMapKeyReference{Namespace: "fork-trust", Name: "sigstore"}}
-	p := &sigwatchv1alpha1.ImageSignaturePolicy{ObjectMeta: metav1.ObjectMeta{Name: "forked-log"}, Spec: spec}
-	g.Expect(c.Create(ctx, p)).To(Succeed())
-	t.Cleanup(func() { _ = c.Delete(ctx, p) })
+	livePolicy(t, "forked-log", "yourorg/fork", s.stack.TrustedRootJSON())
 	proxy := newLogProxy(t, s.stack.RekorTilesURL)
 	startManagerWith(t, func(cfg *controllers.Config) {
 		cfg.LogURLs = map[string]string{stack.RekorOrigin: proxy.srv.URL}
@@ -411,15 +386,7 @@ func TestLiveRekorV1(t *testing.T) {
 	}
 	older := logInfo()
 
-	g.Expect(c.Create(ctx, envtest.Namespace("rekor-v1-trust", nil))).To(Succeed())
-	g.Expect(c.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "rekor-v1-trust", Name: "sigstore"},
-		Data: map[string]string{"trusted_root.json": string(signing.TrustedRoot)}})).To(Succeed())
-	spec := releasePolicySpec(releaseIdentity())
-	spec.Images = []sigwatchv1alpha1.ImagePattern{sigwatchv1alpha1.ImagePattern(s.reg.Host + "/yourorg/v1")}
-	spec.TrustedRoot = &sigwatchv1alpha1.TrustedRootSource{ConfigMapRef: sigwatchv1alpha1.ConfigMapKeyReference{Namespace: "rekor-v1-trust", Name: "sigstore"}}
-	p := &sigwatchv1alpha1.ImageSignaturePolicy{ObjectMeta: metav1.ObjectMeta{Name: "rekor-v1"}, Spec: spec}
-	g.Expect(c.Create(ctx, p)).To(Succeed())
-	t.Cleanup(func() { _ = c.Delete(ctx, p) })
+	p := livePolicy(t, "rekor-v1", "yourorg/v1", signing.TrustedRoot)
 	proxy := newLogProxy(t, v1.URL)
 	startManagerWith(t, func(cfg *controllers.Config) {
 		cfg.LogURLs = map[string]string{stack.RekorOrigin: proxy.srv.URL}
@@ -524,4 +491,22 @@ func setOnline(t *testing.T, p *sigwatchv1alpha1.ImageSignaturePolicy, online si
 		got.Spec.Authorities[0].TransparencyLog = &sigwatchv1alpha1.TransparencyLogPolicy{Mode: sigwatchv1alpha1.TransparencyLogRequired, Online: online}
 		g.Expect(s.env.Client.Update(context.Background(), &got)).To(Succeed())
 	}).Should(Succeed())
+}
+
+// livePolicy creates, for the test, a policy over the registry's repo that requires the release workflow,
+// with trustedRoot (a trusted_root.json) in a ConfigMap of a namespace of its own.
+func livePolicy(t *testing.T, name, repo string, trustedRoot []byte) *sigwatchv1alpha1.ImageSignaturePolicy {
+	t.Helper()
+	g := NewWithT(t)
+	ctx, c := context.Background(), s.env.Client
+	g.Expect(c.Create(ctx, envtest.Namespace(name+"-trust", nil))).To(Succeed())
+	g.Expect(c.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: name + "-trust", Name: "sigstore"},
+		Data: map[string]string{"trusted_root.json": string(trustedRoot)}})).To(Succeed())
+	spec := releasePolicySpec(releaseIdentity())
+	spec.Images = []sigwatchv1alpha1.ImagePattern{sigwatchv1alpha1.ImagePattern(s.reg.Host + "/" + repo)}
+	spec.TrustedRoot = &sigwatchv1alpha1.TrustedRootSource{ConfigMapRef: sigwatchv1alpha1.ConfigMapKeyReference{Namespace: name + "-trust", Name: "sigstore"}}
+	p := &sigwatchv1alpha1.ImageSignaturePolicy{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec}
+	g.Expect(c.Create(ctx, p)).To(Succeed())
+	t.Cleanup(func() { _ = c.Delete(ctx, p) })
+	return p
 }
