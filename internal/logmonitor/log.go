@@ -40,6 +40,8 @@ type Log struct {
 	V1     bool
 	TreeID int64
 	Signer signature.Verifier
+	// name is Name(), computed once by the constructors.
+	name string
 }
 
 // NewV1Log describes one shard (tree) of a Rekor v1 log from its trust root entry (baseUrl, ID, key) and
@@ -64,7 +66,9 @@ func NewV1Log(baseURL string, id []byte, key crypto.PublicKey, hash crypto.Hash,
 	if _, err := url.Parse(apiURL); err != nil {
 		return Log{}, fmt.Errorf("transparency log %s: %w", origin, err)
 	}
-	return Log{Origin: origin, ID: keyID(key, id), URL: strings.TrimRight(apiURL, "/"), V1: true, TreeID: treeID, Signer: sv}, nil
+	l := Log{Origin: origin, ID: keyID(key, id), URL: strings.TrimRight(apiURL, "/"), V1: true, TreeID: treeID, Signer: sv}
+	l.name = l.computeName()
+	return l, nil
 }
 
 // keyID is the hex sha256 of the key's PKIX DER: what identifies a log's state is the key that signs its
@@ -99,7 +103,9 @@ func NewLog(baseURL string, id []byte, key crypto.PublicKey, hash crypto.Hash, t
 	if tilesURL == "" {
 		tilesURL = baseURL
 	}
-	return Log{Origin: u.Hostname(), ID: keyID(key, id), URL: strings.TrimRight(tilesURL, "/"), Verifier: v}, nil
+	l := Log{Origin: u.Hostname(), ID: keyID(key, id), URL: strings.TrimRight(tilesURL, "/"), Verifier: v}
+	l.name = l.computeName()
+	return l, nil
 }
 
 var notDNS = regexp.MustCompile(`[^a-z0-9.]+`)
@@ -107,6 +113,13 @@ var notDNS = regexp.MustCompile(`[^a-z0-9.]+`)
 // Name is the name of the log's TransparencyLog object: its origin made a DNS subdomain, and the first 8
 // hex digits of its ID (two logs may share an origin after a key rotation).
 func (l Log) Name() string {
+	if l.name != "" {
+		return l.name
+	}
+	return l.computeName()
+}
+
+func (l Log) computeName() string {
 	o := strings.Trim(notDNS.ReplaceAllString(strings.ToLower(l.Origin), "-"), "-.")
 	if len(o) > 200 {
 		o = o[:200]

@@ -63,6 +63,9 @@ type Image struct {
 	Ref        name.Digest
 	SignedBy   string // "" when not signed
 	Verified   *metav1.Condition
+	// InTransparencyLog is the live check of its accepted signature in the local Rekor v2 (nil when
+	// nothing was accepted).
+	InTransparencyLog *metav1.Condition
 }
 
 // Result is what the demo saw.
@@ -321,7 +324,9 @@ func (d *demo) startManager(kubeconfig string) func() error {
 		// Metrics over plain HTTP, on loopback only: the demo's, not a cluster's, setting.
 		cmd := exec.Command(d.o.Sigwatch, "manager", "--kubeconfig", kubeconfig, "--leader-elect=false",
 			"--metrics-bind-address="+addr, "--metrics-secure=false",
-			"--health-probe-bind-address=0", "--insecure-registry", d.reg.Host, "--offline-trust-root")
+			"--health-probe-bind-address=0", "--insecure-registry", d.reg.Host, "--offline-trust-root",
+			// The local Rekor v2 serves its checkpoint and tiles apart from its API, as a CDN would.
+			"--transparency-log-url", stack.RekorOrigin+"="+d.stack.RekorTilesURL)
 		cmd.Stdout, cmd.Stderr = logFile, logFile
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err != nil {
@@ -350,7 +355,7 @@ func (d *demo) waitForVerdicts(ctx context.Context, images []*Image) func() erro
 		for {
 			pending := 0
 			for _, img := range images {
-				img.Verified = d.verdict(ctx, img)
+				img.Verified, img.InTransparencyLog = d.verdict(ctx, img)
 				if img.Verified == nil || img.Verified.Reason == sigwatchv1alpha1.PendingReason {
 					pending++
 				}
@@ -395,17 +400,18 @@ func (d *demo) waitForPolicyReport(ctx context.Context, want int, summary *polic
 	}
 }
 
-func (d *demo) verdict(ctx context.Context, img *Image) *metav1.Condition {
+func (d *demo) verdict(ctx context.Context, img *Image) (verified, inLog *metav1.Condition) {
 	var list sigwatchv1alpha1.SignedImageList
 	if err := d.env.Client.List(ctx, &list, client.InNamespace(Namespace)); err != nil {
-		return nil
+		return nil, nil
 	}
 	for _, si := range list.Items {
 		if si.Spec.Image == img.Ref.Context().Name() && si.Spec.Digest == img.Ref.DigestStr() {
-			return meta.FindStatusCondition(si.Status.Conditions, sigwatchv1alpha1.VerifiedCondition)
+			return meta.FindStatusCondition(si.Status.Conditions, sigwatchv1alpha1.VerifiedCondition),
+				meta.FindStatusCondition(si.Status.Conditions, sigwatchv1alpha1.InTransparencyLogCondition)
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 func (d *demo) show(ctx context.Context, kubeconfig string, images []*Image) {

@@ -45,6 +45,13 @@ func TestDemo(t *testing.T) {
 		"tools": {string(metav1.ConditionFalse), sigwatchv1alpha1.UntrustedSignerReason},
 		"debug": {string(metav1.ConditionFalse), sigwatchv1alpha1.SignatureMissingReason},
 	}))
+	// The release image's signature is proven, live, in the local Rekor v2 (read from its tiles).
+	for _, img := range res.Images {
+		if img.Deployment == "web" {
+			g.Expect(img.InTransparencyLog).NotTo(BeNil())
+			g.Expect(img.InTransparencyLog.Reason).To(Equal(sigwatchv1alpha1.EntryInLogReason), img.InTransparencyLog.Message)
+		}
+	}
 	// The PolicyReport of the namespace holds the same verdicts: one pass, two fails.
 	g.Expect(res.PolicyReport).To(Equal(policyreport.Summary{Pass: 1, Fail: 2}))
 	g.Expect(narration.String()).To(ContainSubstring("real Sigstore services"), "the demo says plainly what runs")
