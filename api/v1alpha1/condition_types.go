@@ -102,6 +102,14 @@ const (
 	// Sigstore without spec.trustedRoot, or the wrong trusted_root.json) than tampering; the message says
 	// which part was not found.
 	TrustRootMismatchReason = "TrustRootMismatch"
+
+	// SignatureRevokedReason: every signature (or attestation) a policy accepted matches a
+	// SignatureRevocation; the message names the revocation and its reason.
+	SignatureRevokedReason = "SignatureRevoked"
+
+	// SignatureTooOldReason: every signature (or attestation) a policy accepted was made longer ago than
+	// its authority's maxSignatureAge, by its trusted signing time (or has no trusted signing time).
+	SignatureTooOldReason = "SignatureTooOld"
 )
 
 // Reasons for Verified=Unknown: the verdict could not be reached; the last good result is kept.
@@ -160,6 +168,14 @@ const (
 
 	// ExemptionActiveReason (Ready=True on an ImageSignatureExemption): it applies.
 	ExemptionActiveReason = "Active"
+
+	// RevocationAppliedReason (Ready=True on a SignatureRevocation): every entry compiled and applies.
+	RevocationAppliedReason = "Applied"
+
+	// InvalidRevocationReason (Ready=False on a SignatureRevocation): an entry cannot be applied (a
+	// regular expression that does not compile, a public key that does not parse); the message names the
+	// field. The entries that compiled apply.
+	InvalidRevocationReason = "InvalidRevocation"
 
 	// TrustedRootUnavailableReason (above) is also used when a policy's trusted root ConfigMap is missing
 	// or does not parse.

@@ -155,6 +155,17 @@ type Authority struct {
 	// transparencyLog says whether a transparency log entry is required.
 	// +optional
 	TransparencyLog *TransparencyLogPolicy `json:"transparencyLog,omitempty"`
+
+	// maxSignatureAge is how long a signature (or attestation) the authority accepts counts, from its
+	// trusted signing time (the transparency log's or a timestamp authority's, never the signature's own
+	// claim), for example `720h`: "re-sign, re-scan and redeploy at least every 30 days". When the newest
+	// accepted signature of an image grows older, the image turns Verified=False (SignatureTooOld) at that
+	// moment. A signature without a trusted signing time never counts. Absent, signatures do not age.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="maxSignatureAge must be at least 1m"
+	MaxSignatureAge *metav1.Duration `json:"maxSignatureAge,omitempty"` //nolint:kubeapilinter // a duration string ("720h"), as reverifyInterval is written
 }
 
 // KeylessAuthority trusts certificates from the trust root's certificate authority issued to one of the

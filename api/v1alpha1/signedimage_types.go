@@ -195,6 +195,23 @@ type SignatureInfo struct {
 	// +optional
 	TimestampTime *metav1.Time `json:"timestampTime,omitempty"` //nolint:kubeapilinter // the time a timestamp authority certified: "timestamp" is the thing, not a naming habit
 
+	// signedTime is the signature's trusted signing time: the earliest time a transparency log (its
+	// signed entry timestamp) or a timestamp authority certified, never the signature's own claim
+	// (Accepted signatures, and those a SignatureRevocation or maxSignatureAge rejected). Absent: no
+	// trusted time (a key signature without a log entry or timestamp).
+	// +optional
+	SignedTime *metav1.Time `json:"signedTime,omitempty"`
+
+	// signedTimeSource says what certified signedTime: TransparencyLog or TimestampAuthority.
+	// +optional
+	SignedTimeSource SignedTimeSource `json:"signedTimeSource,omitempty"`
+
+	// revocation names the SignatureRevocation that revoked the signature (reason SignatureRevoked).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Revocation string `json:"revocation,omitempty"`
+
 	// signedDigest is the digest the signature is over when it is not the image's own: the image index,
 	// pinned in the pod spec, that lists the platform manifest the runtime runs.
 	// +optional
@@ -208,6 +225,17 @@ type SignatureInfo struct {
 	// +kubebuilder:validation:MaxLength=135
 	SignatureDigest string `json:"signatureDigest,omitempty"`
 }
+
+// SignedTimeSource is what certified a signature's signing time.
+// +kubebuilder:validation:Enum=TransparencyLog;TimestampAuthority
+type SignedTimeSource string
+
+const (
+	// SignedTimeTransparencyLog: the integrated time of a transparency log entry, signed by the log.
+	SignedTimeTransparencyLog SignedTimeSource = "TransparencyLog"
+	// SignedTimeTimestampAuthority: an RFC 3161 timestamp of a timestamp authority of the trust root.
+	SignedTimeTimestampAuthority SignedTimeSource = "TimestampAuthority"
+)
 
 // LogInclusion is the result of a live check of a signature's entry in its transparency log.
 type LogInclusion struct {

@@ -106,3 +106,17 @@ func Map(c *sigwatchv1alpha1.CertificateClaims, f func(string) string) *sigwatch
 	}
 	return &out
 }
+
+// FromAPI returns the claims that a status or a report shows of a certificate (its subject, issuer and
+// current claims in the API's form) as Claims, for matching: what a SignatureRevocation matches on, in
+// the controller and in `sigwatch report` alike.
+func FromAPI(subject, issuer string, claims *sigwatchv1alpha1.CertificateClaims) Claims {
+	out := Claims{Subject: subject}
+	out.Issuer = issuer
+	if claims != nil {
+		for _, cl := range All {
+			*cl.ext(&out.Extensions) = *cl.api(claims)
+		}
+	}
+	return out
+}

@@ -309,3 +309,7 @@ func (ms Matchers) Match(c Claims) (int, error) {
 	}
 	return -1, &NoMatchError{Errs: errs}
 }
+
+// UsesGitHubWorkflow reports whether the identity matches deprecated GitHub claims, which only a
+// certificate holds (not the claims a status shows).
+func UsesGitHubWorkflow(id sigwatchv1alpha1.Identity) bool { return id.GitHubWorkflow != nil }

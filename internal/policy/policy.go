@@ -68,6 +68,9 @@ type Authority struct {
 	// Online is what the live check of the log does (Off, Monitor or Require; Off when TransparencyLog
 	// is Disabled).
 	Online sigwatchv1alpha1.OnlineLogCheck
+	// MaxSignatureAge, when positive, is how long an accepted signature counts from its trusted signing
+	// time.
+	MaxSignatureAge time.Duration
 }
 
 // Keyless reports whether the authority trusts Fulcio certificates rather than a key.
@@ -193,6 +196,12 @@ func (c *compiler) authority(field string, a sigwatchv1alpha1.Authority, in Inpu
 	}
 	if out.TransparencyLog == sigwatchv1alpha1.TransparencyLogDisabled {
 		out.Online = sigwatchv1alpha1.OnlineLogOff
+	}
+	if a.MaxSignatureAge != nil {
+		if a.MaxSignatureAge.Duration < time.Minute {
+			return nil, "", c.fail(sigwatchv1alpha1.InvalidPolicyReason, field+".maxSignatureAge", errors.New("must be at least 1m"))
+		}
+		out.MaxSignatureAge = a.MaxSignatureAge.Duration
 	}
 	switch {
 	case a.Keyless != nil && a.Key == nil:

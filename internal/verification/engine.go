@@ -17,6 +17,7 @@ import (
 	"github.com/sigwatch/sigwatch/internal/imageref"
 	"github.com/sigwatch/sigwatch/internal/policy"
 	"github.com/sigwatch/sigwatch/internal/registry"
+	"github.com/sigwatch/sigwatch/internal/revocation"
 	"github.com/sigwatch/sigwatch/internal/signatures"
 	"github.com/sigwatch/sigwatch/internal/trust"
 )
@@ -85,6 +86,8 @@ type Engine struct {
 	verifiers verifiers
 	verdicts  *lru.Cache // cacheKey -> policyVerdict
 	states    *expiring[*signatures.State]
+	// last keeps the last registry state read of each digest, for Request.Reuse.
+	last *lru.Cache
 	budget    *signatures.Budget
 	flight    singleflight.Group
 	hosts     *hostLimits
@@ -116,6 +119,7 @@ func New(opts Options) *Engine {
 		opts:     opts,
 		verdicts: lru.New(opts.CacheSize),
 		states:   newExpiring[*signatures.State](opts.CacheSize, opts.StateTTL, opts.Clock),
+		last:     lru.New(opts.CacheSize),
 		budget:   signatures.NewBudget(opts.MemoryBudget),
 		live:     map[string]*sharedFetch{},
 		hosts:    newHostLimits(opts),
@@ -138,6 +142,15 @@ type Request struct {
 	// digest has no signature of its own, the signatures of one that lists it count. At most MaxIndexes
 	// are looked at.
 	Indexes []string
+	// Revocations are the SignatureRevocations in force: no policy accepts a signature or attestation
+	// they revoke. They are applied to cached verdicts too, so a change needs no registry round trip.
+	Revocations *revocation.Set
+	// Reuse answers from the last registry state known for the digest (what signatures exist), however
+	// old, when there is one: to judge again what changed in the cluster only (a revocation), not in
+	// the registry.
+	Reuse bool
+	// platform is the digest that runs when Image is an image index verified on its behalf.
+	platform string
 }
 
 // session finds signatures with one request's credentials.
@@ -161,10 +174,18 @@ func (e *Engine) discoverer(creds registry.Credentials) session {
 		MaxBytes: e.opts.MaxBytes, Budget: e.budget}, id}
 }
 
-// policyVerdict is what is cached per (digest, signature set, policy, trust root).
+// policyVerdict is what is cached per (digest, signature set, policy, trust root): the judgment of the
+// signatures, from which settle reaches the result under the revocations in force at the time of the
+// verification.
 type policyVerdict struct {
 	result     PolicyResult
 	signatures []Signature
+	// accepted: a signature was accepted (result is then settle's with nothing rejected); attestations
+	// are the required attestations' judgments, in order; unreadable is the Unknown result owed to a
+	// candidate that could not be read, should nothing that was accepted count.
+	accepted     bool
+	attestations []attestationVerdict
+	unreadable   *PolicyResult
 	// undecided: the verdict depends on something other than the content (a condition cut off by the
 	// deadline); it is not kept.
 	undecided bool
@@ -210,11 +231,16 @@ func (e *Engine) verifyDigest(ctx context.Context, req Request) *Result {
 		f(lctx)
 	}
 	seen := map[string]int{} // signature manifest+format+subject -> index in res.Signatures
+	now := e.opts.Clock()
 	for _, j := range judged {
-		var v policyVerdict
-		withLimit(func(lctx context.Context) { v = e.online(lctx, j.policy, j.verdict) })
+		v := j.verdict
+		v.result, v.signatures = settle(j.policy, v, e.check(j.policy, req, now))
+		withLimit(func(lctx context.Context) { v = e.online(lctx, j.policy, v) })
 		res.Policies = append(res.Policies, v.result)
 		mergeSignatures(res, seen, v.signatures)
+		if u := v.result.until; v.result.Result == sigwatchv1alpha1.PolicyVerified && !u.IsZero() && (res.ChangesAt == nil || u.Before(*res.ChangesAt)) {
+			res.ChangesAt = &u
+		}
 	}
 	withLimit(func(lctx context.Context) {
 		res.UnexpectedSigners, res.UnexpectedSignersTruncated = e.searchSigners(lctx, req.Image.Digest, req.Policies, res.Signatures)
@@ -260,7 +286,7 @@ func (e *Engine) judge(ctx context.Context, req Request) (judged []judgedPolicy,
 	allCached = true
 	for _, sigRepo := range order {
 		where := signatures.Where{Image: req.Image, SignatureRepository: sigRepo}
-		verdicts, cached := e.verifyGroup(ctx, e.discoverer(req.Credentials), where, groups[sigRepo], req.Fresh)
+		verdicts, cached := e.verifyGroup(ctx, e.discoverer(req.Credentials), where, groups[sigRepo], req.Fresh, req.Reuse)
 		allCached = allCached && cached
 		for i, v := range verdicts {
 			judged = append(judged, judgedPolicy{groups[sigRepo][i], v})
@@ -291,7 +317,7 @@ func mergeSignatures(res *Result, seen map[string]int, sigs []Signature) {
 }
 
 // verifyGroup judges the policies whose signatures live in one place.
-func (e *Engine) verifyGroup(ctx context.Context, d session, where signatures.Where, pols []*policy.Policy, fresh bool) ([]policyVerdict, bool) {
+func (e *Engine) verifyGroup(ctx context.Context, d session, where signatures.Where, pols []*policy.Policy, fresh, reuse bool) ([]policyVerdict, bool) {
 	out := make([]policyVerdict, len(pols))
 	roots := make([]*trust.Root, len(pols))
 	pending := []int{}
@@ -309,7 +335,7 @@ func (e *Engine) verifyGroup(ctx context.Context, d session, where signatures.Wh
 	if len(pending) == 0 {
 		return out, false
 	}
-	st, err := e.state(ctx, d, where, attestations, fresh)
+	st, err := e.state(ctx, d, where, attestations, fresh, reuse)
 	if err != nil {
 		for _, i := range pending {
 			out[i] = policyVerdict{result: errorResult(pols[i].Name, where.Image, err)}
@@ -367,13 +393,18 @@ func (e *Engine) verifyGroup(ctx context.Context, d session, where signatures.Wh
 
 // state learns what exists for the digest, sharing one round of requests between concurrent and recent
 // callers with the same credentials.
-func (e *Engine) state(ctx context.Context, d session, where signatures.Where, attestations, fresh bool) (*signatures.State, error) {
+func (e *Engine) state(ctx context.Context, d session, where signatures.Where, attestations, fresh, reuse bool) (*signatures.State, error) {
 	// What one set of credentials could read is never shown to another: a namespace without access
 	// must not learn, from the cache, that a private digest exists or who signed it.
 	key := fmt.Sprintf("%s|%s|%s|%t", d.credentials, where.Image, where.SignatureRepository, attestations)
 	if !fresh && e.opts.StateTTL > 0 {
 		if st, ok := e.states.get(key); ok {
 			return st, nil
+		}
+	}
+	if !fresh && reuse {
+		if st, ok := e.last.Get(key); ok {
+			return st.(*signatures.State), nil
 		}
 	}
 	v, err, _ := e.flight.Do("state|"+key, func() (any, error) {
@@ -387,6 +418,7 @@ func (e *Engine) state(ctx context.Context, d session, where signatures.Where, a
 		if e.opts.StateTTL > 0 {
 			e.states.add(key, st)
 		}
+		e.last.Add(key, st)
 		return st, nil
 	})
 	if err != nil {

@@ -367,20 +367,24 @@ func describe(c *signatures.Candidate, o outcome, keyID string, tr *trust.Root, 
 		}
 	}
 	if o.result != nil {
+		// Only the times sigstore-go verified count: a log's signed entry timestamp or a timestamp of a
+		// TSA the root lists, never the "current time" it falls back on for a key signature.
 		for _, ts := range o.result.VerifiedTimestamps {
 			t := ts.Timestamp
+			source := ""
 			switch ts.Type {
 			case "TimestampAuthority":
 				if s.TimestampTime == nil {
 					s.TimestampTime = &t
 				}
-				if s.TimeSource == "" {
-					s.TimeSource = TimeSourceTSA
-				}
+				source = TimeSourceTSA
 			case "Tlog":
-				if s.TimeSource == "" {
-					s.TimeSource = TimeSourceTlog
-				}
+				source = TimeSourceTlog
+			default:
+				continue
+			}
+			if s.SigningTime == nil || t.Before(*s.SigningTime) {
+				s.SigningTime, s.TimeSource = &t, source
 			}
 		}
 	}

@@ -80,7 +80,8 @@ func (e *Engine) verifyWithIndexes(ctx context.Context, req Request) *Result {
 			continue
 		}
 		ires := e.verifyDigest(ctx, Request{Image: imageref.Image{Repository: req.Image.Repository, Digest: idx},
-			Policies: missing, Fresh: req.Fresh, Credentials: req.Credentials})
+			Policies: missing, Fresh: req.Fresh, Credentials: req.Credentials, Revocations: req.Revocations, Reuse: req.Reuse,
+			platform: req.Image.Digest})
 		if ires.Deferred != "" {
 			ires.Image = req.Image
 			return ires
@@ -228,6 +229,9 @@ func merge(res *Result, at map[string]int, img imageref.Image, index string, ire
 		res.Signatures = append(res.Signatures, sg)
 	}
 	res.Cached = res.Cached && ires.Cached
+	if ires.ChangesAt != nil && (res.ChangesAt == nil || ires.ChangesAt.Before(*res.ChangesAt)) {
+		res.ChangesAt = ires.ChangesAt
+	}
 	sort.SliceStable(res.Signatures, func(i, j int) bool {
 		return res.Signatures[i].Verified() && !res.Signatures[j].Verified()
 	})

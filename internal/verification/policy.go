@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
 	"github.com/sigwatch/sigwatch/internal/policy"
@@ -45,20 +47,172 @@ func (e *Engine) judgePolicy(ctx context.Context, where signatures.Where, p *pol
 		}
 		return policyVerdict{result: failed(p.Name, best.reason, "%s", summarize(examined, best)), signatures: sigs}
 	}
+	// A signature was accepted. Every required attestation is judged over every candidate, so that
+	// settle can judge again, with the revocations and the time of the day, which ones still count.
+	pv := policyVerdict{signatures: sigs, accepted: true}
+	if unreadable != nil {
+		r := couldNotRead(p.Name, unreadable)
+		pv.unreadable = &r
+	}
 	for _, a := range p.Attestations {
-		r, attSigs := e.judgeAttestation(ctx, digest, p, a, tr, candidates)
-		sigs = append(sigs, attSigs...)
-		if r != nil {
-			if unreadable != nil {
-				return policyVerdict{result: couldNotRead(p.Name, unreadable), signatures: sigs}
-			}
-			r.Policy = p.Name
-			return policyVerdict{result: *r, signatures: sigs, undecided: r.undecided}
+		av, attSigs := e.judgeAttestation(ctx, digest, p, a, tr, candidates, len(pv.signatures))
+		pv.signatures = append(pv.signatures, attSigs...)
+		pv.attestations = append(pv.attestations, av)
+		if av.undecided {
+			pv.undecided = true
+			break
 		}
 	}
+	pv.result, _ = settle(p, pv, nil)
+	return pv
+}
+
+// attestationVerdict is the judgment of one required attestation over every candidate.
+type attestationVerdict struct {
+	name string
+	// satisfied are the indices, in the policy's signatures, of the accepted attestations whose
+	// conditions hold.
+	satisfied []int
+	// failure is the result when none does.
+	failure *PolicyResult
+	// undecided: the deadline cut the evaluation short (see policyVerdict).
+	undecided bool
+}
+
+// rejection is why an accepted signature does not count: revoked, or too old.
+type rejection struct {
+	reason, message, revocation string
+}
+
+// checkFunc judges an accepted signature (or attestation) again: rejected, or counting until a time (zero:
+// for ever); note says something worth saying of it (an entry of a revocation that could not apply).
+type checkFunc func(s Signature) (rej *rejection, note string, until time.Time)
+
+// settle reaches a policy's result from its cached judgment: only the accepted signatures and
+// attestations that check (nil: all) count. A rejected one is marked so in the signatures returned
+// (with its reason, message and revocation), a copy when check is set. A verified result carries until
+// when its signatures age (see PolicyResult.until).
+func settle(p *policy.Policy, pv policyVerdict, check checkFunc) (PolicyResult, []Signature) {
+	if !pv.accepted {
+		return pv.result, pv.signatures
+	}
+	sigs := pv.signatures
+	if check != nil {
+		sigs = slices.Clone(sigs)
+	}
+	var notes, rejected []string
+	var firstRej *rejection
+	counts := func(i int) (bool, time.Time) {
+		if check == nil {
+			return true, time.Time{}
+		}
+		rej, note, until := check(sigs[i])
+		if note != "" && !slices.Contains(notes, note) {
+			notes = append(notes, note)
+		}
+		if rej == nil {
+			return true, until
+		}
+		sigs[i].Reason, sigs[i].Message, sigs[i].Revocation = rej.reason, rej.message, rej.revocation
+		rejected = append(rejected, rej.message)
+		// A revocation says more than an age: it is the reason shown when both rejected signatures.
+		if firstRej == nil || (rej.reason == sigwatchv1alpha1.SignatureRevokedReason && firstRej.reason != sigwatchv1alpha1.SignatureRevokedReason) {
+			firstRej = rej
+		}
+		return false, time.Time{}
+	}
+	first, accepted := -1, 0
+	var until expiry
+	for i := range sigs {
+		if sigs[i].PredicateType != "" || !sigs[i].Verified() {
+			continue
+		}
+		accepted++
+		ok, u := counts(i)
+		if !ok {
+			continue
+		}
+		if first < 0 {
+			first = i
+		}
+		until.alternative(u)
+	}
+	if first < 0 {
+		if pv.unreadable != nil {
+			return *pv.unreadable, sigs
+		}
+		return failed(p.Name, firstRej.reason, "%s", noneCounts(accepted, "signature", firstRej)), sigs
+	}
 	res := PolicyResult{Policy: p.Name, Result: sigwatchv1alpha1.PolicyVerified, Reason: sigwatchv1alpha1.VerifiedReason,
-		Authority: best.authority, Message: fmt.Sprintf("signed by %s, trusted by authority %s", signerOf(best.result, authorityOf(p, best.authority)), best.authority)}
-	return policyVerdict{result: res, signatures: sigs}
+		Authority: sigs[first].Authority, Message: fmt.Sprintf("signed by %s, trusted by authority %s", Signer(sigs[first].Subject, sigs[first].KeyID), sigs[first].Authority)}
+	overall := until
+	for _, av := range pv.attestations {
+		if av.failure != nil {
+			if pv.unreadable != nil {
+				return *pv.unreadable, sigs
+			}
+			r := *av.failure
+			r.Policy = p.Name
+			return r, sigs
+		}
+		var attUntil expiry
+		firstRej = nil
+		for _, i := range av.satisfied {
+			if ok, u := counts(i); ok {
+				attUntil.alternative(u)
+			}
+		}
+		if !attUntil.set {
+			if pv.unreadable != nil {
+				return *pv.unreadable, sigs
+			}
+			return failed(p.Name, firstRej.reason, "attestation %s: %s", av.name, noneCounts(len(av.satisfied), "attestation", firstRej)), sigs
+		}
+		overall.requirement(attUntil)
+	}
+	if len(rejected) > 0 {
+		notes = append([]string{"also examined: " + strings.Join(rejected[:min(len(rejected), 3)], "; ")}, notes...)
+	}
+	if len(notes) > 0 {
+		res.Message += "; " + strings.Join(notes[:min(len(notes), 4)], "; ")
+	}
+	res.until = overall.t
+	return res, sigs
+}
+
+func noneCounts(n int, what string, rej *rejection) string {
+	if n == 1 {
+		return rej.message
+	}
+	return fmt.Sprintf("%d accepted %ss, none counts: %s", n, what, rej.message)
+}
+
+// expiry is when something that holds stops holding: set once something holds, t zero for ever.
+type expiry struct {
+	t   time.Time
+	set bool
+}
+
+// alternative adds one of several ways for it to hold (any suffices): it holds as long as the last one.
+func (x *expiry) alternative(until time.Time) {
+	switch {
+	case !x.set:
+		x.t, x.set = until, true
+	case x.t.IsZero() || until.IsZero():
+		x.t = time.Time{}
+	case until.After(x.t):
+		x.t = until
+	}
+}
+
+// requirement adds something that must hold too: it holds as long as the first to stop.
+func (x *expiry) requirement(y expiry) {
+	if y.t.IsZero() {
+		return
+	}
+	if x.t.IsZero() || y.t.Before(x.t) {
+		x.t = y.t
+	}
 }
 
 // couldNotRead is the verdict when nothing was accepted and a candidate could not be read: it might
@@ -124,9 +278,11 @@ func closer(o, best outcome) bool {
 	return rank(o) < rank(best)
 }
 
-// judgeAttestation returns nil when an attestation of the required type is bound to the digest, signed
-// by one of the policy's authorities, and satisfies every condition; otherwise the failing result.
-func (e *Engine) judgeAttestation(ctx context.Context, digest string, p *policy.Policy, a *policy.Attestation, tr *trust.Root, candidates []signatures.Candidate) (*PolicyResult, []Signature) {
+// judgeAttestation judges every attestation of the required type: bound to the digest, signed by one of
+// the policy's authorities, satisfying every condition. offset is where its signatures will start in the
+// policy's.
+func (e *Engine) judgeAttestation(ctx context.Context, digest string, p *policy.Policy, a *policy.Attestation, tr *trust.Root, candidates []signatures.Candidate, offset int) (attestationVerdict, []Signature) {
+	av := attestationVerdict{name: a.Name}
 	var sigs []Signature
 	var why []string
 	signed := 0
@@ -149,27 +305,34 @@ func (e *Engine) judgeAttestation(ctx context.Context, digest string, p *policy.
 		}
 		ok, reason := conditionsHold(ctx, a, predicate)
 		if ok {
-			return nil, sigs
+			av.satisfied = append(av.satisfied, offset+len(sigs)-1)
+			continue
 		}
 		if ctx.Err() != nil {
 			// Cut off by the deadline: not evaluated is not false.
-			r := unknown("", sigwatchv1alpha1.VerificationErrorReason, "attestation %s: the conditions could not be evaluated in time: %s", a.Name, reason)
-			r.undecided = true
-			return &r, sigs
+			av.undecided = true
+			if len(av.satisfied) == 0 {
+				r := unknown("", sigwatchv1alpha1.VerificationErrorReason, "attestation %s: the conditions could not be evaluated in time: %s", a.Name, reason)
+				av.failure = &r
+			}
+			return av, sigs
 		}
 		why = append(why, reason)
 	}
 	switch {
+	case len(av.satisfied) > 0:
+		return av, sigs
 	case len(sigs) == 0:
 		r := failed("", sigwatchv1alpha1.AttestationMissingReason, "attestation %s: no %s attestation found", a.Name, a.PredicateType)
-		return &r, sigs
+		av.failure = &r
 	case signed == 0:
 		r := failed("", sigwatchv1alpha1.AttestationMissingReason, "attestation %s: no %s attestation signed by an allowed signer: %s", a.Name, a.PredicateType, why[0])
-		return &r, sigs
+		av.failure = &r
 	default:
 		r := failed("", sigwatchv1alpha1.AttestationFailedReason, "attestation %s: %s", a.Name, why[len(why)-1])
-		return &r, sigs
+		av.failure = &r
 	}
+	return av, sigs
 }
 
 func conditionsHold(ctx context.Context, a *policy.Attestation, raw json.RawMessage) (bool, string) {

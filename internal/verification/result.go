@@ -32,8 +32,13 @@ type Signature struct {
 	// SignedDigest is the digest the signature is over when it is not the image's: the image index, pinned
 	// in the pod spec, that lists the running platform manifest.
 	SignedDigest string `json:"signedDigest,omitempty"`
-	// TimeSource says what certified the certificate's validity (TimeSourceTlog or TimeSourceTSA).
-	TimeSource string `json:"timeSource,omitempty"`
+	// SigningTime is the trusted signing time: the earliest time that a transparency log (its signed
+	// entry timestamp) or a timestamp authority of the trust root certified, never the signature's own
+	// claim; nil when there is none. TimeSource says what certified it (TimeSourceTlog or TimeSourceTSA).
+	SigningTime *time.Time `json:"signingTime,omitempty"`
+	TimeSource  string     `json:"timeSource,omitempty"`
+	// Revocation names the SignatureRevocation that revoked the signature (Reason SignatureRevoked).
+	Revocation string `json:"revocation,omitempty"`
 	// Authority is the authority it satisfied; Reason and Message say why not when it satisfied none.
 	Authority string `json:"authority,omitempty"`
 	Reason    string `json:"reason,omitempty"`
@@ -71,6 +76,9 @@ type PolicyResult struct {
 	TrustedRoot string `json:"trustedRoot,omitempty"`
 	// undecided: reached for a reason other than the content (see policyVerdict); never cached.
 	undecided bool
+	// until is when a verified result stops holding because its signatures grow older than their
+	// authorities' maxSignatureAge (zero: never).
+	until time.Time
 }
 
 // Result is the verdict on one image digest.
@@ -91,6 +99,9 @@ type Result struct {
 	// UnexpectedSignersTruncated: the log held more entries than sigwatch reads, or there were more such
 	// signers than are listed.
 	UnexpectedSignersTruncated bool `json:"unexpectedSignersTruncated,omitempty"`
+	// ChangesAt, when set, is the first moment a verified policy's result stops holding by itself: its
+	// newest accepted signature grows older than maxSignatureAge. The image is judged again then.
+	ChangesAt *time.Time `json:"changesAt,omitempty"`
 }
 
 // Verdict summarizes the policies: Failed if any failed, else Unknown if any is unknown, else Verified.

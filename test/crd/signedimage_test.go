@@ -273,6 +273,7 @@ func TestShortNamesAndCategory(t *testing.T) {
 	g.Expect(resources).To(HaveKeyWithValue("signedimages", resourceInfo{ShortNames: []string{"si"}, Categories: []string{"sigwatch"}, Namespaced: true}))
 	g.Expect(resources).To(HaveKeyWithValue("imagesignatureexemptions", resourceInfo{ShortNames: []string{"isx"}, Categories: []string{"sigwatch"}, Namespaced: false}))
 	g.Expect(resources).To(HaveKeyWithValue("transparencylogs", resourceInfo{ShortNames: []string{"tlog"}, Categories: []string{"sigwatch"}, Namespaced: false}))
+	g.Expect(resources).To(HaveKeyWithValue("signaturerevocations", resourceInfo{ShortNames: []string{"sigrev"}, Categories: []string{"sigwatch"}, Namespaced: false}))
 }
 
 func TestExemptionValidationAndColumns(t *testing.T) {
@@ -331,4 +332,63 @@ func discoveryResources() (map[string]resourceInfo, error) {
 		out[r.Name] = resourceInfo{ShortNames: r.ShortNames, Categories: r.Categories, Namespaced: r.Namespaced}
 	}
 	return out, nil
+}
+
+// issueRevocation is the SignatureRevocation of the incident-response docs, with a real key.
+const issueRevocation = `apiVersion: sigwatch.dev/v1alpha1
+kind: SignatureRevocation
+metadata:
+  name: release-workflow-compromise-2026-12
+spec:
+  reason: "CI token of yourorg/yourrepo leaked; see INC-4711"
+  signatures:
+    - keyless:
+        issuer: https://token.actions.githubusercontent.com
+        subjectRegExp: https://github.com/yourorg/yourrepo/.+
+      signedAfter: "2026-12-01T10:00:00Z"
+      signedBefore: "2026-12-01T14:00:00Z"
+    - key:
+        publicKey: |
+          -----BEGIN PUBLIC KEY-----
+          MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE1XoTR0kr4q5y7H8r0t0b4xYc9mZ0
+          -----END PUBLIC KEY-----
+    - digests:
+        - sha256:4f1d2a8d2f6e4d1b7f0e3c1a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c
+`
+
+func TestRevocationValidationAndColumns(t *testing.T) {
+	ctx := context.Background()
+	revocation := func(name, spec string) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{}
+		g := NewWithT(t)
+		g.Expect(yaml.Unmarshal([]byte("apiVersion: sigwatch.dev/v1alpha1\nkind: SignatureRevocation\nmetadata: {name: "+name+"}\nspec:\n"+indent(spec, 2)), &u.Object)).To(Succeed())
+		return u
+	}
+	for _, c := range []struct{ name, spec, want string }{
+		{"no-reason", "signatures: [{digests: [sha256:" + strings.Repeat("a", 64) + "]}]", "spec.reason"},
+		{"no-signatures", "reason: r", "spec.signatures"},
+		{"empty-entry", "reason: r\nsignatures: [{}]", "exactly one of keyless, key or digests"},
+		{"two-kinds", "reason: r\nsignatures: [{digests: [sha256:" + strings.Repeat("a", 64) + "], key: {publicKey: '-----BEGIN PUBLIC KEY-----'}}]", "exactly one of keyless, key or digests"},
+		{"no-subject", "reason: r\nsignatures: [{keyless: {issuer: https://x}}]", "exactly one of subject or subjectRegExp"},
+		{"bad-digest", "reason: r\nsignatures: [{digests: [sha256:abc]}]", "spec.signatures[0].digests[0]"},
+		{"not-pem", "reason: r\nsignatures: [{key: {publicKey: abc}}]", "publicKey must be a PEM public key"},
+		{"window-backwards", "reason: r\nsignatures: [{keyless: {issuer: https://x, subject: s}, signedAfter: '2026-12-01T14:00:00Z', signedBefore: '2026-12-01T10:00:00Z'}]", "signedAfter must be before signedBefore"},
+		{"bad-time", "reason: r\nsignatures: [{keyless: {issuer: https://x, subject: s}, signedAfter: yesterday}]", "signedAfter"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g := NewWithT(t)
+			err := env.Client.Create(ctx, revocation(c.name, c.spec))
+			g.Expect(err).To(HaveOccurred())
+			g.Expect(err.Error()).To(ContainSubstring(c.want))
+		})
+	}
+	g := NewWithT(t)
+	u := &unstructured.Unstructured{}
+	g.Expect(yaml.Unmarshal([]byte(issueRevocation), &u.Object)).To(Succeed())
+	g.Expect(env.Client.Create(ctx, u)).To(Succeed(), "the revocation of the docs applies as written")
+	t.Cleanup(func() { _ = env.Client.Delete(ctx, u) })
+	tbl := table(t, "/apis/sigwatch.dev/v1alpha1/signaturerevocations")
+	names, _ := columns(tbl)
+	g.Expect(names).To(Equal([]string{"Name", "Ready", "Affected", "Reason", "Age"}))
+	g.Expect(cell(tbl, 0, "Reason")).To(Equal("CI token of yourorg/yourrepo leaked; see INC-4711"))
 }

@@ -68,7 +68,7 @@ func TestDefaultIsAccepted(t *testing.T) {
 	// Every CRD sigwatch defines, and only those (the PolicyReport CRD is not sigwatch's to install).
 	crds, err := filepath.Glob("../../config/crd/bases/*.yaml")
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(crds).To(HaveLen(4))
+	g.Expect(crds).To(HaveLen(5))
 	g.Expect(kinds).To(HaveKeyWithValue("CustomResourceDefinition", len(crds)))
 	g.Expect(kinds).To(HaveKeyWithValue("Deployment", 1))
 	g.Expect(kinds).To(HaveKeyWithValue("Service", 1))
