@@ -98,8 +98,8 @@ func slimPod(shard sharding.Shard, o any) any {
 }
 
 // slimSignedImage keeps a SignedImage of another shard as its name and spec, and for shard 0, which
-// counts them for the policies' status, its policy results; this shard's are kept whole, without
-// managed fields.
+// counts them for the policies' and the revocations' status, its policy results and revoked signatures;
+// this shard's are kept whole, without managed fields.
 func slimSignedImage(shard sharding.Shard, o any) any {
 	si, ok := o.(*sigwatchv1alpha1.SignedImage)
 	if !ok {
@@ -116,7 +116,14 @@ func slimSignedImage(shard sharding.Shard, o any) any {
 		return out // only shard 0 counts them
 	}
 	for _, p := range si.Status.Policies {
-		out.Status.Policies = append(out.Status.Policies, sigwatchv1alpha1.PolicyResult{Name: p.Name, Result: p.Result})
+		out.Status.Policies = append(out.Status.Policies, sigwatchv1alpha1.PolicyResult{Name: p.Name, Result: p.Result, Revocation: p.Revocation})
+	}
+	// And which revocations revoked its signatures, which it counts for the revocations' status.
+	for _, s := range si.Status.Signatures {
+		if s.Revocation != "" {
+			out.Status.Signatures = append(out.Status.Signatures, sigwatchv1alpha1.SignatureInfo{Format: s.Format, Verdict: s.Verdict,
+				Reason: s.Reason, Revocation: s.Revocation})
+		}
 	}
 	return out
 }

@@ -24,6 +24,9 @@ const (
 	indexSignedImageImage = "sigwatch.dev/image"
 	// indexSignedImagePolicies indexes SignedImages by the policies in their status.
 	indexSignedImagePolicies = "sigwatch.dev/policies"
+	// indexSignedImageRevocations indexes SignedImages by the SignatureRevocations their status says
+	// revoked a signature or attestation of them.
+	indexSignedImageRevocations = "sigwatch.dev/revocations"
 	// indexPolicyReferences indexes ImageSignaturePolicies by the ConfigMaps and Secrets they read
 	// ("ConfigMap/ns/name", "Secret/ns/name").
 	indexPolicyReferences = "sigwatch.dev/references"
@@ -55,6 +58,9 @@ func fieldIndexes() []fieldIndex {
 				names = append(names, p.Name)
 			}
 			return names
+		}},
+		{&sigwatchv1alpha1.SignedImage{}, indexSignedImageRevocations, func(o client.Object) []string {
+			return revocationsOf(o.(*sigwatchv1alpha1.SignedImage))
 		}},
 		{&sigwatchv1alpha1.ImageSignaturePolicy{}, indexPolicyReferences, func(o client.Object) []string {
 			return policyReferences(o.(*sigwatchv1alpha1.ImageSignaturePolicy))

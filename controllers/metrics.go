@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -29,6 +30,7 @@ type Metrics struct {
 	statusWrites     *prometheus.CounterVec
 	signedImages     *signedImageCollector
 	policies         *cacheGauge
+	revoked          *cacheGauge
 	logs             *logMetrics
 }
 
@@ -82,6 +84,9 @@ func NewMetrics(reg prometheus.Registerer, reader client.Reader, shard sharding.
 		logs:         newLogMetrics(),
 		policies: &cacheGauge{count: countPolicies(reader), desc: prometheus.NewDesc("sigwatch_imagesignaturepolicy_ready",
 			"1 for each ImageSignaturePolicy, labelled with its Ready condition status and reason.", []string{"policy", "ready", "reason"}, nil)},
+		revoked: &cacheGauge{count: countRevoked(reader), desc: prometheus.NewDesc("sigwatch_revoked_images",
+			"SignedImages with a signature or attestation a SignatureRevocation revoked, by revocation and namespace; failed=\"true\": a policy failed because of it (nothing else it accepted counts), \"false\": another signature still verifies the image.",
+			[]string{"revocation", "namespace", "failed"}, nil)},
 	}
 	shards := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "sigwatch_shards",
@@ -92,7 +97,7 @@ func NewMetrics(reg prometheus.Registerer, reader client.Reader, shard sharding.
 		m.signedImages, shards, buildInfo(version.Get())}
 	collectors = append(collectors, m.logs.collectors()...)
 	if shard.Counts() {
-		collectors = append(collectors, m.policies)
+		collectors = append(collectors, m.policies, m.revoked)
 	}
 	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {
@@ -109,7 +114,8 @@ var knownVerdicts = map[sigwatchv1alpha1.PolicyResultType][]string{
 	sigwatchv1alpha1.PolicyFailed: {sigwatchv1alpha1.SignatureMissingReason, sigwatchv1alpha1.UntrustedSignerReason,
 		sigwatchv1alpha1.InvalidSignatureReason, sigwatchv1alpha1.TransparencyLogMissingReason,
 		sigwatchv1alpha1.AttestationMissingReason, sigwatchv1alpha1.AttestationFailedReason, sigwatchv1alpha1.TrustRootMismatchReason,
-		sigwatchv1alpha1.EntryNotInLogReason, sigwatchv1alpha1.LogInconsistentReason},
+		sigwatchv1alpha1.EntryNotInLogReason, sigwatchv1alpha1.LogInconsistentReason, sigwatchv1alpha1.SignatureRevokedReason,
+		sigwatchv1alpha1.SignatureTooOldReason},
 	sigwatchv1alpha1.PolicyUnknown: {sigwatchv1alpha1.RegistryUnavailableReason, sigwatchv1alpha1.TrustedRootUnavailableReason,
 		sigwatchv1alpha1.VerificationErrorReason, sigwatchv1alpha1.NoMatchingPolicyReason, sigwatchv1alpha1.LogUnavailableReason},
 }
@@ -189,7 +195,7 @@ func (m *Metrics) ReportWhenElected(elected <-chan struct{}) {
 			return false
 		}
 	}
-	m.signedImages.active, m.policies.active = active, active
+	m.signedImages.active, m.policies.active, m.revoked.active = active, active, active
 }
 
 // cacheGauge is a gauge with three labels, computed at scrape time from the manager's cache.
@@ -228,6 +234,27 @@ func countPolicies(reader client.Reader) func(context.Context) (map[[3]string]fl
 		for _, p := range list.Items {
 			status, reason := conditionLabels(p.Status.Conditions, sigwatchv1alpha1.ReadyCondition)
 			counts[[3]string{p.Name, status, reason}] = 1
+		}
+		return counts, nil
+	}
+}
+
+// countRevoked counts, for sigwatch_revoked_images, the SignedImages each revocation revoked something of.
+func countRevoked(reader client.Reader) func(context.Context) (map[[3]string]float64, error) {
+	return func(ctx context.Context) (map[[3]string]float64, error) {
+		var list sigwatchv1alpha1.SignedImageList
+		if err := reader.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
+			return nil, err
+		}
+		counts := map[[3]string]float64{}
+		for i := range list.Items {
+			si := &list.Items[i]
+			for _, name := range revocationsOf(si) {
+				failed := slices.ContainsFunc(si.Status.Policies, func(p sigwatchv1alpha1.PolicyResult) bool {
+					return p.Revocation == name && p.Result == sigwatchv1alpha1.PolicyFailed
+				})
+				counts[[3]string{name, si.Namespace, strconv.FormatBool(failed)}]++
+			}
 		}
 		return counts, nil
 	}

@@ -33,6 +33,7 @@ import (
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
 	"github.com/sigwatch/sigwatch/internal/imageref"
 	"github.com/sigwatch/sigwatch/internal/policy"
+	"github.com/sigwatch/sigwatch/internal/revocation"
 	"github.com/sigwatch/sigwatch/internal/verification"
 )
 
@@ -69,6 +70,11 @@ type SignedImageReconciler struct {
 
 	rndMu sync.Mutex
 	rnd   *rand.Rand
+
+	compiledRevocations revocationCache
+	// rejudge are the SignedImages to judge again from the registry state last read (signedImagesOfRevocation).
+	rejudgeMu sync.Mutex
+	rejudge   map[types.NamespacedName]bool
 }
 
 // SetupWithManager registers the controller and its watches.
@@ -81,6 +87,8 @@ func (r *SignedImageReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&sigwatchv1alpha1.ImageSignaturePolicy{}, handler.EnqueueRequestsFromMapFunc(r.signedImagesOfPolicy),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&sigwatchv1alpha1.ImageSignatureExemption{}, handler.EnqueueRequestsFromMapFunc(r.signedImagesOfExemption),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&sigwatchv1alpha1.SignatureRevocation{}, handler.EnqueueRequestsFromMapFunc(r.signedImagesOfRevocation),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.signedImagesOfNamespace),
 			builder.WithPredicates(inShard(r.Owns), predicate.LabelChangedPredicate{})).
@@ -120,6 +128,8 @@ type visit struct {
 	exemptUntil time.Time
 	// indexes are the image indexes the pods' specs pin (pinnedIndexes).
 	indexes []string
+	// revocations are the SignatureRevocations in force.
+	revocations *revocation.Set
 }
 
 // step is one stage of a visit; done ends the visit early.
@@ -263,6 +273,9 @@ func (r *SignedImageReconciler) matchPolicies(ctx context.Context, v *visit) (bo
 		}
 	}
 	v.exemptUntil = policy.NextExpiry(exemptions, si.Namespace, imageOf(si), covering, v.now)
+	if v.revocations, err = r.revocations(ctx); err != nil {
+		return false, err
+	}
 	return false, nil
 }
 
@@ -289,18 +302,22 @@ func (r *SignedImageReconciler) exemptions(ctx context.Context) ([]policy.Exempt
 // the last verdict stands, and the visit comes back in a few seconds.
 func (r *SignedImageReconciler) verifyWhenDue(ctx context.Context, v *visit) (bool, error) {
 	si := v.si
-	// The pinned indexes can change the verdict of an unsigned platform digest: a new one is looked at now.
-	if !verificationDue(si, v.matched, v.now) && slices.Equal(v.indexes, si.Status.IndexDigests) {
+	// A revocation that changed is applied at once, from the registry state last read (rejudge): the
+	// verification schedule stays as it was. The pinned indexes can change the verdict of an unsigned
+	// platform digest: a new one is looked at now.
+	rejudge := r.takeRejudge(types.NamespacedName{Namespace: si.Namespace, Name: si.Name})
+	due := verificationDue(si, v.matched, v.now) || !slices.Equal(v.indexes, si.Status.IndexDigests)
+	if !due && !rejudge {
 		return false, nil
 	}
 	req := verification.Request{Image: imageOf(si), Policies: v.ready, Indexes: v.indexes,
-		Fresh: reverifyToken(si) != si.Status.LastHandledReverify}
+		Fresh: reverifyToken(si) != si.Status.LastHandledReverify, Revocations: v.revocations, Reuse: !due}
 	var res *verification.Result
 	if len(req.Policies) == 0 && len(v.matched) > 0 {
 		// Every policy that covers the image is exempt or not ready: nothing to read from the registry.
 		res = &verification.Result{Image: req.Image, Time: v.now}
 	}
-	if d, ok := r.Verifier.(deferrer); ok && res == nil {
+	if d, ok := r.Verifier.(deferrer); ok && res == nil && !req.Reuse {
 		// Asked first, so that a visit that would be deferred reads no pull secrets.
 		if why := d.Deferral(req); why != "" {
 			res = &verification.Result{Image: req.Image, Deferred: why}
@@ -324,6 +341,9 @@ func (r *SignedImageReconciler) verifyWhenDue(ctx context.Context, v *visit) (bo
 		}
 	}
 	if res.Deferred != "" {
+		if rejudge {
+			r.markRejudge(types.NamespacedName{Namespace: si.Namespace, Name: si.Name})
+		}
 		v.deferred = deferralDelay(r.random())
 		r.Metrics.observeDeferred()
 		log.FromContext(ctx).V(1).Info("verification deferred", "image", req.Image.String(), "why", res.Deferred, "retry", v.deferred)
@@ -348,7 +368,13 @@ func (r *SignedImageReconciler) verifyWhenDue(ctx context.Context, v *visit) (bo
 	if !v.exemptUntil.IsZero() && v.exemptUntil.Before(next) {
 		next = v.exemptUntil // the verdict changes the moment the exemption expires
 	}
+	if res.ChangesAt != nil && res.ChangesAt.Before(next) {
+		next = *res.ChangesAt // the newest signature grows older than maxSignatureAge then
+	}
 	si.Status.NextVerificationTime = &metav1.Time{Time: next}
+	if !due {
+		keepSchedule(&si.Status, v.before.Status, out.status, res.ChangesAt)
+	}
 	log.FromContext(ctx).V(1).Info("verified", "image", req.Image.String(), "verified", out.status, "reason", out.reason, "cached", res.Cached, "next", wait)
 	return false, nil
 }

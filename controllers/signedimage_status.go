@@ -295,7 +295,7 @@ func applyResult(st *sigwatchv1alpha1.SignedImageStatus, res *verification.Resul
 		m := byName[p.Policy]
 		r := sigwatchv1alpha1.PolicyResult{
 			Name: p.Policy, Result: p.Result, Reason: p.Reason, Message: truncate(p.Message, 1024),
-			Authority: p.Authority, Fingerprint: m.fingerprint, Mode: m.mode, Severity: m.severity,
+			Authority: p.Authority, Fingerprint: m.fingerprint, Mode: m.mode, Severity: m.severity, Revocation: p.Revocation,
 		}
 		if m.exemption != nil {
 			r.Exemption = m.exemption.Name
@@ -332,14 +332,16 @@ func rejectedSignerOf(sigs []verification.Signature) string {
 	return ""
 }
 
+// maxListedSignatures is how many signatures a status lists: the first ones, verified ones first.
+const maxListedSignatures = 16
+
 func signatureInfos(sigs []verification.Signature) []sigwatchv1alpha1.SignatureInfo {
-	const max = 16 // the status shows the first ones; verified signatures come first
 	var out []sigwatchv1alpha1.SignatureInfo
 	for _, s := range sigs {
 		if s.PredicateType != "" {
 			continue // attestations are not signatures of the image
 		}
-		if len(out) == max {
+		if len(out) == maxListedSignatures {
 			break
 		}
 		// Certificate claims come from the registry: cut to the API's bounds, so that the status can
@@ -351,15 +353,31 @@ func signatureInfos(sigs []verification.Signature) []sigwatchv1alpha1.SignatureI
 			Claims:               cutClaims(s.Claims),
 			TransparencyLogIndex: s.TransparencyLogIndex, IntegratedTime: metaTime(s.IntegratedTime),
 			TimestampTime: metaTime(s.TimestampTime), SignatureDigest: truncate(s.ManifestDigest, 135), SignedDigest: s.SignedDigest,
+			SignedTime: metaTime(s.SigningTime), SignedTimeSource: signedTimeSource(s.TimeSource), Revocation: s.Revocation,
 		}
-		if !s.Verified() {
+		switch {
+		case s.Reason == sigwatchv1alpha1.SignatureRevokedReason || s.Reason == sigwatchv1alpha1.SignatureTooOldReason:
+			// Accepted by its authority, then revoked or too old: who signed it is verified, and kept.
+			info.Verdict, info.Reason = sigwatchv1alpha1.SignatureRejected, s.Reason
+		case !s.Verified():
 			info.Verdict, info.Reason, info.Authority = sigwatchv1alpha1.SignatureRejected, truncate(s.Reason, 64), ""
-		} else {
+		default:
 			info.TransparencyLog, info.Inclusion = s.TransparencyLog, inclusionInfo(s.Inclusion)
 		}
 		out = append(out, info)
 	}
 	return out
+}
+
+func signedTimeSource(source string) sigwatchv1alpha1.SignedTimeSource {
+	switch source {
+	case verification.TimeSourceTlog:
+		return sigwatchv1alpha1.SignedTimeTransparencyLog
+	case verification.TimeSourceTSA:
+		return sigwatchv1alpha1.SignedTimeTimestampAuthority
+	default:
+		return ""
+	}
 }
 
 func inclusionInfo(in *verification.Inclusion) *sigwatchv1alpha1.LogInclusion {

@@ -57,6 +57,8 @@ type fakeVerifier struct {
 	byPolicy map[string][2]string
 	// rejected, when set, is a signature that was found and not accepted, shown with every verdict.
 	rejected *verification.Signature
+	// then, when set, may change each result before it is returned.
+	then func(req verification.Request, res *verification.Result)
 }
 
 func (f *fakeVerifier) set(result sigwatchv1alpha1.PolicyResultType, reason string) {
@@ -88,6 +90,9 @@ func (f *fakeVerifier) Verify(_ context.Context, req verification.Request) *veri
 	}
 	if f.rejected != nil {
 		res.Signatures = append(res.Signatures, *f.rejected)
+	}
+	if f.then != nil {
+		f.then(req, res)
 	}
 	return res
 }

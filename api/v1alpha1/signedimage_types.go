@@ -77,6 +77,13 @@ type PolicyResult struct {
 	// +kubebuilder:validation:MaxLength=128
 	Reason string `json:"reason,omitempty"`
 
+	// revocation names the SignatureRevocation that revoked what the policy accepted (reason
+	// SignatureRevoked): the image's signatures, or the attestations it requires.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Revocation string `json:"revocation,omitempty"`
+
 	// message says why, in one line.
 	// +optional
 	// +kubebuilder:validation:MinLength=1

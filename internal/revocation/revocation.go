@@ -257,3 +257,20 @@ func (s *Set) MaySigner(sig Signature) bool {
 	}
 	return false
 }
+
+// FromStatus is what a revocation matches of a signature that a SignedImage's status shows, of the
+// image digest: the claims as the status keeps them (cut at its bounds), its trusted signing time.
+func FromStatus(digest string, s sigwatchv1alpha1.SignatureInfo) Signature {
+	out := Signature{KeyID: s.KeyID, TimeSource: string(s.SignedTimeSource), Digests: []string{digest}}
+	if s.Subject != "" || s.Issuer != "" {
+		out.Claims = identity.FromAPI(s.Subject, s.Issuer, s.Claims)
+		out.KeyID = ""
+	}
+	if s.SignedDigest != "" && s.SignedDigest != digest {
+		out.Digests = append(out.Digests, s.SignedDigest)
+	}
+	if s.SignedTime != nil {
+		out.Time = s.SignedTime.Time
+	}
+	return out
+}

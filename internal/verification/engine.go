@@ -87,10 +87,10 @@ type Engine struct {
 	verdicts  *lru.Cache // cacheKey -> policyVerdict
 	states    *expiring[*signatures.State]
 	// last keeps the last registry state read of each digest, for Request.Reuse.
-	last *lru.Cache
-	budget    *signatures.Budget
-	flight    singleflight.Group
-	hosts     *hostLimits
+	last   *lru.Cache
+	budget *signatures.Budget
+	flight singleflight.Group
+	hosts  *hostLimits
 	// live holds the candidates of fetches in use, by credentials and signature set.
 	liveMu sync.Mutex
 	live   map[string]*sharedFetch
@@ -261,6 +261,11 @@ type judgedPolicy struct {
 // under their deadline; deferred says why it did not (see Options.MaxPerHost).
 func (e *Engine) judge(ctx context.Context, req Request) (judged []judgedPolicy, allCached bool, deferred string) {
 	hosts := hostsRead(req)
+	if req.Reuse {
+		// A judgment again from the last state read: the registry is read only when none is known (after a
+		// restart), so no host slot is taken, and a revocation is applied to every image at once.
+		hosts = nil
+	}
 	release, deferred := e.hosts.acquire(ctx, hosts)
 	if deferred != "" {
 		return nil, false, deferred

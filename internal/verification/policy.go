@@ -141,7 +141,9 @@ func settle(p *policy.Policy, pv policyVerdict, check checkFunc) (PolicyResult, 
 		if pv.unreadable != nil {
 			return *pv.unreadable, sigs
 		}
-		return failed(p.Name, firstRej.reason, "%s", noneCounts(accepted, "signature", firstRej)), sigs
+		r := failed(p.Name, firstRej.reason, "%s", noneCounts(accepted, "signature", firstRej))
+		r.Revocation = firstRej.revocation
+		return r, sigs
 	}
 	res := PolicyResult{Policy: p.Name, Result: sigwatchv1alpha1.PolicyVerified, Reason: sigwatchv1alpha1.VerifiedReason,
 		Authority: sigs[first].Authority, Message: fmt.Sprintf("signed by %s, trusted by authority %s", Signer(sigs[first].Subject, sigs[first].KeyID), sigs[first].Authority)}
@@ -166,15 +168,18 @@ func settle(p *policy.Policy, pv policyVerdict, check checkFunc) (PolicyResult, 
 			if pv.unreadable != nil {
 				return *pv.unreadable, sigs
 			}
-			return failed(p.Name, firstRej.reason, "attestation %s: %s", av.name, noneCounts(len(av.satisfied), "attestation", firstRej)), sigs
+			r := failed(p.Name, firstRej.reason, "attestation %s: %s", av.name, noneCounts(len(av.satisfied), "attestation", firstRej))
+			r.Revocation = firstRej.revocation
+			return r, sigs
 		}
 		overall.requirement(attUntil)
 	}
 	if len(rejected) > 0 {
-		notes = append([]string{"also examined: " + strings.Join(rejected[:min(len(rejected), 3)], "; ")}, notes...)
+		notes = append(slices.Clone(rejected[:min(len(rejected), 3)]), notes...)
 	}
 	if len(notes) > 0 {
 		res.Message += "; " + strings.Join(notes[:min(len(notes), 4)], "; ")
+		res.notes = notes
 	}
 	res.until = overall.t
 	return res, sigs

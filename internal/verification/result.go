@@ -2,6 +2,8 @@ package verification
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
@@ -72,10 +74,16 @@ type PolicyResult struct {
 	Reason    string                            `json:"reason"`
 	Message   string                            `json:"message"`
 	Authority string                            `json:"authority,omitempty"`
+	// Revocation names the SignatureRevocation that revoked what the policy accepted (Reason
+	// SignatureRevoked).
+	Revocation string `json:"revocation,omitempty"`
 	// TrustedRoot says which trust root judged (for example "public-good (embedded snapshot)").
 	TrustedRoot string `json:"trustedRoot,omitempty"`
 	// undecided: reached for a reason other than the content (see policyVerdict); never cached.
 	undecided bool
+	// notes are what a verified result says besides who signed: signatures revoked or too old, and
+	// revocations that could not apply; the image's verdict repeats them.
+	notes []string
 	// until is when a verified result stops holding because its signatures grow older than their
 	// authorities' maxSignatureAge (zero: never).
 	until time.Time
@@ -125,12 +133,25 @@ func (r *Result) Verdict() (sigwatchv1alpha1.PolicyResultType, string, string) {
 }
 
 func verifiedMessage(r *Result) string {
+	msg := "verified"
 	for _, s := range r.Signatures {
 		if s.Verified() && s.PredicateType == "" {
-			return fmt.Sprintf("signed by %s (%s)", Signer(s.Subject, s.KeyID), s.Format)
+			msg = fmt.Sprintf("signed by %s (%s)", Signer(s.Subject, s.KeyID), s.Format)
+			break
 		}
 	}
-	return "verified"
+	var notes []string
+	for _, p := range r.Policies {
+		for _, n := range p.notes {
+			if !slices.Contains(notes, n) {
+				notes = append(notes, n)
+			}
+		}
+	}
+	if len(notes) > 0 {
+		msg += "; " + strings.Join(notes[:min(len(notes), 3)], "; ")
+	}
+	return msg
 }
 
 func unknown(policy, reason, format string, args ...any) PolicyResult {
