@@ -152,8 +152,13 @@ bench-scale: envtest-assets ## Run the scale benchmark: the manager on 2000 sign
 ##@ Build and run
 
 .PHONY: build
-build: ## Build the sigwatch binary into bin/.
+build: ## Build the sigwatch binary into bin/, and bin/kubectl-sigwatch (the same binary, as a kubectl plugin).
 	go build -ldflags "$(VERSION_LDFLAGS)" -o $(LOCALBIN)/sigwatch ./cmd/sigwatch
+	ln -sf sigwatch $(LOCALBIN)/kubectl-sigwatch
+
+.PHONY: install-kubectl-plugin
+install-kubectl-plugin: build ## Install sigwatch as the kubectl plugin kubectl-sigwatch into PREFIX/bin (default /usr/local): kubectl sigwatch report.
+	install -m 0755 $(LOCALBIN)/sigwatch $(or $(PREFIX),/usr/local)/bin/kubectl-sigwatch
 
 .PHONY: demo
 demo: envtest-assets build $(LOCALBIN)/cosign sigstore-stack ## Run sigwatch on a local control plane, registry and Sigstore, and show its verdicts (DEMO_KEEP=1 keeps it running).

@@ -320,12 +320,19 @@ func applyResult(st *sigwatchv1alpha1.SignedImageStatus, res *verification.Resul
 }
 
 // rejectedSignerOf is who made the first signature found and not accepted, marked as such: a clue for
-// the person who reads `kubectl get si`, unverified.
+// the person who reads `kubectl get si`, unverified; or, for a signature accepted and then revoked or
+// found too old (verified, but it does not count), marked as that.
 func rejectedSignerOf(sigs []verification.Signature) string {
-	const mark = " (not accepted)"
 	for _, s := range sigs {
 		if s.Verified() || s.PredicateType != "" || (s.Subject == "" && s.KeyID == "") {
 			continue
+		}
+		mark := " (not accepted)"
+		switch s.Reason {
+		case sigwatchv1alpha1.SignatureRevokedReason:
+			mark = " (revoked)"
+		case sigwatchv1alpha1.SignatureTooOldReason:
+			mark = " (too old)"
 		}
 		return truncate(verification.Signer(s.Subject, s.KeyID), 1024-len(mark)) + mark
 	}

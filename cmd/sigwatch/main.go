@@ -22,6 +22,7 @@ func commands() []command {
 		{"manager", "run the controllers (in a cluster, or against the current KUBECONFIG)", runManager},
 		{"verify", "verify an image digest against ImageSignaturePolicy files", runVerify},
 		{"verify-bundle", "verify a Sigstore bundle over an artifact, offline", runVerifyBundle},
+		{"report", "report the signing state of the running images, and what a revocation would do", runReport},
 		{"version", "print the version, revision and build date", runVersion},
 	}
 }

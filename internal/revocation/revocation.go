@@ -139,8 +139,12 @@ func (e *Entry) signer(s Signature) bool {
 
 // inWindow reports whether t (non-zero) falls in the entry's window: at or after signedAfter, before
 // signedBefore.
-func (e *Entry) inWindow(t time.Time) bool {
-	return (e.after.IsZero() || !t.Before(e.after)) && (e.before.IsZero() || t.Before(e.before))
+func (e *Entry) inWindow(t time.Time) bool { return InWindow(t, e.after, e.before) }
+
+// InWindow reports whether t is at or after after and before before (a zero bound is no bound): a
+// revocation's window, and `sigwatch report --signed-after/--signed-before`.
+func InWindow(t, after, before time.Time) bool {
+	return (after.IsZero() || !t.Before(after)) && (before.IsZero() || t.Before(before))
 }
 
 // Window describes the entry's window ("" when it has none).

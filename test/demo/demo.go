@@ -29,6 +29,7 @@ import (
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
 	"github.com/sigwatch/sigwatch/internal/policyreport"
+	"github.com/sigwatch/sigwatch/internal/report"
 	"github.com/sigwatch/sigwatch/test/envtest"
 	testregistry "github.com/sigwatch/sigwatch/test/registry"
 	"github.com/sigwatch/sigwatch/test/sigstore"
@@ -76,6 +77,15 @@ type Result struct {
 	MetricsURL string
 	// PolicyReport is the summary of the PolicyReport sigwatch wrote for the demo's namespace.
 	PolicyReport policyreport.Summary
+	// Report is `sigwatch report -o json` before the revocation, and Images the SignedImages it was
+	// made from (read right after it).
+	Report       *report.Report
+	SignedImages []sigwatchv1alpha1.SignedImage
+	// Prediction is what `sigwatch report --revocation` said the revocation would do; Revoked the
+	// Verified conditions once it was applied, and Restored once it was deleted, by Deployment.
+	Prediction         *report.Prediction
+	Revoked, Restored  map[string]*metav1.Condition
+	RevokedSignedImage *sigwatchv1alpha1.SignedImage
 }
 
 // Run runs the demo. It stops everything it started before it returns, unless Keep is set, in which
@@ -171,6 +181,9 @@ func (d *demo) run(ctx context.Context) (*Result, error) {
 	res.MetricsURL = "http://" + d.metrics + "/metrics"
 	d.show(ctx, res.KubeConfigPath, images)
 	d.showMetrics(ctx, res.MetricsURL)
+	if err := d.revoke(ctx, res); err != nil {
+		return nil, err
+	}
 	if d.o.Keep {
 		d.say("\nDEMO_KEEP=1: everything keeps running until you press Ctrl-C. Explore with:\n  export KUBECONFIG=%s\n  kubectl get signedimages -A -w\n  kubectl describe pod -n %s\n  kubectl annotate si -n %s --all sigwatch.dev/reverify=\"$(date +%%s)\" --overwrite\n  %s\nManager log: %s",
 			res.KubeConfigPath, Namespace, Namespace, curlMetrics(res.MetricsURL), filepath.Join(d.dir, "manager.log"))

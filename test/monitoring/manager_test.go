@@ -129,14 +129,28 @@ func givePolicyAndPod(ctx context.Context, env *envtest.Environment, reg *testre
 	if err != nil {
 		return err
 	}
+	oldKey, err := sigstore.NewKeySigner(nil)
+	if err != nil {
+		return err
+	}
+	noLog := &sigwatchv1alpha1.TransparencyLogPolicy{Mode: sigwatchv1alpha1.TransparencyLogDisabled}
 	policy := &sigwatchv1alpha1.ImageSignaturePolicy{ObjectMeta: metav1.ObjectMeta{Name: "app"},
 		Spec: sigwatchv1alpha1.ImageSignaturePolicySpec{
 			Images: []sigwatchv1alpha1.ImagePattern{sigwatchv1alpha1.ImagePattern(reg.Repo("app")), sigwatchv1alpha1.ImagePattern(reg.Repo("api"))},
-			Authorities: []sigwatchv1alpha1.Authority{{Name: "ci", Key: &sigwatchv1alpha1.KeyAuthority{PublicKey: string(key.PublicKeyPEM())},
-				TransparencyLog: &sigwatchv1alpha1.TransparencyLogPolicy{Mode: sigwatchv1alpha1.TransparencyLogDisabled}}},
+			Authorities: []sigwatchv1alpha1.Authority{
+				{Name: "ci", Key: &sigwatchv1alpha1.KeyAuthority{PublicKey: string(key.PublicKeyPEM())}, TransparencyLog: noLog},
+				{Name: "old-ci", Key: &sigwatchv1alpha1.KeyAuthority{PublicKey: string(oldKey.PublicKeyPEM())}, TransparencyLog: noLog},
+			},
 		}}
 	if err := env.Client.Create(ctx, policy); err != nil {
 		return fmt.Errorf("creating the policy: %w", err)
+	}
+	// The old key is revoked: the api image, signed with both keys, stays verified by the current one, and
+	// sigwatch_revoked_images has a series.
+	if err := env.Client.Create(ctx, &sigwatchv1alpha1.SignatureRevocation{ObjectMeta: metav1.ObjectMeta{Name: "old-ci-key"},
+		Spec: sigwatchv1alpha1.SignatureRevocationSpec{Reason: "retired", Signatures: []sigwatchv1alpha1.RevokedSignatures{
+			{Key: &sigwatchv1alpha1.RevokedKey{PublicKey: string(oldKey.PublicKeyPEM())}}}}}); err != nil {
+		return fmt.Errorf("creating the revocation: %w", err)
 	}
 	if err := env.Client.Create(ctx, envtest.Namespace("shop", nil)); err != nil {
 		return fmt.Errorf("creating the namespace: %w", err)
@@ -155,6 +169,9 @@ func givePolicyAndPod(ctx context.Context, env *envtest.Environment, reg *testre
 	}
 	if _, err := w.SignLegacy(ctx, signed, key, sigstore.SignOptions{}); err != nil {
 		return fmt.Errorf("signing %s: %w", signed, err)
+	}
+	if _, err := w.SignBundle(ctx, signed, oldKey, sigstore.SignOptions{Tlog: sigstore.TlogOff}); err != nil {
+		return fmt.Errorf("signing %s with the old key: %w", signed, err)
 	}
 	_, err = envtest.RunDeployment(ctx, env.Client, "shop", "api", reg.Repo("api")+":latest", "docker-pullable://"+signed.String())
 	return err
@@ -259,7 +276,8 @@ func (r *managerRun) waitForEveryFamily(ctx context.Context) (exposition, error)
 		"sigwatch_registry_requests_total", "sigwatch_verification_duration_seconds_count",
 		"sigwatch_last_successful_verification_timestamp_seconds", "sigwatch_last_verification_attempt_timestamp_seconds",
 		"sigwatch_signedimage_info", "sigwatch_transparency_log_tree_size", "sigwatch_transparency_log_consistent",
-		"sigwatch_transparency_log_up", "sigwatch_transparency_log_requests_total", "sigwatch_signedimages_transparency_log"}
+		"sigwatch_transparency_log_up", "sigwatch_transparency_log_requests_total", "sigwatch_signedimages_transparency_log",
+		"sigwatch_revoked_images"}
 	var last error
 	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
 		select {
