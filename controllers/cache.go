@@ -125,6 +125,12 @@ func slimSignedImage(shard sharding.Shard, o any) any {
 				Reason: s.Reason, Revocation: s.Revocation})
 		}
 	}
+	for _, s := range si.Status.Attestations {
+		if s.Revocation != "" {
+			out.Status.Attestations = append(out.Status.Attestations, sigwatchv1alpha1.SignatureInfo{Format: s.Format, Verdict: s.Verdict,
+				Reason: s.Reason, Revocation: s.Revocation, PredicateType: s.PredicateType})
+		}
+	}
 	return out
 }
 

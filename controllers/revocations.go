@@ -127,10 +127,10 @@ func (r *SignedImageReconciler) signedImagesOfRevocation(ctx context.Context, o 
 
 // mayRevoke reports whether the revocation name (compiled as set) may change the verdict on si.
 func mayRevoke(si *sigwatchv1alpha1.SignedImage, name string, set *revocation.Set, attesting map[string]bool) bool {
-	if slices.Contains(revocationsOf(si), name) || len(si.Status.Signatures) >= maxListedSignatures {
+	if slices.Contains(revocationsOf(si), name) || len(si.Status.Signatures) >= maxListedSignatures || len(si.Status.Attestations) >= maxListedSignatures {
 		return true
 	}
-	for _, s := range si.Status.Signatures {
+	for _, s := range append(slices.Clone(si.Status.Signatures), si.Status.Attestations...) {
 		if set.MaySigner(revocation.FromStatus(si.Spec.Digest, s)) {
 			return true
 		}
@@ -150,6 +150,9 @@ func revocationsOf(si *sigwatchv1alpha1.SignedImage) []string {
 		}
 	}
 	for _, s := range si.Status.Signatures {
+		add(s.Revocation)
+	}
+	for _, s := range si.Status.Attestations {
 		add(s.Revocation)
 	}
 	for _, p := range si.Status.Policies {

@@ -308,6 +308,7 @@ func applyResult(st *sigwatchv1alpha1.SignedImageStatus, res *verification.Resul
 		return v // could not verify: keep the last good signatures, signer and time
 	}
 	st.Signatures = signatureInfos(res.Signatures)
+	st.Attestations = attestationInfos(res.Signatures)
 	st.Summary.Signer = ""
 	switch v.status {
 	case metav1.ConditionTrue:
@@ -343,10 +344,20 @@ func rejectedSignerOf(sigs []verification.Signature) string {
 const maxListedSignatures = 16
 
 func signatureInfos(sigs []verification.Signature) []sigwatchv1alpha1.SignatureInfo {
+	return infos(sigs, func(s verification.Signature) bool { return s.PredicateType == "" }) // attestations are not signatures of the image
+}
+
+// attestationInfos are the attestations that satisfied a policy's required attestation, and those that
+// did but were revoked or too old.
+func attestationInfos(sigs []verification.Signature) []sigwatchv1alpha1.SignatureInfo {
+	return infos(sigs, func(s verification.Signature) bool { return s.PredicateType != "" && s.Satisfied })
+}
+
+func infos(sigs []verification.Signature, keep func(verification.Signature) bool) []sigwatchv1alpha1.SignatureInfo {
 	var out []sigwatchv1alpha1.SignatureInfo
 	for _, s := range sigs {
-		if s.PredicateType != "" {
-			continue // attestations are not signatures of the image
+		if !keep(s) {
+			continue
 		}
 		if len(out) == maxListedSignatures {
 			break
@@ -355,7 +366,7 @@ func signatureInfos(sigs []verification.Signature) []sigwatchv1alpha1.SignatureI
 		// always be written.
 		info := sigwatchv1alpha1.SignatureInfo{
 			Verdict: sigwatchv1alpha1.SignatureAccepted, Authority: truncate(s.Authority, 63),
-			Format: s.Format, Subject: truncate(s.Subject, 1024), Issuer: truncate(s.Issuer, 1024), KeyID: truncate(s.KeyID, 64),
+			Format: s.Format, PredicateType: truncate(s.PredicateType, 256), Subject: truncate(s.Subject, 1024), Issuer: truncate(s.Issuer, 1024), KeyID: truncate(s.KeyID, 64),
 			GitHubWorkflowRepository: truncate(s.GitHubWorkflowRepository, 512), GitHubWorkflowRef: truncate(s.GitHubWorkflowRef, 512),
 			Claims:               cutClaims(s.Claims),
 			TransparencyLogIndex: s.TransparencyLogIndex, IntegratedTime: metaTime(s.IntegratedTime),

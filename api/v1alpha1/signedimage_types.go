@@ -121,6 +121,12 @@ type SignatureInfo struct {
 	// +required
 	Format SignatureFormat `json:"format,omitempty"`
 
+	// predicateType is the in-toto predicate type of an attestation (status.attestations only).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	PredicateType string `json:"predicateType,omitempty"`
+
 	// verdict says whether a policy accepted the signature. The claims shown of a Rejected signature
 	// (subject, issuer, workflow) are what its certificate says, unverified: they help find out why
 	// it was not accepted, and prove nothing.
@@ -380,6 +386,14 @@ type SignedImageStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=16
 	Signatures []SignatureInfo `json:"signatures,omitempty"`
+
+	// attestations are the attestations that satisfied a required attestation of a policy at the last
+	// verification that reached a verdict, and those that would have but were revoked or too old (the
+	// first 16).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	Attestations []SignatureInfo `json:"attestations,omitempty"`
 
 	// workloads are the top-level owners of the pods that run the image (at most 256 listed).
 	// +optional

@@ -37,6 +37,7 @@ func TestHelpShowsDoubleDashFlags(t *testing.T) {
 		{"verify", []string{"--policy FILE", "--insecure-registry PATTERN", "--trusted-root FILE", "--timeout DURATION", "-o FORMAT", "(default 2m0s)"}},
 		{"verify-bundle", []string{"--bundle FILE", "--certificate-identity-regexp RE", "--key FILE", "--offline\n"}},
 		{"version", []string{"-o FORMAT"}},
+		{"report", []string{"--revocation FILE", "--signer-regexp RE", "--signed-after TIME", "-o FORMAT", "--kubeconfig FILE"}},
 	} {
 		for _, help := range []string{"--help", "-h", "-help"} {
 			t.Run(tc.cmd+" "+help, func(t *testing.T) {

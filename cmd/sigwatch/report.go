@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -157,12 +158,16 @@ func readRevocation(path string) (*sigwatchv1alpha1.SignatureRevocation, error) 
 	if err != nil {
 		return nil, fmt.Errorf("--revocation: %w", err)
 	}
+	var tm metav1.TypeMeta
+	if err := yaml.Unmarshal(data, &tm); err != nil {
+		return nil, fmt.Errorf("--revocation %s: %w", path, err)
+	}
+	if tm.Kind != "SignatureRevocation" || tm.APIVersion != sigwatchv1alpha1.GroupVersion.String() {
+		return nil, fmt.Errorf("--revocation %s: kind %q of %q, not a SignatureRevocation of %s", path, tm.Kind, tm.APIVersion, sigwatchv1alpha1.GroupVersion)
+	}
 	x := &sigwatchv1alpha1.SignatureRevocation{}
 	if err := yaml.UnmarshalStrict(data, x); err != nil {
 		return nil, fmt.Errorf("--revocation %s: %w", path, err)
-	}
-	if x.Kind != "SignatureRevocation" || x.APIVersion != sigwatchv1alpha1.GroupVersion.String() {
-		return nil, fmt.Errorf("--revocation %s: kind %q of %q, not a SignatureRevocation of %s", path, x.Kind, x.APIVersion, sigwatchv1alpha1.GroupVersion)
 	}
 	if len(x.Spec.Signatures) == 0 {
 		return nil, fmt.Errorf("--revocation %s: spec.signatures is empty", path)

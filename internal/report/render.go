@@ -98,7 +98,6 @@ func (r *Report) sections() []section {
 		if len(p.Untimed) > 0 {
 			out = append(out, section{title: "Not revoked: signatures without a trusted signing time, which a window never matches", table: signaturesTable(p.Untimed, false)})
 		}
-		out = append(out, section{title: "Attestations: " + p.Attestations})
 	}
 	return out
 }
@@ -119,7 +118,11 @@ func signaturesTable(images []Image, prediction bool) *table {
 			if s.SignedTime != nil {
 				signed = s.SignedTime.Format(time.RFC3339) + " (" + s.TimeSource + ")"
 			}
-			row := []string{img.Namespace, img.Name, short(img), img.Verified, s.Signer, signed, s.Verdict}
+			what := s.Signer
+			if s.PredicateType != "" {
+				what += " (attestation " + s.PredicateType + ")"
+			}
+			row := []string{img.Namespace, img.Name, short(img), img.Verified, what, signed, s.Verdict}
 			if prediction {
 				row = append(row, fmt.Sprint(img.WouldFail))
 			}

@@ -97,11 +97,13 @@ type Image struct {
 
 // Signature is a signature a filter or revocation matched.
 type Signature struct {
-	Signer     string     `json:"signer"`
-	Issuer     string     `json:"issuer,omitempty"`
-	SignedTime *time.Time `json:"signedTime,omitempty"`
-	TimeSource string     `json:"timeSource,omitempty"`
-	Verdict    string     `json:"verdict"`
+	// PredicateType is set for an attestation.
+	PredicateType string     `json:"predicateType,omitempty"`
+	Signer        string     `json:"signer"`
+	Issuer        string     `json:"issuer,omitempty"`
+	SignedTime    *time.Time `json:"signedTime,omitempty"`
+	TimeSource    string     `json:"timeSource,omitempty"`
+	Verdict       string     `json:"verdict"`
 	// Note says why a windowed entry could not apply (no trusted signing time).
 	Note string `json:"note,omitempty"`
 }
@@ -120,9 +122,6 @@ type Prediction struct {
 	// Untimed are images with a signature whose signer a windowed entry matches but that has no trusted
 	// signing time: never revoked by that entry.
 	Untimed []Image `json:"untimed,omitempty"`
-	// Attestations: the prediction looks at the image signatures the statuses list; revoked
-	// attestations are not predicted.
-	Attestations string `json:"attestations"`
 }
 
 // Report is the fleet's signing state.
@@ -327,13 +326,13 @@ func judged(s sigwatchv1alpha1.SignatureInfo) bool {
 		s.Reason == sigwatchv1alpha1.SignatureRevokedReason || s.Reason == sigwatchv1alpha1.SignatureTooOldReason
 }
 
-// predict says what the revocation would do: the images with an accepted signature it revokes, and
-// whether each would fail (every accepted signature revoked). A signature it already revoked (the
-// revocation is applied, and edited) counts as accepted.
+// predict says what the revocation would do: the images with an accepted signature or attestation it
+// revokes, and whether each would fail: every accepted signature revoked, or every attestation of a
+// predicate type a policy requires. A signature it already revoked (the revocation is applied, and
+// edited) counts as accepted.
 func predict(images []sigwatchv1alpha1.SignedImage, x *sigwatchv1alpha1.SignatureRevocation) *Prediction {
 	compiled, err := revocation.Compile(x)
-	p := &Prediction{Revocation: x.Name, Reason: x.Spec.Reason, Images: []Image{},
-		Attestations: "not predicted: the statuses list image signatures only; a revoked attestation fails its policy when applied"}
+	p := &Prediction{Revocation: x.Name, Reason: x.Spec.Reason, Images: []Image{}}
 	if err != nil {
 		p.Invalid = strings.ReplaceAll(err.Error(), "\n", "; ")
 	}
@@ -341,24 +340,28 @@ func predict(images []sigwatchv1alpha1.SignedImage, x *sigwatchv1alpha1.Signatur
 	for i := range images {
 		si := &images[i]
 		img := imageOf(si)
-		accepted, revoked := 0, 0
 		var untimed []Signature
-		for _, s := range si.Status.Signatures {
+		// group -> accepted, revoked: the image's signatures ("") and each attestation predicate type.
+		accepted, revoked := map[string]int{}, map[string]int{}
+		for _, s := range append(slices.Clone(si.Status.Signatures), si.Status.Attestations...) {
 			if s.Verdict != sigwatchv1alpha1.SignatureAccepted && s.Revocation != x.Name {
 				continue
 			}
-			accepted++
+			accepted[s.PredicateType]++
+			who := verification.Signer(s.Subject, s.KeyID)
 			hit, misses := set.Match(revocation.FromStatus(si.Spec.Digest, s))
 			switch {
 			case hit != nil:
-				revoked++
-				img.Signatures = append(img.Signatures, signatureOf(s, hit.Message(verification.Signer(s.Subject, s.KeyID))))
+				revoked[s.PredicateType]++
+				img.Signatures = append(img.Signatures, signatureOf(s, hit.Message(who)))
 			case len(misses) > 0:
-				untimed = append(untimed, signatureOf(s, misses[0].Note(verification.Signer(s.Subject, s.KeyID))))
+				untimed = append(untimed, signatureOf(s, misses[0].Note(who)))
 			}
 		}
-		if revoked > 0 {
-			img.WouldFail = revoked == accepted
+		if len(img.Signatures) > 0 {
+			for group, n := range revoked {
+				img.WouldFail = img.WouldFail || n == accepted[group]
+			}
 			p.Affected++
 			if img.WouldFail {
 				p.WouldFail++
@@ -376,7 +379,7 @@ func predict(images []sigwatchv1alpha1.SignedImage, x *sigwatchv1alpha1.Signatur
 
 func signatureOf(s sigwatchv1alpha1.SignatureInfo, note string) Signature {
 	out := Signature{Signer: verification.Signer(s.Subject, s.KeyID), Issuer: s.Issuer, TimeSource: string(s.SignedTimeSource),
-		Verdict: string(s.Verdict), Note: note}
+		Verdict: string(s.Verdict), Note: note, PredicateType: s.PredicateType}
 	if s.Reason != "" {
 		out.Verdict += " (" + s.Reason + ")"
 	}

@@ -311,7 +311,7 @@ func mergeSignatures(res *Result, seen map[string]int, sigs []Signature) {
 	for _, s := range sigs {
 		k := s.ManifestDigest + "|" + s.Subject + "|" + s.KeyID + "|" + s.PredicateType + "|" + string(s.Format)
 		if i, ok := seen[k]; ok {
-			if !res.Signatures[i].Verified() && s.Verified() {
+			if (!res.Signatures[i].Verified() && s.Verified()) || (!res.Signatures[i].Satisfied && s.Satisfied && s.Verified() == res.Signatures[i].Verified()) {
 				res.Signatures[i] = s
 			}
 			continue

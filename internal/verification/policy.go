@@ -310,6 +310,7 @@ func (e *Engine) judgeAttestation(ctx context.Context, digest string, p *policy.
 		}
 		ok, reason := conditionsHold(ctx, a, predicate)
 		if ok {
+			sigs[len(sigs)-1].Satisfied = true
 			av.satisfied = append(av.satisfied, offset+len(sigs)-1)
 			continue
 		}

@@ -51,6 +51,8 @@ type Signature struct {
 	Inclusion       *Inclusion `json:"inclusion,omitempty"`
 	// entry is the accepted entry, for the live check.
 	entry *logEntry
+	// Satisfied: an attestation whose conditions held for a required attestation of the policy.
+	Satisfied bool `json:"satisfied,omitempty"`
 }
 
 // Inclusion is the live check of a signature's entry in its transparency log.

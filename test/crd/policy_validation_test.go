@@ -309,6 +309,18 @@ attestations:
 authorities:` + keylessAuthority + `
 reverifyInterval: 30s`,
 			[]string{"spec.reverifyInterval", "reverifyInterval must be at least 1m"}},
+		{"maxSignatureAge below 1m", `images: [ghcr.io/o/**]
+authorities:
+  - name: ci
+    maxSignatureAge: 30s
+    keyless: {identities: [{issuer: "https://token.actions.githubusercontent.com", subject: "https://github.com/o/r/.github/workflows/release.yaml@refs/heads/main"}]}`,
+			[]string{"spec.authorities[0].maxSignatureAge", "maxSignatureAge must be at least 1m"}},
+		{"maxSignatureAge not a duration", `images: [ghcr.io/o/**]
+authorities:
+  - name: ci
+    maxSignatureAge: 30d
+    keyless: {identities: [{issuer: "https://token.actions.githubusercontent.com", subject: "https://github.com/o/r/.github/workflows/release.yaml@refs/heads/main"}]}`,
+			[]string{"spec.authorities[0].maxSignatureAge", "should match"}},
 		{"reverifyInterval not a duration", `images: [ghcr.io/o/**]
 authorities:` + keylessAuthority + `
 reverifyInterval: hourly`,

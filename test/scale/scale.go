@@ -179,8 +179,10 @@ type Report struct {
 	// Creation is the plain object creation before the manager starts.
 	Creation Creation
 	// Cold is from the manager's start until every verdict and the policy's counts are right; Forced
-	// from the first reverify annotation until every SignedImage handled it.
-	Cold, Forced Phase
+	// from the first reverify annotation until every SignedImage handled it; Revoked from the creation
+	// of a SignatureRevocation of the signing key until every signed image is SignatureRevoked (and the
+	// policy's counts say so), Restored from its deletion until every verdict is back.
+	Cold, Forced, Revoked, Restored Phase
 
 	// PeakRSSBytes is the manager's VmHWM just before it was stopped; MaxSampledRSSBytes the largest
 	// VmRSS sampled every second (the kernel updates VmHWM lazily, so it may be a little lower).
@@ -236,6 +238,9 @@ type Phase struct {
 	ManagerMetrics map[string]int
 }
 
+// RegistryRequests is how many requests the registry served in the phase.
+func (p Phase) RegistryRequests() int { return total(p.Registry) }
+
 // RegistryGets is how many manifest and blob GETs the registry served in the phase.
 func (p Phase) RegistryGets() int { return p.Registry["GET manifests"] + p.Registry["GET blobs"] }
 
@@ -283,6 +288,9 @@ type bench struct {
 	memoryRead  bool
 	// wrong are the SignedImages seen with the opposite verdict.
 	wrong map[string]bool
+	// revocation is the phase of the signing key's revocation: revoking (every signed image is to turn
+	// SignatureRevoked) or restoring (a SignatureRevoked one is not yet restored, not wrong); "" otherwise.
+	revocation string
 }
 
 // digest is one pushed image and where it runs.
@@ -331,6 +339,9 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 	if err := b.forced(ctx); err != nil {
+		return err
+	}
+	if err := b.revoke(ctx); err != nil {
 		return err
 	}
 	b.memory()
@@ -748,6 +759,64 @@ func (b *bench) forced(ctx context.Context) error {
 	return nil
 }
 
+// The revocation phases (bench.revocation).
+const (
+	revoking  = "revoking"
+	restoring = "restoring"
+)
+
+// revoke creates a SignatureRevocation of the key every signed image is signed with, waits until each is
+// SignatureRevoked, then deletes it and waits until each is verified again: what applying and lifting a
+// revocation costs, in time, status writes and registry requests (none are needed).
+func (b *bench) revoke(ctx context.Context) error {
+	rev := &sigwatchv1alpha1.SignatureRevocation{ObjectMeta: metav1.ObjectMeta{Name: "scale-key-leak"},
+		Spec: sigwatchv1alpha1.SignatureRevocationSpec{Reason: "scale benchmark: the signing key leaked",
+			Signatures: []sigwatchv1alpha1.RevokedSignatures{{Key: &sigwatchv1alpha1.RevokedKey{PublicKey: string(b.keyPEM)}}}}}
+	for _, phase := range []struct {
+		name, mode string
+		p          *Phase
+		act        func() error
+	}{
+		{"revoked", revoking, &b.rep.Revoked, func() error { return b.c.Create(ctx, rev) }},
+		{"restored", restoring, &b.rep.Restored, func() error { return b.c.Delete(ctx, rev) }},
+	} {
+		b.reg.ResetCounts()
+		before, err := b.metrics.scrape(ctx)
+		if err != nil {
+			return err
+		}
+		regBefore := b.reg.Counts()
+		b.revocation = phase.mode
+		start := time.Now()
+		if err := phase.act(); err != nil {
+			return fmt.Errorf("%s phase: %w", phase.name, err)
+		}
+		t, err := b.settle(ctx, phase.name, start, "")
+		phase.p.Seconds = time.Since(start).Seconds()
+		if err != nil {
+			return err
+		}
+		if err := b.measure(ctx, phase.p, before, regBefore, 0); err != nil {
+			return err
+		}
+		p := phase.p
+		b.line(phase.name, "seconds", p.Seconds, "signedimages", t.found, "verified", t.verified, "failed", t.failed, "policy", t.policy,
+			"manager_writes", p.ManagerWrites, "status_patches", p.APIWrites.Count("PATCH", "signedimages", "status")+p.LateWrites.Count("PATCH", "signedimages", "status"),
+			"registry_requests", total(p.Registry))
+		b.phaseDetails(phase.name, p)
+	}
+	b.revocation = ""
+	return nil
+}
+
+func total(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
 // measure fills in the API writes of a phase (until now, when it settled), waits for the manager's
 // writes to stop and fills in the late writes, the registry's requests and the manager's counters.
 // harnessPatches is how many reverify annotations the harness made in the phase.
@@ -923,16 +992,20 @@ func (b *bench) poll(ctx context.Context, token string) (tally, error) {
 		}
 		t.reasons[string(cond.Status)+"/"+cond.Reason]++
 		want := metav1.ConditionFalse
-		if d.signed {
+		if d.signed && b.revocation != revoking {
 			want = metav1.ConditionTrue
 		}
+		revoked := cond.Reason == sigwatchv1alpha1.SignatureRevokedReason
 		switch {
 		case cond.Status == want && want == metav1.ConditionTrue:
 			t.verified++
+		case cond.Status == want && d.signed && !revoked:
+			t.pending++ // still verified: not revoked yet
 		case cond.Status == want:
 			t.failed++
-		case cond.Status == metav1.ConditionUnknown:
-			t.pending++
+		case cond.Status == metav1.ConditionUnknown, b.revocation == restoring && revoked,
+			b.revocation == revoking && d.signed && cond.Status == metav1.ConditionTrue:
+			t.pending++ // not judged yet, not revoked yet, or not restored yet
 		default:
 			t.wrong++
 			b.wrong[key] = true
@@ -949,8 +1022,12 @@ func (b *bench) poll(ctx context.Context, token string) (tally, error) {
 	}
 	s := p.Status
 	t.policy = fmt.Sprintf("matched:%d,verified:%d,failed:%d,unknown:%d", s.MatchedImages, s.VerifiedImages, s.FailedImages, s.UnknownImages)
-	t.policyOK = int(s.MatchedImages) == b.o.Digests && int(s.VerifiedImages) == b.o.Digests-b.o.Unsigned &&
-		int(s.FailedImages) == b.o.Unsigned && s.UnknownImages == 0
+	verified, failed := b.o.Digests-b.o.Unsigned, b.o.Unsigned
+	if b.revocation == revoking {
+		verified, failed = 0, b.o.Digests
+	}
+	t.policyOK = int(s.MatchedImages) == b.o.Digests && int(s.VerifiedImages) == verified &&
+		int(s.FailedImages) == failed && s.UnknownImages == 0
 	return t, nil
 }
 

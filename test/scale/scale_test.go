@@ -63,6 +63,16 @@ func TestSmoke(t *testing.T) {
 	// one gets a 409: how many do depends on timing, so only the successful creates are counted.)
 	g.Expect(c.APIWrites.Succeeded("POST", "signedimages", "")).To(Equal(digests), "creates: %s", c.APIWrites)
 
+	// A revocation of the signing key turns every signed image SignatureRevoked with one status patch
+	// each and no registry request; deleting it restores them the same way.
+	g.Expect(out.String()).To(MatchRegexp(`phase=revoked .* policy=matched:100,verified:0,failed:100,unknown:0`))
+	g.Expect(out.String()).To(MatchRegexp(`phase=restored .* policy=matched:100,verified:98,failed:2,unknown:0`))
+	for name, p := range map[string]Phase{"revoked": rep.Revoked, "restored": rep.Restored} {
+		g.Expect(p.Registry).To(BeEmpty(), "registry requests in the %s phase", name)
+		patches := p.APIWrites.Count("PATCH", "signedimages", "status") + p.LateWrites.Count("PATCH", "signedimages", "status")
+		g.Expect(patches).To(Equal(digests-unsigned), "SignedImage status patches in the %s phase: only the signed images change", name)
+	}
+
 	g.Expect(rep.Creation.Writes).To(Equal(5 + 1 + 1 + 1 + digests + 2*500))
 	g.Expect(rep.PeakRSSBytes).To(BeNumerically(">", 0))
 	g.Expect(rep.Cold.ManagerWrites).To(BeNumerically(">=", digests), "the cold phase creates a SignedImage per digest")

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	. "github.com/onsi/gomega"
+)
+
+// TestReportRefusesBadFlags: every wrong flag is refused, naming it, before the cluster is read.
+func TestReportRefusesBadFlags(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	policy := write("policy.yaml", "apiVersion: sigwatch.dev/v1alpha1\nkind: ImageSignaturePolicy\nmetadata: {name: p}\nspec: {images: [x]}\n")
+	empty := write("empty.yaml", "apiVersion: sigwatch.dev/v1alpha1\nkind: SignatureRevocation\nmetadata: {name: r}\nspec: {reason: r}\n")
+	typo := write("typo.yaml", "apiVersion: sigwatch.dev/v1alpha1\nkind: SignatureRevocation\nmetadata: {name: r}\nspec: {reason: r, signature: []}\n")
+	big := write("big.yaml", string(make([]byte, maxRevocationFileBytes+1)))
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--signed-after", "yesterday"}, `--signed-after: "yesterday" is not an RFC 3339 time`},
+		{[]string{"--signed-after", "2026-12-02T00:00:00Z", "--signed-before", "2026-12-01T00:00:00Z"}, "--signed-after must be before --signed-before"},
+		{[]string{"--signer", "a", "--signer-regexp", "b"}, "--signer and --signer-regexp: give one"},
+		{[]string{"--digest", "sha256:abc"}, `--digest: "sha256:abc" is not sha256:`},
+		{[]string{"--revocation", filepath.Join(dir, "missing.yaml")}, "no such file"},
+		{[]string{"--revocation", policy}, "not a SignatureRevocation"},
+		{[]string{"--revocation", empty}, "spec.signatures is empty"},
+		{[]string{"--revocation", typo}, `unknown field "signature"`},
+		{[]string{"--revocation", big}, "larger than"},
+		{[]string{"-o", "yaml"}, "-o must be text, json or markdown"},
+		{[]string{"extra"}, "no arguments expected"},
+	} {
+		t.Run(c.want, func(t *testing.T) {
+			g := NewWithT(t)
+			code, _, stderr := runCLI(append([]string{"report", "--kubeconfig", filepath.Join(dir, "no-kubeconfig")}, c.args...)...)
+			g.Expect(code).To(Equal(2))
+			g.Expect(stderr).To(ContainSubstring(c.want))
+		})
+	}
+}
