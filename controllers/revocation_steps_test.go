@@ -2,13 +2,17 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
@@ -111,4 +115,63 @@ func stringOf(c byte, n int) string {
 		b[i] = c
 	}
 	return string(b)
+}
+
+// TestStepARevocationDuringAVisitIsNotMissed: a revocation created while a visit verifies (after it
+// listed the revocations, before it wrote) marks the image again, and the visit comes back at once.
+func TestStepARevocationDuringAVisitIsNotMissed(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	e := newStepEnv(t, interceptor.Funcs{}, keyPolicyObj(t, "key"), managedSI(), runningPod("web-1"))
+	rev := digestRevocation("late", dig)
+	e.verifier.then = func(verification.Request, *verification.Result) {
+		if err := e.c.Create(ctx, rev); err == nil {
+			e.si.signedImagesOfRevocation(ctx, rev) // the watch's map function, meanwhile
+		}
+	}
+	res := e.mustReconcile()
+	g.Expect(verifiedOf(e.get()).Status).To(Equal(metav1.ConditionTrue), "the visit listed no revocation")
+	g.Expect(res.RequeueAfter).To(Equal(rejudgeSoon), "back at once")
+	e.verifier.then = revokeAll
+	e.mustReconcile()
+	g.Expect(e.verifier.requests[1].Reuse).To(BeTrue())
+	g.Expect(verifiedOf(e.get()).Reason).To(Equal(sigwatchv1alpha1.SignatureRevokedReason))
+}
+
+// TestStepARejudgeThatCannotVerifyIsRetriedSoon: a judgment again that ends Unknown (the registry state
+// had to be read, and the registry is down) keeps the short retry, not the old schedule; one whose status
+// patch fails keeps its mark.
+func TestStepARejudgeThatCannotVerifyIsRetriedSoon(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	conflicts := 0
+	e := newStepEnv(t, interceptor.Funcs{SubResourcePatch: func(ctx context.Context, c client.Client, sub string, o client.Object, p client.Patch, opts ...client.SubResourcePatchOption) error {
+		if conflicts > 0 {
+			conflicts--
+			return apierrors.NewConflict(schema.GroupResource{Group: "sigwatch.dev", Resource: "signedimages"}, o.GetName(), errors.New("changed"))
+		}
+		return c.SubResource(sub).Patch(ctx, o, p, opts...)
+	}}, keyPolicyObj(t, "key"), managedSI(), runningPod("web-1"))
+	e.mustReconcile()
+	before := e.get().Status.NextVerificationTime
+	rev := digestRevocation("bad-release", dig)
+	g.Expect(e.c.Create(ctx, rev)).To(Succeed())
+
+	conflicts = 1
+	e.verifier.then = revokeAll
+	g.Expect(e.si.signedImagesOfRevocation(ctx, rev)).To(HaveLen(1))
+	_, _ = e.reconcile()
+	g.Expect(verifiedOf(e.get()).Status).To(Equal(metav1.ConditionTrue), "the patch conflicted")
+	e.mustReconcile()
+	g.Expect(verifiedOf(e.get()).Reason).To(Equal(sigwatchv1alpha1.SignatureRevokedReason), "the mark was kept for the next visit")
+
+	g.Expect(e.c.Delete(ctx, rev)).To(Succeed())
+	g.Expect(e.si.signedImagesOfRevocation(ctx, rev)).To(HaveLen(1))
+	e.verifier.then = nil
+	e.verifier.set(sigwatchv1alpha1.PolicyUnknown, sigwatchv1alpha1.RegistryUnavailableReason)
+	e.mustReconcile()
+	si := e.get()
+	g.Expect(verifiedOf(si).Status).To(Equal(metav1.ConditionUnknown))
+	g.Expect(si.Status.NextVerificationTime.Time).To(BeTemporally("<", before.Time), "retried soon, not at the old schedule")
+	g.Expect(si.Status.NextVerificationTime.Sub(e.clock.Now())).To(Equal(10 * time.Second))
 }

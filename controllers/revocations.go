@@ -97,6 +97,8 @@ func (r *SignedImageReconciler) signedImagesOfRevocation(ctx context.Context, o 
 	if !ok {
 		return nil
 	}
+	// First: a visit in flight that listed the revocations before this change judges again when it ends.
+	r.revocationEpoch.Add(1)
 	compiled, _ := revocation.Compile(x)
 	set := revocation.NewSet(compiled)
 	logger := log.FromContext(ctx).WithValues("signatureRevocation", klog.KObj(x))
@@ -105,17 +107,14 @@ func (r *SignedImageReconciler) signedImagesOfRevocation(ctx context.Context, o 
 		logger.Error(err, "listing ImageSignaturePolicies: every image that a policy covers is judged again")
 		attesting = nil
 	}
-	var all sigwatchv1alpha1.SignedImageList
-	if err := r.Client.List(ctx, &all, client.UnsafeDisableDeepCopy); err != nil {
+	all, err := r.ownedSignedImages(ctx)
+	if err != nil {
 		logger.Error(err, "listing SignedImages: those a revocation changed are judged again at their next verification")
 		return nil
 	}
 	var reqs []reconcile.Request
-	for i := range all.Items {
-		si := &all.Items[i]
-		if r.Owns != nil && !r.Owns(si.Namespace) {
-			continue
-		}
+	for i := range all {
+		si := &all[i]
 		if mayRevoke(si, x.Name, set, attesting) {
 			nn := types.NamespacedName{Namespace: si.Namespace, Name: si.Name}
 			r.markRejudge(nn)
@@ -125,9 +124,12 @@ func (r *SignedImageReconciler) signedImagesOfRevocation(ctx context.Context, o 
 	return reqs
 }
 
-// mayRevoke reports whether the revocation name (compiled as set) may change the verdict on si.
+// mayRevoke reports whether the revocation name (compiled as set) may change the verdict on si. One with
+// no verdict yet may: its status (in the cache, perhaps behind what was written) says nothing of its
+// signatures.
 func mayRevoke(si *sigwatchv1alpha1.SignedImage, name string, set *revocation.Set, attesting map[string]bool) bool {
-	if slices.Contains(revocationsOf(si), name) || len(si.Status.Signatures) >= maxListedSignatures || len(si.Status.Attestations) >= maxListedSignatures {
+	if slices.Contains(revocationsOf(si), name) || len(si.Status.Signatures) >= maxListedSignatures || len(si.Status.Attestations) >= maxListedSignatures ||
+		meta.FindStatusCondition(si.Status.Conditions, sigwatchv1alpha1.VerifiedCondition) == nil {
 		return true
 	}
 	for _, s := range append(slices.Clone(si.Status.Signatures), si.Status.Attestations...) {

@@ -132,10 +132,10 @@ func (r *SignatureRevocationReconciler) Reconcile(ctx context.Context, req ctrl.
 func revocationStatus(x *sigwatchv1alpha1.SignatureRevocation, compileErr error, affected []sigwatchv1alpha1.SignedImage) sigwatchv1alpha1.SignatureRevocationStatus {
 	st := *x.Status.DeepCopy()
 	c := metav1.Condition{Type: sigwatchv1alpha1.ReadyCondition, Status: metav1.ConditionTrue, Reason: sigwatchv1alpha1.RevocationAppliedReason,
-		ObservedGeneration: x.Generation, Message: fmt.Sprintf("%d %s applied: %s", len(x.Spec.Signatures), plural(len(x.Spec.Signatures), "entry", "entries"), x.Spec.Reason)}
+		ObservedGeneration: x.Generation, Message: truncate(fmt.Sprintf("%d %s applied: %s", len(x.Spec.Signatures), plural(len(x.Spec.Signatures), "entry", "entries"), x.Spec.Reason), 4096)}
 	if compileErr != nil {
 		c.Status, c.Reason = metav1.ConditionFalse, sigwatchv1alpha1.InvalidRevocationReason
-		c.Message = "some entries cannot be applied, the others are: " + strings.ReplaceAll(compileErr.Error(), "\n", "; ")
+		c.Message = truncate("some entries cannot be applied, the others are: "+strings.ReplaceAll(compileErr.Error(), "\n", "; "), 4096)
 	}
 	meta.SetStatusCondition(&st.Conditions, c)
 	st.ObservedGeneration = x.Generation

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -75,7 +76,13 @@ type SignedImageReconciler struct {
 	// rejudge are the SignedImages to judge again from the registry state last read (signedImagesOfRevocation).
 	rejudgeMu sync.Mutex
 	rejudge   map[types.NamespacedName]bool
+	// revocationEpoch counts the revocation changes seen: a visit that listed the revocations before the
+	// last change judges again.
+	revocationEpoch atomic.Uint64
 }
+
+// rejudgeSoon is how soon a visit that missed a revocation change comes back.
+const rejudgeSoon = 100 * time.Millisecond
 
 // SetupWithManager registers the controller and its watches.
 func (r *SignedImageReconciler) SetupWithManager(mgr ctrl.Manager) error {
@@ -128,8 +135,11 @@ type visit struct {
 	exemptUntil time.Time
 	// indexes are the image indexes the pods' specs pin (pinnedIndexes).
 	indexes []string
-	// revocations are the SignatureRevocations in force.
+	// revocations are the SignatureRevocations in force, listed when revocationEpoch was epoch; rejudged:
+	// the visit took a rejudge mark.
 	revocations *revocation.Set
+	epoch       uint64
+	rejudged    bool
 }
 
 // step is one stage of a visit; done ends the visit early.
@@ -152,6 +162,16 @@ func (r *SignedImageReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		retErr = errors.Join(retErr, err)
 		if retErr == nil && retry > 0 && (result.RequeueAfter == 0 || retry < result.RequeueAfter) {
 			result.RequeueAfter = retry
+		}
+		// A revocation that changed while the visit ran (after it listed them), or a judgment again
+		// whose status was not written, is judged again at once: a change is never left for the next
+		// verification.
+		missed := v.revocations != nil && r.revocationEpoch.Load() != v.epoch
+		if !v.deleted && (missed || (v.rejudged && (retErr != nil || retry > 0))) {
+			r.markRejudge(req.NamespacedName)
+			if retErr == nil && (result.RequeueAfter == 0 || result.RequeueAfter > rejudgeSoon) {
+				result.RequeueAfter = rejudgeSoon
+			}
 		}
 	}()
 	for _, s := range []step{r.gatherWorkloads, r.collectGarbage, r.matchPolicies, r.verifyWhenDue} {
@@ -273,6 +293,7 @@ func (r *SignedImageReconciler) matchPolicies(ctx context.Context, v *visit) (bo
 		}
 	}
 	v.exemptUntil = policy.NextExpiry(exemptions, si.Namespace, imageOf(si), covering, v.now)
+	v.epoch = r.revocationEpoch.Load()
 	if v.revocations, err = r.revocations(ctx); err != nil {
 		return false, err
 	}
@@ -306,6 +327,7 @@ func (r *SignedImageReconciler) verifyWhenDue(ctx context.Context, v *visit) (bo
 	// verification schedule stays as it was. The pinned indexes can change the verdict of an unsigned
 	// platform digest: a new one is looked at now.
 	rejudge := r.takeRejudge(types.NamespacedName{Namespace: si.Namespace, Name: si.Name})
+	v.rejudged = rejudge
 	due := verificationDue(si, v.matched, v.now) || !slices.Equal(v.indexes, si.Status.IndexDigests)
 	if !due && !rejudge {
 		return false, nil
@@ -317,6 +339,8 @@ func (r *SignedImageReconciler) verifyWhenDue(ctx context.Context, v *visit) (bo
 		// Every policy that covers the image is exempt or not ready: nothing to read from the registry.
 		res = &verification.Result{Image: req.Image, Time: v.now}
 	}
+	// A judgment again (Reuse) reads the pull secrets first: with them, the engine knows whether it needs
+	// the registry at all, and takes a host slot (or defers) only then.
 	if d, ok := r.Verifier.(deferrer); ok && res == nil && !req.Reuse {
 		// Asked first, so that a visit that would be deferred reads no pull secrets.
 		if why := d.Deferral(req); why != "" {
@@ -372,7 +396,8 @@ func (r *SignedImageReconciler) verifyWhenDue(ctx context.Context, v *visit) (bo
 		next = *res.ChangesAt // the newest signature grows older than maxSignatureAge then
 	}
 	si.Status.NextVerificationTime = &metav1.Time{Time: next}
-	if !due {
+	if !due && !anyTransient(si.Status.Policies) {
+		// A transient Unknown keeps the retry verificationDelay gave it.
 		keepSchedule(&si.Status, v.before.Status, out.status, res.ChangesAt)
 	}
 	log.FromContext(ctx).V(1).Info("verified", "image", req.Image.String(), "verified", out.status, "reason", out.reason, "cached", res.Cached, "next", wait)
@@ -522,24 +547,33 @@ func (r *SignedImageReconciler) signedImagesOfExemption(ctx context.Context, o c
 	}
 	e := policy.ExemptionOf(x)
 	e.Policies, e.Expires = nil, time.Time{}
-	var all sigwatchv1alpha1.SignedImageList
-	if err := r.Client.List(ctx, &all, client.UnsafeDisableDeepCopy); err != nil {
+	all, err := r.ownedSignedImages(ctx)
+	if err != nil {
 		log.FromContext(ctx).Error(err, "listing SignedImages: those an exemption changed are not re-judged for this change",
 			"imageSignatureExemption", klog.KObj(x))
 		return nil
 	}
 	var reqs []reconcile.Request
-	for i := range all.Items {
-		si := &all.Items[i]
-		if r.Owns != nil && !r.Owns(si.Namespace) {
-			continue
-		}
+	for i := range all {
+		si := &all[i]
 		exempted := slices.ContainsFunc(si.Status.Policies, func(p sigwatchv1alpha1.PolicyResult) bool { return p.Exemption == x.Name })
 		if exempted || e.Exempts(si.Namespace, imageOf(si), "", time.Time{}) {
 			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: si.Namespace, Name: si.Name}})
 		}
 	}
 	return reqs
+}
+
+// ownedSignedImages are the cached SignedImages of this replica's namespaces, not deep-copied: read only.
+func (r *SignedImageReconciler) ownedSignedImages(ctx context.Context) ([]sigwatchv1alpha1.SignedImage, error) {
+	var all sigwatchv1alpha1.SignedImageList
+	if err := r.Client.List(ctx, &all, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, err
+	}
+	if r.Owns == nil {
+		return all.Items, nil
+	}
+	return slices.DeleteFunc(all.Items, func(si sigwatchv1alpha1.SignedImage) bool { return !r.Owns(si.Namespace) }), nil
 }
 
 // verifiedLabelValue is the sigwatch.dev/verified label of a Verified condition ("" before the first

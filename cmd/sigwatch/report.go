@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -157,6 +158,10 @@ func readRevocation(path string) (*sigwatchv1alpha1.SignatureRevocation, error) 
 	data, err := readBounded(path, maxRevocationFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("--revocation: %w", err)
+	}
+	data = bytes.TrimPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte("---"))
+	if docs := bytes.Split(data, []byte("\n---")); len(docs) > 1 && len(bytes.TrimSpace(bytes.Join(docs[1:], nil))) > 0 {
+		return nil, fmt.Errorf("--revocation %s: one SignatureRevocation per file, this one holds several YAML documents", path)
 	}
 	var tm metav1.TypeMeta
 	if err := yaml.Unmarshal(data, &tm); err != nil {

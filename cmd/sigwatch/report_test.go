@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -22,6 +23,7 @@ func TestReportRefusesBadFlags(t *testing.T) {
 	empty := write("empty.yaml", "apiVersion: sigwatch.dev/v1alpha1\nkind: SignatureRevocation\nmetadata: {name: r}\nspec: {reason: r}\n")
 	typo := write("typo.yaml", "apiVersion: sigwatch.dev/v1alpha1\nkind: SignatureRevocation\nmetadata: {name: r}\nspec: {reason: r, signature: []}\n")
 	big := write("big.yaml", string(make([]byte, maxRevocationFileBytes+1)))
+	two := write("two.yaml", "---\napiVersion: sigwatch.dev/v1alpha1\nkind: SignatureRevocation\nmetadata: {name: a}\nspec: {reason: r, signatures: [{digests: [sha256:"+strings.Repeat("a", 64)+"]}]}\n---\napiVersion: sigwatch.dev/v1alpha1\nkind: SignatureRevocation\nmetadata: {name: b}\n")
 	for _, c := range []struct {
 		args []string
 		want string
@@ -35,6 +37,7 @@ func TestReportRefusesBadFlags(t *testing.T) {
 		{[]string{"--revocation", empty}, "spec.signatures is empty"},
 		{[]string{"--revocation", typo}, `unknown field "signature"`},
 		{[]string{"--revocation", big}, "larger than"},
+		{[]string{"--revocation", two}, "one SignatureRevocation per file"},
 		{[]string{"-o", "yaml"}, "-o must be text, json or markdown"},
 		{[]string{"extra"}, "no arguments expected"},
 	} {

@@ -281,7 +281,8 @@ func (f Filter) String() string {
 	return strings.Join(parts, " ")
 }
 
-// filter lists the images with a signature (accepted, or revoked or too old) that the filter matches:
+// filter lists the images with a signature or attestation (accepted, or revoked or too old) that the
+// filter matches:
 // its signer, its digest, its trusted signing time in the window. A signature without a trusted time is
 // listed with a note when a window is given, as a revocation's window would not apply to it.
 func filter(images []sigwatchv1alpha1.SignedImage, f Filter) ([]Image, error) {
@@ -294,7 +295,7 @@ func filter(images []sigwatchv1alpha1.SignedImage, f Filter) ([]Image, error) {
 	for i := range images {
 		si := &images[i]
 		img := imageOf(si)
-		for _, s := range si.Status.Signatures {
+		for _, s := range append(slices.Clone(si.Status.Signatures), si.Status.Attestations...) {
 			if !judged(s) {
 				continue
 			}

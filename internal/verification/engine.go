@@ -261,9 +261,9 @@ type judgedPolicy struct {
 // under their deadline; deferred says why it did not (see Options.MaxPerHost).
 func (e *Engine) judge(ctx context.Context, req Request) (judged []judgedPolicy, allCached bool, deferred string) {
 	hosts := hostsRead(req)
-	if req.Reuse {
-		// A judgment again from the last state read: the registry is read only when none is known (after a
-		// restart), so no host slot is taken, and a revocation is applied to every image at once.
+	if e.reusable(req) {
+		// A judgment again from the last state read, which is known: the registry is not read, so no host
+		// slot is taken, and a revocation is applied to every image at once.
 		hosts = nil
 	}
 	release, deferred := e.hosts.acquire(ctx, hosts)
@@ -304,6 +304,9 @@ func (e *Engine) judge(ctx context.Context, req Request) (judged []judgedPolicy,
 // caller asks it to skip preparing a request (reading pull secrets) that would be deferred; Verify
 // decides.
 func (e *Engine) Deferral(req Request) string {
+	if e.reusable(req) {
+		return ""
+	}
 	return e.hosts.wouldDefer(hostsRead(req))
 }
 
@@ -311,7 +314,7 @@ func mergeSignatures(res *Result, seen map[string]int, sigs []Signature) {
 	for _, s := range sigs {
 		k := s.ManifestDigest + "|" + s.Subject + "|" + s.KeyID + "|" + s.PredicateType + "|" + string(s.Format)
 		if i, ok := seen[k]; ok {
-			if (!res.Signatures[i].Verified() && s.Verified()) || (!res.Signatures[i].Satisfied && s.Satisfied && s.Verified() == res.Signatures[i].Verified()) {
+			if better := preferred(s, res.Signatures[i]); better {
 				res.Signatures[i] = s
 			}
 			continue
@@ -319,6 +322,26 @@ func mergeSignatures(res *Result, seen map[string]int, sigs []Signature) {
 		seen[k] = len(res.Signatures)
 		res.Signatures = append(res.Signatures, s)
 	}
+}
+
+// preferred reports whether s says more of a signature than the copy another policy gave: accepted
+// over not; accepted and then revoked or too old (its signer verified) over plainly rejected; an
+// attestation that satisfied a requirement over one that did not.
+func preferred(s, have Signature) bool {
+	rank := func(x Signature) int {
+		switch {
+		case x.Verified():
+			return 2
+		case x.Reason == sigwatchv1alpha1.SignatureRevokedReason || x.Reason == sigwatchv1alpha1.SignatureTooOldReason:
+			return 1
+		default:
+			return 0
+		}
+	}
+	if rank(s) != rank(have) {
+		return rank(s) > rank(have)
+	}
+	return s.Satisfied && !have.Satisfied
 }
 
 // verifyGroup judges the policies whose signatures live in one place.
@@ -401,7 +424,7 @@ func (e *Engine) verifyGroup(ctx context.Context, d session, where signatures.Wh
 func (e *Engine) state(ctx context.Context, d session, where signatures.Where, attestations, fresh, reuse bool) (*signatures.State, error) {
 	// What one set of credentials could read is never shown to another: a namespace without access
 	// must not learn, from the cache, that a private digest exists or who signed it.
-	key := fmt.Sprintf("%s|%s|%s|%t", d.credentials, where.Image, where.SignatureRepository, attestations)
+	key := stateKey(d.credentials, where, attestations)
 	if !fresh && e.opts.StateTTL > 0 {
 		if st, ok := e.states.get(key); ok {
 			return st, nil
@@ -416,8 +439,10 @@ func (e *Engine) state(ctx context.Context, d session, where signatures.Where, a
 		st, err := d.State(ctx, where, attestations)
 		if err != nil {
 			// A retry after a failed read must reach the registry, not be answered from what was seen
-			// before the failure (the status would flap between Unknown and the old verdict).
+			// before the failure (the status would flap between Unknown and the old verdict); nor may a
+			// judgment again from the last state (Reuse).
 			e.states.remove(key)
+			e.last.Remove(key)
 			return nil, err
 		}
 		if e.opts.StateTTL > 0 {
@@ -430,6 +455,30 @@ func (e *Engine) state(ctx context.Context, d session, where signatures.Where, a
 		return nil, err
 	}
 	return v.(*signatures.State), nil
+}
+
+// stateKey keys what exists for a digest, by the credentials that read it.
+func stateKey(credentials string, where signatures.Where, attestations bool) string {
+	return fmt.Sprintf("%s|%s|%s|%t", credentials, where.Image, where.SignatureRepository, attestations)
+}
+
+// reusable reports whether a Reuse request can be answered without the registry: the last state of each
+// place its policies' signatures live is known.
+func (e *Engine) reusable(req Request) bool {
+	if !req.Reuse || req.Credentials.Keychain != nil && req.Credentials.ID == "" {
+		return false // a keychain without an ID never shares, nor reuses, a state
+	}
+	creds := e.discoverer(req.Credentials).credentials
+	attestations := map[string]bool{}
+	for _, p := range req.Policies {
+		attestations[p.SignatureRepository] = attestations[p.SignatureRepository] || len(p.Attestations) > 0
+	}
+	for repo, att := range attestations {
+		if _, ok := e.last.Get(stateKey(creds, signatures.Where{Image: req.Image, SignatureRepository: repo}, att)); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // sharedFetch is one fetch's candidates while anyone uses them: the memory budget they hold is given

@@ -5,6 +5,7 @@
 package verification
 
 import (
+	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -14,7 +15,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
+	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/tlog"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 
@@ -154,8 +157,42 @@ func (vs *verifiers) judge(c *signatures.Candidate, digest string, p *policy.Pol
 	if logMissing {
 		return o.fail(sigwatchv1alpha1.TransparencyLogMissingReason, "signature by %s has no transparency log entry, and authority %s requires one", signerOf(res, a), a.Name)
 	}
+	if !a.Keyless() {
+		res.VerifiedTimestamps = append(res.VerifiedTimestamps, keyTimes(c.Bundle, tr, a.Key, tlog)...)
+	}
 	o.result = res
 	return o
+}
+
+// keyTimes are the certified times of a key signature that verified. sigstore-go verifies a key signature
+// without observer timestamps (a key is valid at any time), so it reports none: the times the bundle
+// carries are verified here, over this signature, for revocation windows and maxSignatureAge, and never
+// fail it. They are the signed entry timestamps of its log entries, when the authority's log entries were
+// verified (withLog), and the RFC 3161 timestamps of the trust root's timestamp authorities.
+func keyTimes(b *bundle.Bundle, tr *trust.Root, key crypto.PublicKey, withLog bool) []verify.TimestampVerificationResult {
+	if tr == nil || tr.Material == nil {
+		return nil
+	}
+	km, err := sigconf.KeyMaterial(key)
+	if err != nil {
+		return nil
+	}
+	material := root.TrustedMaterialCollection{tr.Material, km}
+	var out []verify.TimestampVerificationResult
+	if withLog {
+		// Only entries with an inclusion promise give a time: an inclusion proof does not sign it.
+		if stamps, err := verify.VerifyTlogEntry(b, material, 1, true); err == nil {
+			for _, ts := range stamps {
+				out = append(out, verify.TimestampVerificationResult{Type: "Tlog", URI: ts.URI, Timestamp: ts.Time})
+			}
+		}
+	}
+	if stamps, _, err := verify.VerifySignedTimestamp(b, material); err == nil {
+		for _, ts := range stamps {
+			out = append(out, verify.TimestampVerificationResult{Type: "TimestampAuthority", URI: ts.URI, Timestamp: ts.Time})
+		}
+	}
+	return out
 }
 
 func verifyPolicy(c *signatures.Candidate, digest string, a *policy.Authority) verify.PolicyBuilder {

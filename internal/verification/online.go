@@ -242,8 +242,30 @@ func (e *Engine) online(ctx context.Context, p *policy.Policy, v policyVerdict) 
 	}
 	if requires {
 		v.result = require(p, v.result, v.signatures)
+		v.result.until = requiredUntil(p, v.result, v.signatures)
 	}
 	return v
+}
+
+// requiredUntil is when a result that online: Require left verified stops holding: when the last of the
+// signatures that count under it (of an authority that does not require the live check, or proven in
+// the log) grows too old, or its attestations do.
+func requiredUntil(p *policy.Policy, res PolicyResult, sigs []Signature) time.Time {
+	if res.Result != sigwatchv1alpha1.PolicyVerified {
+		return time.Time{}
+	}
+	var x expiry
+	for _, s := range sigs {
+		if !s.Verified() || s.PredicateType != "" {
+			continue
+		}
+		a := authorityOf(p, s.Authority)
+		if a.Online != sigwatchv1alpha1.OnlineLogRequire || (s.Inclusion != nil && s.Inclusion.Result == sigwatchv1alpha1.LogInclusionInLog) {
+			x.alternative(expiryOf(a, s))
+		}
+	}
+	x.requirement(expiry{t: res.attestationsUntil, set: true})
+	return x.t
 }
 
 func inclusionResult(s logmonitor.Status) sigwatchv1alpha1.LogInclusionResult {

@@ -54,14 +54,12 @@ func (e *Engine) judgePolicy(ctx context.Context, where signatures.Where, p *pol
 		r := couldNotRead(p.Name, unreadable)
 		pv.unreadable = &r
 	}
+	// Every requirement is judged, even past the deadline (each is then undecided, never met).
 	for _, a := range p.Attestations {
 		av, attSigs := e.judgeAttestation(ctx, digest, p, a, tr, candidates, len(pv.signatures))
 		pv.signatures = append(pv.signatures, attSigs...)
 		pv.attestations = append(pv.attestations, av)
-		if av.undecided {
-			pv.undecided = true
-			break
-		}
+		pv.undecided = pv.undecided || av.undecided
 	}
 	pv.result, _ = settle(p, pv, nil)
 	return pv
@@ -137,24 +135,29 @@ func settle(p *policy.Policy, pv policyVerdict, check checkFunc) (PolicyResult, 
 		}
 		until.alternative(u)
 	}
+	if pv.unreadable != nil {
+		u := *pv.unreadable
+		u.TrustedRoot = pv.result.TrustedRoot
+		pv.unreadable = &u // a copy: the cached one is shared
+	}
 	if first < 0 {
 		if pv.unreadable != nil {
 			return *pv.unreadable, sigs
 		}
 		r := failed(p.Name, firstRej.reason, "%s", noneCounts(accepted, "signature", firstRej))
-		r.Revocation = firstRej.revocation
+		r.Revocation, r.TrustedRoot = firstRej.revocation, pv.result.TrustedRoot
 		return r, sigs
 	}
-	res := PolicyResult{Policy: p.Name, Result: sigwatchv1alpha1.PolicyVerified, Reason: sigwatchv1alpha1.VerifiedReason,
+	res := PolicyResult{Policy: p.Name, Result: sigwatchv1alpha1.PolicyVerified, Reason: sigwatchv1alpha1.VerifiedReason, TrustedRoot: pv.result.TrustedRoot,
 		Authority: sigs[first].Authority, Message: fmt.Sprintf("signed by %s, trusted by authority %s", Signer(sigs[first].Subject, sigs[first].KeyID), sigs[first].Authority)}
-	overall := until
+	overall, attestations := until, expiry{set: true}
 	for _, av := range pv.attestations {
 		if av.failure != nil {
 			if pv.unreadable != nil {
 				return *pv.unreadable, sigs
 			}
 			r := *av.failure
-			r.Policy = p.Name
+			r.Policy, r.TrustedRoot = p.Name, pv.result.TrustedRoot
 			return r, sigs
 		}
 		var attUntil expiry
@@ -168,11 +171,19 @@ func settle(p *policy.Policy, pv policyVerdict, check checkFunc) (PolicyResult, 
 			if pv.unreadable != nil {
 				return *pv.unreadable, sigs
 			}
+			if av.undecided {
+				// Cut off by the deadline: a candidate not evaluated might have satisfied it.
+				r := unknown(p.Name, sigwatchv1alpha1.VerificationErrorReason, "attestation %s: %s, and the other candidates could not be evaluated in time",
+					av.name, noneCounts(len(av.satisfied), "attestation", firstRej))
+				r.TrustedRoot = pv.result.TrustedRoot
+				return r, sigs
+			}
 			r := failed(p.Name, firstRej.reason, "attestation %s: %s", av.name, noneCounts(len(av.satisfied), "attestation", firstRej))
-			r.Revocation = firstRej.revocation
+			r.Revocation, r.TrustedRoot = firstRej.revocation, pv.result.TrustedRoot
 			return r, sigs
 		}
 		overall.requirement(attUntil)
+		attestations.requirement(attUntil)
 	}
 	if len(rejected) > 0 {
 		notes = append(slices.Clone(rejected[:min(len(rejected), 3)]), notes...)
@@ -181,8 +192,16 @@ func settle(p *policy.Policy, pv policyVerdict, check checkFunc) (PolicyResult, 
 		res.Message += "; " + strings.Join(notes[:min(len(notes), 4)], "; ")
 		res.notes = notes
 	}
-	res.until = overall.t
+	res.until, res.attestationsUntil = overall.t, attestations.t
 	return res, sigs
+}
+
+// expiryOf is when an accepted signature of authority a stops counting (zero: never).
+func expiryOf(a *policy.Authority, s Signature) time.Time {
+	if a.MaxSignatureAge <= 0 || s.SigningTime == nil {
+		return time.Time{}
+	}
+	return s.SigningTime.Add(a.MaxSignatureAge)
 }
 
 func noneCounts(n int, what string, rej *rejection) string {

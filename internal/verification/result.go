@@ -87,8 +87,8 @@ type PolicyResult struct {
 	// revocations that could not apply; the image's verdict repeats them.
 	notes []string
 	// until is when a verified result stops holding because its signatures grow older than their
-	// authorities' maxSignatureAge (zero: never).
-	until time.Time
+	// authorities' maxSignatureAge (zero: never); attestationsUntil is when its required attestations do.
+	until, attestationsUntil time.Time
 }
 
 // Result is the verdict on one image digest.

@@ -35,7 +35,7 @@ func (e *Engine) check(p *policy.Policy, req Request, now time.Time) checkFunc {
 				"signature by %s has no trusted signing time (no transparency log entry or timestamp), and authority %s counts a signature "+
 					"only for %s after it (maxSignatureAge)", who, a.Name, Duration(a.MaxSignatureAge))}, note, time.Time{}
 		}
-		end := s.SigningTime.Add(a.MaxSignatureAge)
+		end := expiryOf(a, s)
 		if !now.Before(end) {
 			return &rejection{reason: sigwatchv1alpha1.SignatureTooOldReason, message: fmt.Sprintf(
 				"signature by %s was made at %s (%s), more than %s ago, authority %s's maxSignatureAge: sign the image again",
