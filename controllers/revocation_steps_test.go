@@ -3,12 +3,15 @@ package controllers
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -16,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	sigwatchv1alpha1 "github.com/sigwatch/sigwatch/api/v1alpha1"
+	"github.com/sigwatch/sigwatch/internal/revocation"
 	"github.com/sigwatch/sigwatch/internal/verification"
 )
 
@@ -174,4 +178,40 @@ func TestStepARejudgeThatCannotVerifyIsRetriedSoon(t *testing.T) {
 	g.Expect(verifiedOf(si).Status).To(Equal(metav1.ConditionUnknown))
 	g.Expect(si.Status.NextVerificationTime.Time).To(BeTemporally("<", before.Time), "retried soon, not at the old schedule")
 	g.Expect(si.Status.NextVerificationTime.Sub(e.clock.Now())).To(Equal(10 * time.Second))
+}
+
+// TestRevocationStatus: Ready says whether every entry compiled (the message names the one that did not),
+// the affected images are counted whole and listed sorted, at most maxListedRevokedImages, deleted ones
+// left out.
+func TestRevocationStatus(t *testing.T) {
+	g := NewWithT(t)
+	x := digestRevocation("r", dig)
+	x.Generation = 3
+	var affected []sigwatchv1alpha1.SignedImage
+	for i := range maxListedRevokedImages + 5 {
+		affected = append(affected, sigwatchv1alpha1.SignedImage{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: fmt.Sprintf("si-%03d", maxListedRevokedImages+5-i)},
+			Spec: sigwatchv1alpha1.SignedImageSpec{Image: stepRepo, Digest: dig}})
+	}
+	gone := metav1.Now()
+	affected[0].DeletionTimestamp = &gone
+	st := revocationStatus(x, nil, affected)
+	g.Expect(st.ObservedGeneration).To(BeEquivalentTo(3))
+	g.Expect(*st.AffectedImages).To(BeEquivalentTo(maxListedRevokedImages + 4))
+	g.Expect(st.Images).To(HaveLen(maxListedRevokedImages))
+	g.Expect(st.Images[0].Name).To(Equal("si-001"))
+	ready := meta.FindStatusCondition(st.Conditions, sigwatchv1alpha1.ReadyCondition)
+	g.Expect(ready.Status).To(Equal(metav1.ConditionTrue))
+	g.Expect(ready.Message).To(Equal("1 entry applied: INC-4711"))
+
+	x.Spec.Signatures = append(x.Spec.Signatures, sigwatchv1alpha1.RevokedSignatures{Keyless: &sigwatchv1alpha1.Identity{
+		Issuer: "https://x", SubjectRegExp: "(" + strings.Repeat("a", 1000)}})
+	_, err := revocation.Compile(x)
+	st = revocationStatus(x, err, nil)
+	ready = meta.FindStatusCondition(st.Conditions, sigwatchv1alpha1.ReadyCondition)
+	g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
+	g.Expect(ready.Reason).To(Equal(sigwatchv1alpha1.InvalidRevocationReason))
+	g.Expect(ready.Message).To(ContainSubstring("spec.signatures[1].keyless.subjectRegExp"))
+	g.Expect(len(ready.Message)).To(BeNumerically("<=", 4096))
+	g.Expect(*st.AffectedImages).To(BeZero())
+	g.Expect(st.Images).To(BeNil())
 }

@@ -161,7 +161,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, c Config) (*registry.Client, e
 		if err := (&ImageSignatureExemptionReconciler{Client: mgr.GetClient(), Metrics: m, Clock: c.Clock}).SetupWithManager(mgr); err != nil {
 			return nil, fmt.Errorf("setting up the ImageSignatureExemption controller: %w", err)
 		}
-		if err := (&SignatureRevocationReconciler{Client: mgr.GetClient(), Metrics: m}).SetupWithManager(mgr); err != nil {
+		if err := (&SignatureRevocationReconciler{Client: mgr.GetClient(), Metrics: m, Clock: c.Clock}).SetupWithManager(mgr); err != nil {
 			return nil, fmt.Errorf("setting up the SignatureRevocation controller: %w", err)
 		}
 	}

@@ -5,14 +5,18 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -37,6 +41,33 @@ type SignatureRevocationReconciler struct {
 	Client   client.Client
 	Recorder events.EventRecorder
 	Metrics  *Metrics
+	Clock    clock.PassiveClock
+	// CountsInterval is how long a status write that changes only the affected images waits after the
+	// last one (default 2s): a revocation applied to thousands of images is written every 2 s, not once
+	// per image.
+	CountsInterval time.Duration
+
+	writtenMu sync.Mutex
+	written   map[string]time.Time
+}
+
+func (r *SignatureRevocationReconciler) lastWrite(name string) time.Time {
+	r.writtenMu.Lock()
+	defer r.writtenMu.Unlock()
+	return r.written[name]
+}
+
+func (r *SignatureRevocationReconciler) wrote(name string, at time.Time) {
+	r.writtenMu.Lock()
+	defer r.writtenMu.Unlock()
+	if r.written == nil {
+		r.written = map[string]time.Time{}
+	}
+	if at.IsZero() {
+		delete(r.written, name)
+		return
+	}
+	r.written[name] = at
 }
 
 // +kubebuilder:rbac:groups=sigwatch.dev,resources=signaturerevocations/status,verbs=get;update;patch
@@ -47,6 +78,7 @@ func (r *SignatureRevocationReconciler) SetupWithManager(mgr ctrl.Manager) error
 	if r.Recorder == nil {
 		r.Recorder = mgr.GetEventRecorder("sigwatch")
 	}
+	r.defaults()
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&sigwatchv1alpha1.SignatureRevocation{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&sigwatchv1alpha1.SignedImage{}, revocationsOfSignedImage()).
@@ -93,11 +125,23 @@ func asSignedImage(o client.Object) *sigwatchv1alpha1.SignedImage {
 	return &sigwatchv1alpha1.SignedImage{}
 }
 
+func (r *SignatureRevocationReconciler) defaults() {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	if r.CountsInterval <= 0 {
+		r.CountsInterval = 2 * time.Second
+	}
+}
+
 // Reconcile writes the revocation's status, and announces a new generation with a Normal Event (a
 // Warning when an entry does not compile).
 func (r *SignatureRevocationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	x := &sigwatchv1alpha1.SignatureRevocation{}
 	if err := r.Client.Get(ctx, req.NamespacedName, x); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.wrote(req.Name, time.Time{})
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !x.DeletionTimestamp.IsZero() {
@@ -113,10 +157,17 @@ func (r *SignatureRevocationReconciler) Reconcile(ctx context.Context, req ctrl.
 	if equality.Semantic.DeepEqual(before.Status, x.Status) {
 		return ctrl.Result{}, nil
 	}
+	now := r.Clock.Now()
+	countsOnly := equality.Semantic.DeepEqual(before.Status.Conditions, x.Status.Conditions) &&
+		before.Status.ObservedGeneration == x.Status.ObservedGeneration
+	if wait := countsWriteDelay(r.lastWrite(x.Name), now, r.CountsInterval); countsOnly && wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
 	if err := r.Client.Status().Patch(ctx, x, client.MergeFrom(before)); err != nil {
 		retry, err := statusPatchFailed(ctx, r.Recorder, r.Metrics, "SignatureRevocation", x, err)
 		return ctrl.Result{RequeueAfter: retry}, err
 	}
+	r.wrote(x.Name, now)
 	if before.Status.ObservedGeneration != x.Generation {
 		ready := meta.FindStatusCondition(x.Status.Conditions, sigwatchv1alpha1.ReadyCondition)
 		eventType := corev1.EventTypeNormal

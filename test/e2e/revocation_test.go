@@ -155,8 +155,12 @@ func TestWindowedRevocationOnRealKeylessSignatures(t *testing.T) {
 	var matchedNames []string
 	for _, m := range matched {
 		matchedNames = append(matchedNames, m.Name)
+		if m.Name == siName(g, ns, attested) {
+			g.Expect(m.Signatures).To(ConsistOf(HaveField("PredicateType", "https://cosign.sigstore.dev/attestation/vuln/v1")),
+				"scanned's image signature was made by the nightly workflow, its attestation by the release workflow")
+		}
 	}
-	g.Expect(matchedNames).To(ConsistOf(siName(g, ns, compromised), siName(g, ns, resigned)), "image signatures: scanned's was made by the nightly workflow")
+	g.Expect(matchedNames).To(ConsistOf(siName(g, ns, compromised), siName(g, ns, resigned), siName(g, ns, attested)))
 
 	g.Expect(c.Create(ctx, rev)).To(Succeed())
 	t.Cleanup(func() { _ = c.Delete(ctx, rev) })

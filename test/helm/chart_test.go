@@ -38,7 +38,7 @@ func TestDefaultsAreAccepted(t *testing.T) {
 	g := NewWithT(t)
 	objs := objects(helmTemplate(t, "sigwatch", "helm-defaults"))
 	g.Expect(objs.kinds()).To(Equal(map[string]int{
-		"CustomResourceDefinition": 4,
+		"CustomResourceDefinition": 5,
 		"ServiceAccount":           1,
 		// manager, secret reader (secretAccess.mode cluster), metrics auth, metrics reader, and the two
 		// roles for people
@@ -107,7 +107,7 @@ func TestEverythingOnIsAccepted(t *testing.T) {
 	readValues(t, everythingOn, &want)
 	objs := objects(helmTemplate(t, "sigwatch", "helm-everything", "--values", everythingOn))
 	g.Expect(objs.kinds()).To(Equal(map[string]int{
-		"CustomResourceDefinition": 4,
+		"CustomResourceDefinition": 5,
 		"ServiceAccount":           1,
 		// metrics.secure=false: no metrics auth and reader roles; secretAccess.mode namespaces: no secret
 		// reader ClusterRole, a secret reader Role in each of its two namespaces
