@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -147,8 +148,14 @@ func (r *SignatureRevocationReconciler) Reconcile(ctx context.Context, req ctrl.
 	if !x.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
+	now := r.Clock.Now()
+	if wait := countsWriteDelay(r.lastWrite(x.Name), now, r.CountsInterval); wait > 0 && x.Status.ObservedGeneration == x.Generation {
+		// Written less than CountsInterval ago, for this generation: the counts are looked at again then,
+		// not on every change of one of thousands of images.
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
 	var affected sigwatchv1alpha1.SignedImageList
-	if err := r.Client.List(ctx, &affected, client.MatchingFields{indexSignedImageRevocations: x.Name}); err != nil {
+	if err := r.Client.List(ctx, &affected, client.MatchingFields{indexSignedImageRevocations: x.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, fmt.Errorf("listing the SignedImages of SignatureRevocation %s: %w", x.Name, err)
 	}
 	before := x.DeepCopy()
@@ -156,12 +163,6 @@ func (r *SignatureRevocationReconciler) Reconcile(ctx context.Context, req ctrl.
 	x.Status = revocationStatus(x, compileErr, affected.Items)
 	if equality.Semantic.DeepEqual(before.Status, x.Status) {
 		return ctrl.Result{}, nil
-	}
-	now := r.Clock.Now()
-	countsOnly := equality.Semantic.DeepEqual(before.Status.Conditions, x.Status.Conditions) &&
-		before.Status.ObservedGeneration == x.Status.ObservedGeneration
-	if wait := countsWriteDelay(r.lastWrite(x.Name), now, r.CountsInterval); countsOnly && wait > 0 {
-		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	if err := r.Client.Status().Patch(ctx, x, client.MergeFrom(before)); err != nil {
 		retry, err := statusPatchFailed(ctx, r.Recorder, r.Metrics, "SignatureRevocation", x, err)
@@ -197,7 +198,7 @@ func revocationStatus(x *sigwatchv1alpha1.SignatureRevocation, compileErr error,
 		}
 	}
 	slices.SortFunc(images, func(a, b sigwatchv1alpha1.RevokedImage) int {
-		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
 	})
 	n := int32(len(images))
 	st.AffectedImages = &n

@@ -218,6 +218,9 @@ type Creation struct {
 type Phase struct {
 	// Seconds is how long it took to settle.
 	Seconds float64
+	// StatusesSeconds is, in the revocation phases, how long until every SignedImage's status had the
+	// phase's verdict (the policy's counts, written every 2 s, follow).
+	StatusesSeconds float64
 	// AfterTriggerSeconds is, in the forced phase, how long it took to settle after the last
 	// annotation was written (the annotations themselves take the API server a while).
 	AfterTriggerSeconds float64
@@ -288,6 +291,9 @@ type bench struct {
 	memoryRead  bool
 	// wrong are the SignedImages seen with the opposite verdict.
 	wrong map[string]bool
+	// statusesAt is when settle first saw every verdict right, before the policy's counts (reset per
+	// phase).
+	statusesAt time.Time
 	// revocation is the phase of the signing key's revocation: revoking (every signed image is to turn
 	// SignatureRevoked) or restoring (a SignatureRevoked one is not yet restored, not wrong); "" otherwise.
 	revocation string
@@ -738,8 +744,10 @@ func (b *bench) forced(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	b.statusesAt = time.Time{}
 	t, err := b.settle(ctx, "forced", start, token)
 	p := &b.rep.Forced
+	p.StatusesSeconds = b.statusesAt.Sub(start).Seconds()
 	p.Seconds = time.Since(start).Seconds()
 	p.AfterTriggerSeconds = time.Since(annotated).Seconds()
 	p.HarnessWrites = int(patched.Load())
@@ -749,7 +757,7 @@ func (b *bench) forced(ctx context.Context) error {
 	if err := b.measure(ctx, p, before, regBefore, p.HarnessWrites); err != nil {
 		return err
 	}
-	b.line("forced", "token", token, "seconds", p.Seconds, "annotate_seconds", annotateSecs,
+	b.line("forced", "token", token, "seconds", p.Seconds, "statuses_seconds", p.StatusesSeconds, "annotate_seconds", annotateSecs,
 		"settled_after_last_annotation_s", p.AfterTriggerSeconds, "annotated", p.HarnessWrites,
 		"signedimages", t.found, "verified", t.verified, "failed", t.failed, "policy", t.policy,
 		"manager_writes", p.ManagerWrites, "status_patches", p.APIWrites.Count("PATCH", "signedimages", "status")+p.LateWrites.Count("PATCH", "signedimages", "status"),
@@ -786,13 +794,14 @@ func (b *bench) revoke(ctx context.Context) error {
 			return err
 		}
 		regBefore := b.reg.Counts()
-		b.revocation = phase.mode
+		b.revocation, b.statusesAt = phase.mode, time.Time{}
 		start := time.Now()
 		if err := phase.act(); err != nil {
 			return fmt.Errorf("%s phase: %w", phase.name, err)
 		}
 		t, err := b.settle(ctx, phase.name, start, "")
 		phase.p.Seconds = time.Since(start).Seconds()
+		phase.p.StatusesSeconds = b.statusesAt.Sub(start).Seconds()
 		if err != nil {
 			return err
 		}
@@ -800,7 +809,7 @@ func (b *bench) revoke(ctx context.Context) error {
 			return err
 		}
 		p := phase.p
-		b.line(phase.name, "seconds", p.Seconds, "signedimages", t.found, "verified", t.verified, "failed", t.failed, "policy", t.policy,
+		b.line(phase.name, "seconds", p.Seconds, "statuses_seconds", p.StatusesSeconds, "signedimages", t.found, "verified", t.verified, "failed", t.failed, "policy", t.policy,
 			"manager_writes", p.ManagerWrites, "status_patches", p.APIWrites.Count("PATCH", "signedimages", "status")+p.LateWrites.Count("PATCH", "signedimages", "status"),
 			"registry_requests", total(p.Registry))
 		b.phaseDetails(phase.name, p)
@@ -922,8 +931,12 @@ type tally struct {
 	reasons                                                                       map[string]int
 }
 
-func (t tally) settled() bool {
-	return t.missing == 0 && t.pending == 0 && t.wrong == 0 && t.unexpected == 0 && t.reverifyPending == 0 && t.policyOK
+func (t tally) settled() bool { return t.verdictsSettled() && t.policyOK }
+
+// verdictsSettled: every SignedImage has its verdict (and handled the token), whatever the policy's
+// counts say yet.
+func (t tally) verdictsSettled() bool {
+	return t.missing == 0 && t.pending == 0 && t.wrong == 0 && t.unexpected == 0 && t.reverifyPending == 0
 }
 
 func (t tally) String() string {
@@ -942,6 +955,9 @@ func (b *bench) settle(ctx context.Context, phase string, start time.Time, token
 		pollStart := time.Now()
 		var err error
 		t, err = b.poll(ctx, token)
+		if err == nil && b.statusesAt.IsZero() && t.verdictsSettled() {
+			b.statusesAt = time.Now()
+		}
 		if err == nil && t.settled() {
 			return t, nil
 		}

@@ -59,12 +59,12 @@ func main() {
 	if rep != nil {
 		fmt.Printf("summary digests=%d unsigned=%d pods=%d namespaces=%d signedimages=%d creation_writes_per_s=%.1f "+
 			"cold_s=%.2f cold_manager_writes=%d forced_s=%.2f forced_after_annotations_s=%.2f forced_status_patches=%d forced_registry_gets=%d "+
-			"revoked_s=%.2f revoked_registry_requests=%d restored_s=%.2f "+
+			"revoked_s=%.2f revoked_statuses_s=%.2f revoked_registry_requests=%d restored_s=%.2f "+
 			"peak_rss_mib=%.1f write_rate_ratio=%.4f signedimage_write_ratio=%.4f wrong_verdicts=%d manager_log=%s result=%s\n",
 			rep.Digests, rep.Unsigned, rep.Pods, rep.Namespaces, rep.SignedImages, rep.Creation.WritesPerSecond,
 			rep.Cold.Seconds, rep.Cold.ManagerWrites, rep.Forced.Seconds, rep.Forced.AfterTriggerSeconds,
 			rep.Forced.APIWrites.Count("PATCH", "signedimages", "status")+rep.Forced.LateWrites.Count("PATCH", "signedimages", "status"),
-			rep.Forced.RegistryGets(), rep.Revoked.Seconds, rep.Revoked.RegistryRequests(), rep.Restored.Seconds, float64(rep.PeakRSSBytes)/(1<<20), rep.WriteRateRatio, rep.SignedImageWriteRatio, rep.WrongVerdicts,
+			rep.Forced.RegistryGets(), rep.Revoked.Seconds, rep.Revoked.StatusesSeconds, rep.Revoked.RegistryRequests(), rep.Restored.Seconds, float64(rep.PeakRSSBytes)/(1<<20), rep.WriteRateRatio, rep.SignedImageWriteRatio, rep.WrongVerdicts,
 			rep.ManagerLog, result(err))
 	}
 	if err != nil {
