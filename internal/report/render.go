@@ -84,7 +84,11 @@ func (r *Report) sections() []section {
 	for _, f := range r.Failing {
 		failing.add(f.Namespace, f.Name, short(f), f.Reason, strings.Join(f.Workloads, ","), f.Why)
 	}
-	out = append(out, section{title: fmt.Sprintf("Failing images (%d)", len(r.Failing)), table: failing})
+	title := fmt.Sprintf("Failing images (%d)", len(r.Failing))
+	if len(r.Failing) < r.Totals.Failed {
+		title = fmt.Sprintf("Failing images (the first %d of %d: --max-failing)", len(r.Failing), r.Totals.Failed)
+	}
+	out = append(out, section{title: title, table: failing})
 	if r.Filter != "" {
 		out = append(out, section{title: fmt.Sprintf("Images signed as %s (%d)", r.Filter, len(r.Matches)), table: signaturesTable(r.Matches, false)})
 	}

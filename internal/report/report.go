@@ -196,8 +196,17 @@ func Build(images []sigwatchv1alpha1.SignedImage, opts Options) (*Report, error)
 	slices.SortFunc(images, func(a, b sigwatchv1alpha1.SignedImage) int {
 		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
 	})
+	// What runs: a SignedImage that no pod has run for a while (unusedSince, waiting for garbage
+	// collection) is left out of the counts, signers, failing images and filters, as the metrics leave it
+	// out. A revocation would still judge it, and the prediction says so.
+	inUse := make([]sigwatchv1alpha1.SignedImage, 0, len(images))
 	for i := range images {
-		si := &images[i]
+		if images[i].Status.UnusedSince == nil {
+			inUse = append(inUse, images[i])
+		}
+	}
+	for i := range inUse {
+		si := &inUse[i]
 		status, reason := verdictOf(si)
 		exempt := reason == sigwatchv1alpha1.ExemptReason
 		r.Totals.add(status, exempt)
@@ -249,7 +258,7 @@ func Build(images []sigwatchv1alpha1.SignedImage, opts Options) (*Report, error)
 		return cmp.Or(b.Images-a.Images, strings.Compare(a.Name(), b.Name()), strings.Compare(a.Issuer, b.Issuer))
 	})
 	if !opts.Filter.Empty() {
-		matches, err := filter(images, opts.Filter)
+		matches, err := filter(inUse, opts.Filter)
 		if err != nil {
 			return nil, err
 		}

@@ -59,7 +59,14 @@ func fleet() []sigwatchv1alpha1.SignedImage {
 		si("batch", "old", 'd', metav1.ConditionTrue, sigwatchv1alpha1.VerifiedReason, keyless(release, t0.Add(-24*time.Hour))),
 		si("batch", "legacy", 'e', metav1.ConditionTrue, sigwatchv1alpha1.VerifiedReason, key),
 		si("batch", "flaky", 'f', metav1.ConditionUnknown, sigwatchv1alpha1.RegistryUnavailableReason),
+		unused(si("batch", "gone", 'g', metav1.ConditionFalse, sigwatchv1alpha1.SignatureMissingReason)),
 	}
+}
+
+// unused is a SignedImage that no pod runs any more, waiting for garbage collection: not counted.
+func unused(s sigwatchv1alpha1.SignedImage) sigwatchv1alpha1.SignedImage {
+	s.Status.UnusedSince = &metav1.Time{Time: t0}
+	return s
 }
 
 func TestCounts(t *testing.T) {
