@@ -79,7 +79,14 @@ type SignedImageReconciler struct {
 	// revocationEpoch counts the revocation changes seen: a visit that listed the revocations before the
 	// last change judges again.
 	revocationEpoch atomic.Uint64
+	// written are the SignedImages whose status was written in the last recentWrite: the cache may not
+	// show that status yet, so a revocation change judges them again whatever it shows.
+	writtenMu sync.Mutex
+	written   map[types.NamespacedName]time.Time
 }
+
+// recentWrite is how long after a status write the cache may still show the status before it.
+const recentWrite = 10 * time.Second
 
 // rejudgeSoon is how soon a visit that missed a revocation change comes back.
 const rejudgeSoon = 100 * time.Millisecond
@@ -140,6 +147,8 @@ type visit struct {
 	revocations *revocation.Set
 	epoch       uint64
 	rejudged    bool
+	// judged: the visit judged the image (with revocations).
+	judged bool
 }
 
 // step is one stage of a visit; done ends the visit early.
@@ -166,7 +175,7 @@ func (r *SignedImageReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		// A revocation that changed while the visit ran (after it listed them), or a judgment again
 		// whose status was not written, is judged again at once: a change is never left for the next
 		// verification.
-		missed := v.revocations != nil && r.revocationEpoch.Load() != v.epoch
+		missed := v.judged && r.revocationEpoch.Load() != v.epoch
 		if !v.deleted && (missed || (v.rejudged && (retErr != nil || retry > 0))) {
 			r.markRejudge(req.NamespacedName)
 			if retErr == nil && (result.RequeueAfter == 0 || result.RequeueAfter > rejudgeSoon) {
@@ -205,6 +214,7 @@ func (r *SignedImageReconciler) writeStatus(ctx context.Context, v *visit) (retr
 	if err := r.Client.Status().Patch(ctx, v.si, client.MergeFromWithOptions(v.before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return statusPatchFailed(ctx, r.Recorder, r.Metrics, "SignedImage", v.si, err)
 	}
+	r.noteWrite(types.NamespacedName{Namespace: v.si.Namespace, Name: v.si.Name}, r.Clock.Now())
 	r.emitEvents(ctx, v.si, v.before.Status.Conditions, v.pods)
 	r.emitLogEvents(v.si, v.before.Status.Conditions)
 	return 0, r.writeVerifiedLabel(ctx, v.si)
@@ -332,6 +342,7 @@ func (r *SignedImageReconciler) verifyWhenDue(ctx context.Context, v *visit) (bo
 	if !due && !rejudge {
 		return false, nil
 	}
+	v.judged = true
 	req := verification.Request{Image: imageOf(si), Policies: v.ready, Indexes: v.indexes,
 		Fresh: reverifyToken(si) != si.Status.LastHandledReverify, Revocations: v.revocations, Reuse: !due}
 	var res *verification.Result

@@ -159,8 +159,7 @@ func readRevocation(path string) (*sigwatchv1alpha1.SignatureRevocation, error) 
 	if err != nil {
 		return nil, fmt.Errorf("--revocation: %w", err)
 	}
-	data = bytes.TrimPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte("---"))
-	if docs := bytes.Split(data, []byte("\n---")); len(docs) > 1 && len(bytes.TrimSpace(bytes.Join(docs[1:], nil))) > 0 {
+	if yamlDocuments(data) > 1 {
 		return nil, fmt.Errorf("--revocation %s: one SignatureRevocation per file, this one holds several YAML documents", path)
 	}
 	var tm metav1.TypeMeta
@@ -181,6 +180,27 @@ func readRevocation(path string) (*sigwatchv1alpha1.SignatureRevocation, error) 
 		x.Name = "(unnamed)"
 	}
 	return x, nil
+}
+
+// yamlDocuments counts the documents of a YAML stream that hold more than comments and blank lines.
+func yamlDocuments(data []byte) int {
+	n, content := 0, false
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		t := bytes.TrimSpace(line)
+		switch {
+		case bytes.HasPrefix(line, []byte("---")):
+			if content {
+				n++
+			}
+			content = false
+		case len(t) > 0 && t[0] != '#':
+			content = true
+		}
+	}
+	if content {
+		n++
+	}
+	return n
 }
 
 func readBounded(path string, limit int64) ([]byte, error) {

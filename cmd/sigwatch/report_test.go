@@ -49,3 +49,22 @@ func TestReportRefusesBadFlags(t *testing.T) {
 		})
 	}
 }
+
+func TestYAMLDocuments(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int
+	}{
+		{"kind: A\n", 1},
+		{"---\nkind: A\n", 1},
+		{"# INC-4711\n---\nkind: A\n", 1},
+		{"kind: A\n---\n", 1},
+		{"kind: A\n---\n# nothing\n\n", 1},
+		{"kind: A\n---\nkind: B\n", 2},
+		{"a: |\n  ---\n", 1},
+	} {
+		if got := yamlDocuments([]byte(c.in)); got != c.want {
+			t.Errorf("yamlDocuments(%q) = %d, want %d", c.in, got, c.want)
+		}
+	}
+}

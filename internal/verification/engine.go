@@ -86,11 +86,12 @@ type Engine struct {
 	verifiers verifiers
 	verdicts  *lru.Cache // cacheKey -> policyVerdict
 	states    *expiring[*signatures.State]
-	// last keeps the last registry state read of each digest, for Request.Reuse.
-	last   *lru.Cache
-	budget *signatures.Budget
-	flight singleflight.Group
-	hosts  *hostLimits
+	// last keeps the last registry state read of each digest, for Request.Reuse; indexAnswers whether an
+	// image index lists a digest.
+	last, indexAnswers *lru.Cache
+	budget             *signatures.Budget
+	flight             singleflight.Group
+	hosts              *hostLimits
 	// live holds the candidates of fetches in use, by credentials and signature set.
 	liveMu sync.Mutex
 	live   map[string]*sharedFetch
@@ -120,9 +121,11 @@ func New(opts Options) *Engine {
 		verdicts: lru.New(opts.CacheSize),
 		states:   newExpiring[*signatures.State](opts.CacheSize, opts.StateTTL, opts.Clock),
 		last:     lru.New(opts.CacheSize),
-		budget:   signatures.NewBudget(opts.MemoryBudget),
-		live:     map[string]*sharedFetch{},
-		hosts:    newHostLimits(opts),
+		// An answer is a few dozen bytes.
+		indexAnswers: lru.New(opts.CacheSize),
+		budget:       signatures.NewBudget(opts.MemoryBudget),
+		live:         map[string]*sharedFetch{},
+		hosts:        newHostLimits(opts),
 	}
 }
 
@@ -251,21 +254,24 @@ func (e *Engine) verifyDigest(ctx context.Context, req Request) *Result {
 	return res
 }
 
-// judgedPolicy is a policy's offline verdict.
+// judgedPolicy is a policy's offline verdict; cached: its group's verdicts all came from the cache.
 type judgedPolicy struct {
 	policy  *policy.Policy
 	verdict policyVerdict
+	cached  bool
 }
 
 // judge reaches every policy's offline verdict, holding the slots of the registry hosts it reads and
-// under their deadline; deferred says why it did not (see Options.MaxPerHost).
+// under their deadline; deferred says why it did not (see Options.MaxPerHost). A judgment again from the
+// last state (Request.Reuse) that needs no registry read takes no slot; one that would read is judged
+// as any other.
 func (e *Engine) judge(ctx context.Context, req Request) (judged []judgedPolicy, allCached bool, deferred string) {
-	hosts := hostsRead(req)
 	if e.reusable(req) {
-		// A judgment again from the last state read, which is known: the registry is not read, so no host
-		// slot is taken, and a revocation is applied to every image at once.
-		hosts = nil
+		if judged, ok := e.judgeGroups(ctx, req, true); ok {
+			return judged, true, ""
+		}
 	}
+	hosts := hostsRead(req)
 	release, deferred := e.hosts.acquire(ctx, hosts)
 	if deferred != "" {
 		return nil, false, deferred
@@ -278,8 +284,18 @@ func (e *Engine) judge(ctx context.Context, req Request) (judged []judgedPolicy,
 	if len(hosts) > 0 {
 		defer e.hosts.observe(imageHost, ctx, caller)
 	}
+	judged, _ = e.judgeGroups(ctx, req, false)
+	allCached = true
+	for _, j := range judged {
+		allCached = allCached && j.cached
+	}
+	return judged, allCached, ""
+}
 
-	// Group the policies by where their signatures live: one discovery per place.
+// judgeGroups judges the policies grouped by where their signatures live, one discovery per place. With
+// noRead, only from what is kept (the last state, the cached verdicts): ok is false when the registry
+// would have to be read.
+func (e *Engine) judgeGroups(ctx context.Context, req Request, noRead bool) (judged []judgedPolicy, ok bool) {
 	groups := map[string][]*policy.Policy{}
 	var order []string
 	for _, p := range req.Policies {
@@ -288,25 +304,23 @@ func (e *Engine) judge(ctx context.Context, req Request) (judged []judgedPolicy,
 		}
 		groups[p.SignatureRepository] = append(groups[p.SignatureRepository], p)
 	}
-	allCached = true
 	for _, sigRepo := range order {
 		where := signatures.Where{Image: req.Image, SignatureRepository: sigRepo}
-		verdicts, cached := e.verifyGroup(ctx, e.discoverer(req.Credentials), where, groups[sigRepo], req.Fresh, req.Reuse)
-		allCached = allCached && cached
+		verdicts, cached, needsRead := e.verifyGroup(ctx, e.discoverer(req.Credentials), where, groups[sigRepo], req.Fresh, req.Reuse, noRead)
+		if needsRead {
+			return nil, false
+		}
 		for i, v := range verdicts {
-			judged = append(judged, judgedPolicy{groups[sigRepo][i], v})
+			judged = append(judged, judgedPolicy{policy: groups[sigRepo][i], verdict: v, cached: cached})
 		}
 	}
-	return judged, allCached, ""
+	return judged, true
 }
 
 // Deferral says why Verify would defer req now (see Options.MaxPerHost), or "". It takes nothing: a
 // caller asks it to skip preparing a request (reading pull secrets) that would be deferred; Verify
 // decides.
 func (e *Engine) Deferral(req Request) string {
-	if e.reusable(req) {
-		return ""
-	}
 	return e.hosts.wouldDefer(hostsRead(req))
 }
 
@@ -345,7 +359,8 @@ func preferred(s, have Signature) bool {
 }
 
 // verifyGroup judges the policies whose signatures live in one place.
-func (e *Engine) verifyGroup(ctx context.Context, d session, where signatures.Where, pols []*policy.Policy, fresh, reuse bool) ([]policyVerdict, bool) {
+// With noRead it reads nothing: needsRead says the state or a verdict is not kept.
+func (e *Engine) verifyGroup(ctx context.Context, d session, where signatures.Where, pols []*policy.Policy, fresh, reuse, noRead bool) (_ []policyVerdict, _ bool, needsRead bool) {
 	out := make([]policyVerdict, len(pols))
 	roots := make([]*trust.Root, len(pols))
 	pending := []int{}
@@ -361,14 +376,28 @@ func (e *Engine) verifyGroup(ctx context.Context, d session, where signatures.Wh
 		attestations = attestations || len(p.Attestations) > 0
 	}
 	if len(pending) == 0 {
-		return out, false
+		return out, false, false
+	}
+	if noRead {
+		st, ok := e.kept(d, where, attestations)
+		if !ok {
+			return nil, false, true
+		}
+		for _, i := range pending {
+			v, ok := e.verdicts.Get(verdictKey(where, st.Key(), pols[i], roots[i].Version))
+			if !ok {
+				return nil, false, true
+			}
+			out[i] = v.(policyVerdict)
+		}
+		return out, true, false
 	}
 	st, err := e.state(ctx, d, where, attestations, fresh, reuse)
 	if err != nil {
 		for _, i := range pending {
 			out[i] = policyVerdict{result: errorResult(pols[i].Name, where.Image, err)}
 		}
-		return out, false
+		return out, false, false
 	}
 	allCached := true
 	// The memory the candidates hold is given back once every policy of the group is judged.
@@ -416,7 +445,22 @@ func (e *Engine) verifyGroup(ctx context.Context, d session, where signatures.Wh
 		out[i] = cv.verdict
 		allCached = allCached && cv.hit
 	}
-	return out, allCached
+	return out, allCached, false
+}
+
+// kept is the registry state kept for the digest (the shared one, else the last one read), without
+// reading the registry.
+func (e *Engine) kept(d session, where signatures.Where, attestations bool) (*signatures.State, bool) {
+	key := stateKey(d.credentials, where, attestations)
+	if e.opts.StateTTL > 0 {
+		if st, ok := e.states.get(key); ok {
+			return st, true
+		}
+	}
+	if st, ok := e.last.Get(key); ok {
+		return st.(*signatures.State), true
+	}
+	return nil, false
 }
 
 // state learns what exists for the digest, sharing one round of requests between concurrent and recent
@@ -462,23 +506,10 @@ func stateKey(credentials string, where signatures.Where, attestations bool) str
 	return fmt.Sprintf("%s|%s|%s|%t", credentials, where.Image, where.SignatureRepository, attestations)
 }
 
-// reusable reports whether a Reuse request can be answered without the registry: the last state of each
-// place its policies' signatures live is known.
+// reusable reports whether a request may be answered from what is kept, without the registry (see
+// judgeGroups): a judgment again (Reuse) that is not fresh, with credentials that share state.
 func (e *Engine) reusable(req Request) bool {
-	if !req.Reuse || req.Credentials.Keychain != nil && req.Credentials.ID == "" {
-		return false // a keychain without an ID never shares, nor reuses, a state
-	}
-	creds := e.discoverer(req.Credentials).credentials
-	attestations := map[string]bool{}
-	for _, p := range req.Policies {
-		attestations[p.SignatureRepository] = attestations[p.SignatureRepository] || len(p.Attestations) > 0
-	}
-	for repo, att := range attestations {
-		if _, ok := e.last.Get(stateKey(creds, signatures.Where{Image: req.Image, SignatureRepository: repo}, att)); !ok {
-			return false
-		}
-	}
-	return true
+	return req.Reuse && !req.Fresh && (req.Credentials.Keychain == nil || req.Credentials.ID != "")
 }
 
 // sharedFetch is one fetch's candidates while anyone uses them: the memory budget they hold is given

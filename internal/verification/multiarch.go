@@ -175,6 +175,23 @@ func contains(list []string, s string) bool {
 // indexLists reads the index by digest (the registry client checks the bytes against it, and bounds
 // them) and reports whether it is an image index that lists the request's digest among its manifests.
 func (e *Engine) indexLists(ctx context.Context, req Request, index string) (bool, error) {
+	// The answer is the content's (the index's digest covers it), so it is kept, by the credentials that
+	// read it: a judgment again (Reuse) needs no read.
+	key := ""
+	if req.Credentials.Keychain == nil || req.Credentials.ID != "" {
+		key = e.discoverer(req.Credentials).credentials + "|" + req.Image.Repository + "|" + index + "|" + req.Image.Digest
+		if v, ok := e.indexAnswers.Get(key); ok {
+			return v.(bool), nil
+		}
+	}
+	listed, err := e.readIndexLists(ctx, req, index)
+	if err == nil && key != "" {
+		e.indexAnswers.Add(key, listed)
+	}
+	return listed, err
+}
+
+func (e *Engine) readIndexLists(ctx context.Context, req Request, index string) (bool, error) {
 	repo, err := name.NewRepository(req.Image.Repository, name.WeakValidation)
 	if err != nil {
 		return false, err

@@ -241,7 +241,9 @@ func (e *Engine) online(ctx context.Context, p *policy.Policy, v policyVerdict) 
 		}
 	}
 	if requires {
+		root := v.result.TrustedRoot
 		v.result = require(p, v.result, v.signatures)
+		v.result.TrustedRoot = root
 		v.result.until = requiredUntil(p, v.result, v.signatures)
 	}
 	return v
