@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -43,9 +42,8 @@ type ImageSignaturePolicyReconciler struct {
 	SecretAccess SecretAccess
 
 	tally *policyTally
-	// countsWritten is when each policy's status was last written.
-	countsMu      sync.Mutex
-	countsWritten map[string]time.Time
+	// written is when each policy's status was last written.
+	written writeTimes[string]
 }
 
 // countsWriteDelay is how long a status write that changes only counts waits: until interval has
@@ -57,28 +55,9 @@ func countsWriteDelay(last, now time.Time, interval time.Duration) time.Duration
 	return max(0, last.Add(interval).Sub(now))
 }
 
-func (r *ImageSignaturePolicyReconciler) lastWrite(name string) time.Time {
-	r.countsMu.Lock()
-	defer r.countsMu.Unlock()
-	return r.countsWritten[name]
-}
-
-func (r *ImageSignaturePolicyReconciler) wrote(name string, at time.Time) {
-	r.countsMu.Lock()
-	defer r.countsMu.Unlock()
-	if r.countsWritten == nil {
-		r.countsWritten = map[string]time.Time{}
-	}
-	if at.IsZero() {
-		delete(r.countsWritten, name)
-		return
-	}
-	r.countsWritten[name] = at
-}
-
 func (r *ImageSignaturePolicyReconciler) forget(name string) {
 	r.Policies.Forget(name)
-	r.wrote(name, time.Time{})
+	r.written.wrote(name, time.Time{})
 }
 
 // +kubebuilder:rbac:groups=sigwatch.dev,resources=imagesignaturepolicies,verbs=get;list;watch
@@ -169,7 +148,7 @@ func (r *ImageSignaturePolicyReconciler) Reconcile(ctx context.Context, req ctrl
 	now := r.Clock.Now()
 	countsOnly := equality.Semantic.DeepEqual(before.Status.Conditions, p.Status.Conditions) &&
 		before.Status.ObservedGeneration == p.Status.ObservedGeneration
-	if wait := countsWriteDelay(r.lastWrite(p.Name), now, r.CountsInterval); countsOnly && wait > 0 {
+	if wait := countsWriteDelay(r.written.last(p.Name), now, r.CountsInterval); countsOnly && wait > 0 {
 		if again == 0 || wait < again {
 			again = wait
 		}
@@ -179,7 +158,7 @@ func (r *ImageSignaturePolicyReconciler) Reconcile(ctx context.Context, req ctrl
 		retry, err := statusPatchFailed(ctx, r.Recorder, r.Metrics, "ImageSignaturePolicy", p, err)
 		return ctrl.Result{RequeueAfter: retry}, err
 	}
-	r.wrote(p.Name, now)
+	r.written.wrote(p.Name, now)
 	r.announce(p, meta.FindStatusCondition(before.Status.Conditions, sigwatchv1alpha1.ReadyCondition))
 	return ctrl.Result{RequeueAfter: again}, nil
 }

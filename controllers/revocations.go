@@ -112,7 +112,7 @@ func (r *SignedImageReconciler) signedImagesOfRevocation(ctx context.Context, o 
 		logger.Error(err, "listing SignedImages: those a revocation changed are judged again at their next verification")
 		return nil
 	}
-	recent := r.recentlyWritten()
+	recent := r.written.since(r.Clock.Now(), recentWrite)
 	var reqs []reconcile.Request
 	for i := range all {
 		si := &all[i]
@@ -193,31 +193,4 @@ func keepSchedule(st *sigwatchv1alpha1.SignedImageStatus, before sigwatchv1alpha
 	if prev != nil && prev.Status == metav1.ConditionTrue && now == metav1.ConditionTrue {
 		st.LastVerifiedTime = before.LastVerifiedTime
 	}
-}
-
-// noteWrite records that the SignedImage's status was written at now.
-func (r *SignedImageReconciler) noteWrite(nn types.NamespacedName, now time.Time) {
-	r.writtenMu.Lock()
-	defer r.writtenMu.Unlock()
-	if r.written == nil {
-		r.written = map[types.NamespacedName]time.Time{}
-	}
-	r.written[nn] = now
-}
-
-// recentlyWritten are the SignedImages whose status was written less than recentWrite ago (the older
-// ones are forgotten).
-func (r *SignedImageReconciler) recentlyWritten() map[types.NamespacedName]bool {
-	r.writtenMu.Lock()
-	defer r.writtenMu.Unlock()
-	now := r.Clock.Now()
-	out := map[types.NamespacedName]bool{}
-	for nn, at := range r.written {
-		if now.Sub(at) < recentWrite {
-			out[nn] = true
-		} else {
-			delete(r.written, nn)
-		}
-	}
-	return out
 }

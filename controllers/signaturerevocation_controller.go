@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -48,27 +47,8 @@ type SignatureRevocationReconciler struct {
 	// per image.
 	CountsInterval time.Duration
 
-	writtenMu sync.Mutex
-	written   map[string]time.Time
-}
-
-func (r *SignatureRevocationReconciler) lastWrite(name string) time.Time {
-	r.writtenMu.Lock()
-	defer r.writtenMu.Unlock()
-	return r.written[name]
-}
-
-func (r *SignatureRevocationReconciler) wrote(name string, at time.Time) {
-	r.writtenMu.Lock()
-	defer r.writtenMu.Unlock()
-	if r.written == nil {
-		r.written = map[string]time.Time{}
-	}
-	if at.IsZero() {
-		delete(r.written, name)
-		return
-	}
-	r.written[name] = at
+	// written is when each revocation's status was last written.
+	written writeTimes[string]
 }
 
 // +kubebuilder:rbac:groups=sigwatch.dev,resources=signaturerevocations/status,verbs=get;update;patch
@@ -141,7 +121,7 @@ func (r *SignatureRevocationReconciler) Reconcile(ctx context.Context, req ctrl.
 	x := &sigwatchv1alpha1.SignatureRevocation{}
 	if err := r.Client.Get(ctx, req.NamespacedName, x); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.wrote(req.Name, time.Time{})
+			r.written.wrote(req.Name, time.Time{})
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -149,7 +129,7 @@ func (r *SignatureRevocationReconciler) Reconcile(ctx context.Context, req ctrl.
 		return ctrl.Result{}, nil
 	}
 	now := r.Clock.Now()
-	if wait := countsWriteDelay(r.lastWrite(x.Name), now, r.CountsInterval); wait > 0 && x.Status.ObservedGeneration == x.Generation {
+	if wait := countsWriteDelay(r.written.last(x.Name), now, r.CountsInterval); wait > 0 && x.Status.ObservedGeneration == x.Generation {
 		// Written less than CountsInterval ago, for this generation: the counts are looked at again then,
 		// not on every change of one of thousands of images.
 		return ctrl.Result{RequeueAfter: wait}, nil
@@ -168,7 +148,7 @@ func (r *SignatureRevocationReconciler) Reconcile(ctx context.Context, req ctrl.
 		retry, err := statusPatchFailed(ctx, r.Recorder, r.Metrics, "SignatureRevocation", x, err)
 		return ctrl.Result{RequeueAfter: retry}, err
 	}
-	r.wrote(x.Name, now)
+	r.written.wrote(x.Name, now)
 	if before.Status.ObservedGeneration != x.Generation {
 		ready := meta.FindStatusCondition(x.Status.Conditions, sigwatchv1alpha1.ReadyCondition)
 		eventType := corev1.EventTypeNormal

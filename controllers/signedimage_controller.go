@@ -81,8 +81,7 @@ type SignedImageReconciler struct {
 	revocationEpoch atomic.Uint64
 	// written are the SignedImages whose status was written in the last recentWrite: the cache may not
 	// show that status yet, so a revocation change judges them again whatever it shows.
-	writtenMu sync.Mutex
-	written   map[types.NamespacedName]time.Time
+	written writeTimes[types.NamespacedName]
 }
 
 // recentWrite is how long after a status write the cache may still show the status before it.
@@ -214,7 +213,7 @@ func (r *SignedImageReconciler) writeStatus(ctx context.Context, v *visit) (retr
 	if err := r.Client.Status().Patch(ctx, v.si, client.MergeFromWithOptions(v.before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return statusPatchFailed(ctx, r.Recorder, r.Metrics, "SignedImage", v.si, err)
 	}
-	r.noteWrite(types.NamespacedName{Namespace: v.si.Namespace, Name: v.si.Name}, r.Clock.Now())
+	r.written.wrote(types.NamespacedName{Namespace: v.si.Namespace, Name: v.si.Name}, r.Clock.Now())
 	r.emitEvents(ctx, v.si, v.before.Status.Conditions, v.pods)
 	r.emitLogEvents(v.si, v.before.Status.Conditions)
 	return 0, r.writeVerifiedLabel(ctx, v.si)

@@ -247,7 +247,7 @@ func judge(all []verification.PolicyResult, audit map[string]bool, res *verifica
 	}
 	combined := verification.Result{Image: res.Image, Policies: append(enforced, audited...), Signatures: res.Signatures}
 	result, reason, message := combined.Verdict()
-	v := verdict{status: conditionStatusOf(result), reason: reason, message: message}
+	v := verdict{status: result.ConditionStatus(), reason: reason, message: message}
 	if v.status != metav1.ConditionTrue && len(combined.Policies) > 0 {
 		enf := verification.Result{Image: res.Image, Policies: enforced, Signatures: res.Signatures}
 		r, _, _ := enf.Verdict()
@@ -257,17 +257,6 @@ func judge(all []verification.PolicyResult, audit map[string]bool, res *verifica
 		v.message = "Audit mode, not enforced: " + v.message
 	}
 	return v
-}
-
-func conditionStatusOf(r sigwatchv1alpha1.PolicyResultType) metav1.ConditionStatus {
-	switch r {
-	case sigwatchv1alpha1.PolicyVerified:
-		return metav1.ConditionTrue
-	case sigwatchv1alpha1.PolicyFailed:
-		return metav1.ConditionFalse
-	default:
-		return metav1.ConditionUnknown
-	}
 }
 
 // applyResult writes a verification result into the status. A transient failure keeps the last good

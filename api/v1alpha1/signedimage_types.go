@@ -43,6 +43,19 @@ const (
 	PolicyExempt PolicyResultType = "Exempt"
 )
 
+// ConditionStatus is the Verified condition status that the result gives: True (Verified), False
+// (Failed) or Unknown (Unknown, Exempt).
+func (r PolicyResultType) ConditionStatus() metav1.ConditionStatus {
+	switch r {
+	case PolicyVerified:
+		return metav1.ConditionTrue
+	case PolicyFailed:
+		return metav1.ConditionFalse
+	default:
+		return metav1.ConditionUnknown
+	}
+}
+
 // PolicyResult is the verdict of one ImageSignaturePolicy on the image.
 type PolicyResult struct {
 	// name of the ImageSignaturePolicy.

@@ -222,7 +222,7 @@ func Build(images []sigwatchv1alpha1.SignedImage, opts Options) (*Report, error)
 				pc = &PolicyCounts{Policy: p.Name}
 				byPolicy[p.Name] = pc
 			}
-			pc.add(policyStatus(p.Result), p.Result == sigwatchv1alpha1.PolicyExempt)
+			pc.add(p.Result.ConditionStatus(), p.Result == sigwatchv1alpha1.PolicyExempt)
 		}
 		seen := map[string]bool{}
 		for _, s := range si.Status.Signatures {
@@ -418,17 +418,6 @@ func verdictOf(si *sigwatchv1alpha1.SignedImage) (metav1.ConditionStatus, string
 		return metav1.ConditionUnknown, sigwatchv1alpha1.PendingReason
 	}
 	return c.Status, c.Reason
-}
-
-func policyStatus(r sigwatchv1alpha1.PolicyResultType) metav1.ConditionStatus {
-	switch r {
-	case sigwatchv1alpha1.PolicyVerified:
-		return metav1.ConditionTrue
-	case sigwatchv1alpha1.PolicyFailed:
-		return metav1.ConditionFalse
-	default:
-		return metav1.ConditionUnknown
-	}
 }
 
 // oneLine is s on one line, cut at n runes.
